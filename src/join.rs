@@ -1,0 +1,414 @@
+//! The interval join store: predictions wait for their outcome, outcomes wait for
+//! predictions that arrive after them, both until the watermark passes their bound.
+//!
+//! Rules (docs/semantics.md): a prediction `p` and an outcome `o` match when they share the
+//! key, `o` names no model or `p`'s model, and `-lead <= o.ts - p.ts <= delay`. Each
+//! `(key, model, version)` prediction joins at most once; the first outcome for a key and
+//! model scope wins and later ones are duplicates.
+//!
+//! Layout, for memory: each pending entry lives in a slab slot holding its key once; a
+//! hashbrown `HashTable<u32>` maps a key to the first slot of its chain (entries of the same
+//! key are linked through `next`); a binary heap of `(deadline, seq, slot)` orders expiry and
+//! eviction. Heap entries of slots that left early (joined) are skipped when popped, and the
+//! heap is compacted when such stale entries outnumber live ones, so memory stays
+//! proportional to what is pending.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::hash::BuildHasher;
+
+use hashbrown::{DefaultHashBuilder, HashTable};
+
+/// Outcome scope meaning "every model".
+pub const ALL_MODELS: u16 = u16::MAX;
+const NONE: u32 = u32::MAX;
+
+/// Where a new prediction went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PredictionArrival {
+    /// Joined a stored outcome at once.
+    Joined,
+    /// Stored, waiting for its outcome.
+    Pending,
+    /// The same `(key, model, version)` is pending or already joined.
+    Duplicate,
+}
+
+/// Where a new outcome went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutcomeArrival {
+    /// Accepted: stored, after joining this many pending predictions.
+    Accepted { joined: usize },
+    /// An accepted outcome for the same key already covers this one's scope.
+    Duplicate,
+}
+
+/// Receives what the store decides: pairs, expiries and released outcomes.
+pub trait JoinSink<P, O> {
+    /// A prediction and an outcome matched. `prediction_ts` / `outcome_ts` are event times.
+    fn joined(&mut self, prediction: &PredictionEntry<P>, outcome: &OutcomeEntry<O>);
+    /// A prediction left unjoined: its deadline passed (`evicted = false`) or room was needed.
+    fn expired(&mut self, prediction: PredictionEntry<P>, evicted: bool);
+    /// An accepted outcome left the store; `joined` lists the `(model, version)`s it joined.
+    fn released(&mut self, outcome: OutcomeEntry<O>, evicted: bool);
+}
+
+/// A pending prediction's join fields and its payload.
+#[derive(Debug, Clone)]
+pub struct PredictionEntry<P> {
+    pub ts: i64,
+    pub model: u16,
+    pub version: u16,
+    pub payload: P,
+}
+
+/// A stored outcome's join fields, what it joined, and its payload.
+#[derive(Debug, Clone)]
+pub struct OutcomeEntry<O> {
+    pub ts: i64,
+    /// A model id, or [`ALL_MODELS`].
+    pub scope: u16,
+    pub joined: Vec<(u16, u16)>,
+    pub payload: O,
+}
+
+impl<O> OutcomeEntry<O> {
+    fn covers(&self, model: u16) -> bool {
+        self.scope == ALL_MODELS || self.scope == model
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Slot<E> {
+    key: Box<str>,
+    seq: u32,
+    next: u32,
+    entry: E,
+}
+
+/// Slots, key index and deadline heap for one side of the join.
+#[derive(Debug, Clone)]
+struct Side<E> {
+    slots: Vec<Option<Slot<E>>>,
+    free: Vec<u32>,
+    index: HashTable<u32>,
+    heap: BinaryHeap<Reverse<(i64, u32, u32)>>,
+    live: usize,
+}
+
+impl<E> Side<E> {
+    fn new() -> Self {
+        Side {
+            slots: Vec::new(),
+            free: Vec::new(),
+            index: HashTable::new(),
+            heap: BinaryHeap::new(),
+            live: 0,
+        }
+    }
+
+    fn slot(&self, i: u32) -> &Slot<E> {
+        match &self.slots[i as usize] {
+            Some(slot) => slot,
+            None => unreachable!("chains only link occupied slots"),
+        }
+    }
+
+    fn slot_mut(&mut self, i: u32) -> &mut Slot<E> {
+        match &mut self.slots[i as usize] {
+            Some(slot) => slot,
+            None => unreachable!("chains only link occupied slots"),
+        }
+    }
+
+    /// First slot of `key`'s chain.
+    fn head(&self, hash: u64, key: &str) -> u32 {
+        let slots = &self.slots;
+        self.index
+            .find(hash, |&i| matches!(&slots[i as usize], Some(s) if &*s.key == key))
+            .copied()
+            .unwrap_or(NONE)
+    }
+
+    /// Slots of `key`'s chain, in insertion order.
+    fn chain(&self, hash: u64, key: &str) -> Vec<u32> {
+        let mut out = Vec::new();
+        let mut i = self.head(hash, key);
+        while i != NONE {
+            out.push(i);
+            i = self.slot(i).next;
+        }
+        out
+    }
+
+    /// Appends an entry at the end of `key`'s chain.
+    fn insert(&mut self, hasher: &DefaultHashBuilder, hash: u64, key: &str, deadline: i64, seq: u32, entry: E) {
+        let slot = Slot {
+            key: key.into(),
+            seq,
+            next: NONE,
+            entry,
+        };
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = Some(slot);
+                i
+            }
+            None => {
+                self.slots.push(Some(slot));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let head = self.head(hash, key);
+        if head == NONE {
+            let slots = &self.slots;
+            self.index.insert_unique(hash, i, |&j| match &slots[j as usize] {
+                Some(s) => hasher.hash_one(&*s.key),
+                None => 0,
+            });
+        } else {
+            let mut last = head;
+            while self.slot(last).next != NONE {
+                last = self.slot(last).next;
+            }
+            self.slot_mut(last).next = i;
+        }
+        self.heap.push(Reverse((deadline, seq, i)));
+        self.live += 1;
+    }
+
+    /// Unlinks and frees slot `i`, returning its entry.
+    fn remove(&mut self, hasher: &DefaultHashBuilder, i: u32) -> E {
+        let (hash, next) = {
+            let slot = self.slot(i);
+            (hasher.hash_one(&*slot.key), slot.next)
+        };
+        let slots = &self.slots;
+        let key: &str = match &slots[i as usize] {
+            Some(s) => &s.key,
+            None => unreachable!("removing an occupied slot"),
+        };
+        let same_key = |j: &u32| matches!(&slots[*j as usize], Some(s) if &*s.key == key);
+        match self.index.find_entry(hash, same_key) {
+            Ok(head) if *head.get() == i => {
+                if next == NONE {
+                    head.remove();
+                } else {
+                    *head.into_mut() = next;
+                }
+            }
+            Ok(head) => {
+                let mut prev = *head.get();
+                while prev != NONE && self.slot(prev).next != i {
+                    prev = self.slot(prev).next;
+                }
+                if prev != NONE {
+                    self.slot_mut(prev).next = next;
+                }
+            }
+            Err(_) => unreachable!("a live slot is indexed"),
+        }
+        self.live -= 1;
+        self.free.push(i);
+        match self.slots[i as usize].take() {
+            Some(slot) => slot.entry,
+            None => unreachable!("removing an occupied slot"),
+        }
+    }
+
+    /// The live slot with the smallest `(deadline, seq)` if its deadline is below `limit`.
+    fn pop_due(&mut self, limit: i64) -> Option<u32> {
+        while let Some(&Reverse((deadline, seq, i))) = self.heap.peek() {
+            let live = matches!(&self.slots[i as usize], Some(s) if s.seq == seq);
+            if !live {
+                self.heap.pop();
+                continue;
+            }
+            if deadline >= limit {
+                return None;
+            }
+            self.heap.pop();
+            return Some(i);
+        }
+        None
+    }
+
+    /// Drops heap entries of slots that already left, once they outnumber the live ones.
+    fn compact_heap(&mut self) {
+        if self.heap.len() > 2 * self.live + 1024 {
+            let slots = &self.slots;
+            let entries = std::mem::take(&mut self.heap).into_vec();
+            self.heap = entries
+                .into_iter()
+                .filter(|Reverse((_, seq, i))| matches!(&slots[*i as usize], Some(s) if s.seq == *seq))
+                .collect();
+        }
+    }
+
+    fn shrink(&mut self) {
+        if self.live == 0 {
+            self.slots.clear();
+            self.free.clear();
+            self.heap.clear();
+        }
+    }
+}
+
+/// The join store. `P` and `O` are the engine's payloads (labels, scores, segments).
+#[derive(Debug, Clone)]
+pub struct JoinStore<P, O> {
+    predictions: Side<PredictionEntry<P>>,
+    outcomes: Side<OutcomeEntry<O>>,
+    hasher: DefaultHashBuilder,
+    max_label_delay: i64,
+    max_outcome_lead: i64,
+    max_pending: usize,
+    seq: u32,
+}
+
+impl<P, O> JoinStore<P, O> {
+    pub fn new(max_label_delay: i64, max_outcome_lead: i64, max_pending: usize) -> Self {
+        JoinStore {
+            predictions: Side::new(),
+            outcomes: Side::new(),
+            hasher: DefaultHashBuilder::default(),
+            max_label_delay,
+            max_outcome_lead,
+            max_pending: max_pending.max(1),
+            seq: 0,
+        }
+    }
+
+    pub fn pending_predictions(&self) -> usize {
+        self.predictions.live
+    }
+
+    pub fn pending_outcomes(&self) -> usize {
+        self.outcomes.live
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1);
+        self.seq
+    }
+
+    fn matches(&self, p_ts: i64, o_ts: i64) -> bool {
+        let d = o_ts.saturating_sub(p_ts);
+        -self.max_outcome_lead <= d && d <= self.max_label_delay
+    }
+
+    /// Adds a prediction: joins it with a stored outcome, or stores it.
+    pub fn insert_prediction(
+        &mut self,
+        key: &str,
+        prediction: PredictionEntry<P>,
+        sink: &mut impl JoinSink<P, O>,
+    ) -> PredictionArrival {
+        let hash = self.hasher.hash_one(key);
+        let (model, version) = (prediction.model, prediction.version);
+        let pending = self.predictions.chain(hash, key);
+        if pending.iter().any(|&i| {
+            let e = &self.predictions.slot(i).entry;
+            e.model == model && e.version == version
+        }) {
+            return PredictionArrival::Duplicate;
+        }
+        let outcomes = self.outcomes.chain(hash, key);
+        if outcomes
+            .iter()
+            .any(|&i| self.outcomes.slot(i).entry.joined.contains(&(model, version)))
+        {
+            return PredictionArrival::Duplicate;
+        }
+        let partner = outcomes.into_iter().find(|&i| {
+            let o = &self.outcomes.slot(i).entry;
+            o.covers(model) && self.matches(prediction.ts, o.ts)
+        });
+        if let Some(i) = partner {
+            let outcome = &mut self.outcomes.slot_mut(i).entry;
+            outcome.joined.push((model, version));
+            sink.joined(&prediction, outcome);
+            return PredictionArrival::Joined;
+        }
+        if self.predictions.live >= self.max_pending {
+            if let Some(i) = self.predictions.pop_due(i64::MAX) {
+                let evicted = self.predictions.remove(&self.hasher, i);
+                sink.expired(evicted, true);
+            }
+        }
+        let deadline = prediction.ts.saturating_add(self.max_label_delay);
+        let seq = self.next_seq();
+        self.predictions
+            .insert(&self.hasher, hash, key, deadline, seq, prediction);
+        PredictionArrival::Pending
+    }
+
+    /// Adds an outcome: rejects it as a duplicate, or joins the pending predictions it
+    /// matches and stores it for predictions still to come.
+    pub fn insert_outcome(
+        &mut self,
+        key: &str,
+        outcome: OutcomeEntry<O>,
+        sink: &mut impl JoinSink<P, O>,
+    ) -> OutcomeArrival {
+        let hash = self.hasher.hash_one(key);
+        let stored = self.outcomes.chain(hash, key);
+        if stored.iter().any(|&i| {
+            let s = &self.outcomes.slot(i).entry;
+            s.scope == ALL_MODELS || s.scope == outcome.scope
+        }) {
+            return OutcomeArrival::Duplicate;
+        }
+        let mut outcome = outcome;
+        let mut joined = 0;
+        for i in self.predictions.chain(hash, key) {
+            let p = &self.predictions.slot(i).entry;
+            if outcome.covers(p.model) && self.matches(p.ts, outcome.ts) {
+                let prediction = self.predictions.remove(&self.hasher, i);
+                outcome.joined.push((prediction.model, prediction.version));
+                sink.joined(&prediction, &outcome);
+                joined += 1;
+            }
+        }
+        if self.outcomes.live >= self.max_pending {
+            if let Some(i) = self.outcomes.pop_due(i64::MAX) {
+                let evicted = self.outcomes.remove(&self.hasher, i);
+                sink.released(evicted, true);
+            }
+        }
+        let deadline = outcome.ts.saturating_add(self.max_outcome_lead);
+        let seq = self.next_seq();
+        self.outcomes
+            .insert(&self.hasher, hash, key, deadline, seq, outcome);
+        self.predictions.compact_heap();
+        OutcomeArrival::Accepted { joined }
+    }
+
+    /// Expires what the watermark has passed: predictions with `wm > ts + max_label_delay`,
+    /// then outcomes with `wm > ts + max_outcome_lead`, each in deadline order.
+    pub fn advance(&mut self, watermark: i64, sink: &mut impl JoinSink<P, O>) {
+        while let Some(i) = self.predictions.pop_due(watermark) {
+            let entry = self.predictions.remove(&self.hasher, i);
+            sink.expired(entry, false);
+        }
+        while let Some(i) = self.outcomes.pop_due(watermark) {
+            let entry = self.outcomes.remove(&self.hasher, i);
+            sink.released(entry, false);
+        }
+        self.predictions.compact_heap();
+        self.outcomes.compact_heap();
+        self.predictions.shrink();
+        self.outcomes.shrink();
+    }
+
+    /// The smallest deadline among pending entries (stale heap entries may make it earlier
+    /// than the true one; it is only used to skip work).
+    pub fn next_deadline(&self) -> Option<i64> {
+        let p = self.predictions.heap.peek().map(|Reverse((d, _, _))| *d);
+        let o = self.outcomes.heap.peek().map(|Reverse((d, _, _))| *d);
+        match (p, o) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}

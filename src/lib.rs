@@ -1,0 +1,16 @@
+//! feedback-loop: joins ML predictions with their outcomes and turns the pairs into
+//! quality metrics, drift statistics, alerts and retrain triggers.
+//!
+//! The core (`record`, `join`, `window`, `metrics`, `engine`, `output`) is synchronous and
+//! free of I/O; the shell (`replay`, the CLI, and later Kafka and HTTP) feeds it. See
+//! `docs/semantics.md` for the exact rules.
+
+pub mod config;
+pub mod engine;
+pub mod interner;
+pub mod join;
+pub mod metrics;
+pub mod output;
+pub mod record;
+pub mod replay;
+pub mod window;

@@ -1,0 +1,847 @@
+//! Predictions and outcomes, and their decoding from JSON with configurable field paths.
+//!
+//! Decoding walks the JSON once and keeps only the configured fields, borrowing strings from
+//! the input where it can (no `serde_json::Value` tree): it is on the hot path of every
+//! record. Labels are reduced to their canonical string form here, so that `1`, `1.0` and
+//! `"1"` are one class everywhere downstream.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use crate::config::{Config, Task};
+
+/// Index of a configured model (its position in `[[models]]`).
+pub type ModelId = u16;
+
+/// A decoded prediction. Strings borrow from the input where possible.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction<'a> {
+    pub id: Cow<'a, str>,
+    pub model: ModelId,
+    pub model_version: Option<Cow<'a, str>>,
+    pub ts: i64,
+    pub predicted: Target<'a>,
+    pub score: Option<Score<'a>>,
+    /// Only the features the model lists, in the order found.
+    pub features: Vec<(Cow<'a, str>, FeatureValue<'a>)>,
+    /// Only the segment dimensions the model lists: (dimension index, canonical value).
+    pub segment: Vec<(usize, Cow<'a, str>)>,
+}
+
+/// A decoded outcome.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome<'a> {
+    pub id: Cow<'a, str>,
+    /// `None`: the outcome is for every model that predicted this id.
+    pub model: Option<ModelId>,
+    pub ts: i64,
+    pub actual: Actual<'a>,
+}
+
+/// A predicted label (classification) or value (regression).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target<'a> {
+    Class(Cow<'a, str>),
+    Value(f64),
+}
+
+/// An observed outcome. Without a model its task is unknown, so both forms are kept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Actual<'a> {
+    /// Canonical label form.
+    pub label: Cow<'a, str>,
+    /// The value as a finite number, when it is one.
+    pub value: Option<f64>,
+}
+
+/// A model's confidence.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Score<'a> {
+    /// Probability of the positive class (binary models).
+    Positive(f64),
+    /// Probability per class label.
+    PerClass(Vec<(Cow<'a, str>, f64)>),
+}
+
+/// One feature value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FeatureValue<'a> {
+    Number(f64),
+    Category(Cow<'a, str>),
+}
+
+/// Why a record was rejected. `model` is set when the record named a configured model, so
+/// that the rejection can be counted against it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodeError {
+    pub model: Option<ModelId>,
+    pub reason: String,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// What the transport knows about a record besides its bytes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Envelope<'a> {
+    /// The Kafka message key: the join id when the record has none.
+    pub key: Option<&'a [u8]>,
+    /// The Kafka message timestamp: the event time when the record has none.
+    pub timestamp_ms: Option<i64>,
+}
+
+/// Compiled decoding instructions: field paths and the models' names and tasks.
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    prediction_paths: PathTree,
+    outcome_paths: PathTree,
+    models: Vec<ModelSchema>,
+}
+
+#[derive(Debug, Clone)]
+struct ModelSchema {
+    name: String,
+    task: Task,
+    features: Vec<String>,
+    segments: Vec<String>,
+}
+
+// Slots of the prediction fields.
+const P_ID: usize = 0;
+const P_MODEL: usize = 1;
+const P_VERSION: usize = 2;
+const P_TS: usize = 3;
+const P_PREDICTION: usize = 4;
+const P_SCORE: usize = 5;
+const P_FEATURES: usize = 6;
+const P_SEGMENT: usize = 7;
+const P_SLOTS: usize = 8;
+// Slots of the outcome fields.
+const O_ID: usize = 0;
+const O_MODEL: usize = 1;
+const O_TS: usize = 2;
+const O_ACTUAL: usize = 3;
+const O_SLOTS: usize = 4;
+
+impl Decoder {
+    pub fn new(config: &Config) -> Decoder {
+        let p = &config.fields.prediction;
+        let o = &config.fields.outcome;
+        Decoder {
+            prediction_paths: PathTree::new(&[
+                (&p.id, P_ID),
+                (&p.model, P_MODEL),
+                (&p.model_version, P_VERSION),
+                (&p.timestamp, P_TS),
+                (&p.prediction, P_PREDICTION),
+                (&p.score, P_SCORE),
+                (&p.features, P_FEATURES),
+                (&p.segment, P_SEGMENT),
+            ]),
+            outcome_paths: PathTree::new(&[
+                (&o.id, O_ID),
+                (&o.model, O_MODEL),
+                (&o.timestamp, O_TS),
+                (&o.actual, O_ACTUAL),
+            ]),
+            models: config
+                .models
+                .iter()
+                .map(|m| ModelSchema {
+                    name: m.name.clone(),
+                    task: m.task,
+                    features: m.features.clone(),
+                    segments: m.segments.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    fn model_id(&self, name: &str) -> Option<ModelId> {
+        self.models
+            .iter()
+            .position(|m| m.name == name)
+            .and_then(|i| ModelId::try_from(i).ok())
+    }
+
+    /// Decodes one prediction record.
+    pub fn prediction<'a>(
+        &self,
+        bytes: &'a [u8],
+        envelope: Envelope<'a>,
+    ) -> Result<Prediction<'a>, DecodeError> {
+        let mut slots: [Option<Json<'a>>; P_SLOTS] = Default::default();
+        extract(bytes, &self.prediction_paths, &mut slots)?;
+        let [id, model, version, ts, predicted, score, features, segment] = slots;
+
+        let model_name = match model {
+            Some(Json::Str(name)) => name,
+            Some(other) => return Err(no_model(format!("`model` must be a string, got {}", other.kind()))),
+            None => return Err(no_model("missing field `model`".into())),
+        };
+        let model = self
+            .model_id(&model_name)
+            .ok_or_else(|| no_model(format!("unknown model `{model_name}`")))?;
+        let schema = &self.models[model as usize];
+        let fail = |reason: String| DecodeError {
+            model: Some(model),
+            reason,
+        };
+
+        let id = join_id(id, envelope.key, "id").map_err(fail)?;
+        let model_version = match version {
+            None | Some(Json::Null) => None,
+            Some(Json::Str(v)) => Some(v),
+            Some(Json::Int(i)) => Some(Cow::Owned(i.to_string())),
+            Some(Json::UInt(u)) => Some(Cow::Owned(u.to_string())),
+            Some(other) => {
+                return Err(fail(format!(
+                    "`model_version` must be a string, got {}",
+                    other.kind()
+                )))
+            }
+        };
+        let ts = event_time(ts, envelope.timestamp_ms).map_err(fail)?;
+        let predicted = match predicted {
+            None => return Err(fail("missing field `prediction`".into())),
+            Some(value) => target(value, schema.task, "prediction").map_err(fail)?,
+        };
+        let score = match score {
+            None | Some(Json::Null) => None,
+            Some(value) => Some(decode_score(value, schema.task).map_err(fail)?),
+        };
+        let features = match features {
+            None | Some(Json::Null) => Vec::new(),
+            Some(Json::Object(entries)) => entries
+                .into_iter()
+                .filter(|(name, _)| schema.features.iter().any(|f| f == name))
+                .filter_map(|(name, value)| {
+                    let value = match value {
+                        Json::Int(i) => FeatureValue::Number(i as f64),
+                        Json::UInt(u) => FeatureValue::Number(u as f64),
+                        Json::Float(f) if f.is_finite() => FeatureValue::Number(f),
+                        Json::Str(s) => FeatureValue::Category(s),
+                        Json::Bool(b) => FeatureValue::Category(Cow::Borrowed(bool_label(b))),
+                        // null, non-finite, arrays, objects: the feature is missing here.
+                        _ => return None,
+                    };
+                    Some((name, value))
+                })
+                .collect(),
+            Some(other) => {
+                return Err(fail(format!(
+                    "`features` must be an object, got {}",
+                    other.kind()
+                )))
+            }
+        };
+        let segment = match segment {
+            None | Some(Json::Null) => Vec::new(),
+            Some(Json::Object(entries)) => entries
+                .into_iter()
+                .filter_map(|(name, value)| {
+                    let dim = schema.segments.iter().position(|s| *s == name)?;
+                    canonical_label(value).ok().map(|v| (dim, v))
+                })
+                .collect(),
+            Some(other) => {
+                return Err(fail(format!(
+                    "`segment` must be an object, got {}",
+                    other.kind()
+                )))
+            }
+        };
+        Ok(Prediction {
+            id,
+            model,
+            model_version,
+            ts,
+            predicted,
+            score,
+            features,
+            segment,
+        })
+    }
+
+    /// Decodes one outcome record.
+    pub fn outcome<'a>(
+        &self,
+        bytes: &'a [u8],
+        envelope: Envelope<'a>,
+    ) -> Result<Outcome<'a>, DecodeError> {
+        let mut slots: [Option<Json<'a>>; O_SLOTS] = Default::default();
+        extract(bytes, &self.outcome_paths, &mut slots)?;
+        let [id, model, ts, actual] = slots;
+        let model = match model {
+            None | Some(Json::Null) => None,
+            Some(Json::Str(name)) => Some(
+                self.model_id(&name)
+                    .ok_or_else(|| no_model(format!("unknown model `{name}`")))?,
+            ),
+            Some(other) => {
+                return Err(no_model(format!(
+                    "`model` must be a string, got {}",
+                    other.kind()
+                )))
+            }
+        };
+        let fail = |reason: String| DecodeError { model, reason };
+        let id = join_id(id, envelope.key, "id").map_err(fail)?;
+        let ts = event_time(ts, envelope.timestamp_ms).map_err(fail)?;
+        let actual = match actual {
+            None => return Err(fail("missing field `actual`".into())),
+            Some(value) => {
+                let value_num = number_of(&value);
+                let label = canonical_label(value).map_err(|e| fail(format!("`actual`: {e}")))?;
+                let actual = Actual {
+                    label,
+                    value: value_num,
+                };
+                if let Some(m) = model {
+                    if self.models[m as usize].task == Task::Regression && actual.value.is_none() {
+                        return Err(fail(format!(
+                            "`actual` must be a finite number for regression model `{}`",
+                            self.models[m as usize].name
+                        )));
+                    }
+                }
+                actual
+            }
+        };
+        Ok(Outcome {
+            id,
+            model,
+            ts,
+            actual,
+        })
+    }
+}
+
+fn no_model(reason: String) -> DecodeError {
+    DecodeError {
+        model: None,
+        reason,
+    }
+}
+
+fn join_id<'a>(
+    value: Option<Json<'a>>,
+    key: Option<&'a [u8]>,
+    field: &str,
+) -> Result<Cow<'a, str>, String> {
+    match value {
+        Some(Json::Str(s)) if !s.is_empty() => Ok(s),
+        Some(Json::Int(i)) => Ok(Cow::Owned(i.to_string())),
+        Some(Json::UInt(u)) => Ok(Cow::Owned(u.to_string())),
+        Some(Json::Null) | None => match key {
+            Some(bytes) if !bytes.is_empty() => std::str::from_utf8(bytes)
+                .map(Cow::Borrowed)
+                .map_err(|_| format!("missing field `{field}` and the message key is not UTF-8")),
+            _ => Err(format!("missing field `{field}` (and no message key)")),
+        },
+        Some(other) => Err(format!(
+            "`{field}` must be a non-empty string or an integer, got {}",
+            other.kind()
+        )),
+    }
+}
+
+/// The largest accepted event time (year 9999) and the smallest (year 1): outside this
+/// range a timestamp is surely an error, and windows could not be printed as RFC 3339.
+const MAX_TS: i64 = 253_402_300_799_999;
+const MIN_TS: i64 = -62_135_596_800_000;
+
+fn event_time(value: Option<Json<'_>>, fallback: Option<i64>) -> Result<i64, String> {
+    let ms = match value {
+        Some(Json::Int(i)) => i,
+        Some(Json::UInt(u)) => i64::try_from(u).map_err(|_| format!("`timestamp` {u} is out of range"))?,
+        Some(Json::Float(f)) if f.is_finite() && f.abs() < 9.0e15 => f.trunc() as i64,
+        Some(Json::Str(s)) => chrono::DateTime::parse_from_rfc3339(&s)
+            .map(|t| t.timestamp_millis())
+            .map_err(|e| format!("`timestamp` `{s}` is not RFC 3339 ({e})"))?,
+        Some(Json::Null) | None => {
+            fallback.ok_or_else(|| "missing field `timestamp` (and no message timestamp)".to_string())?
+        }
+        Some(other) => {
+            return Err(format!(
+                "`timestamp` must be epoch milliseconds or an RFC 3339 string, got {}",
+                other.kind()
+            ))
+        }
+    };
+    if !(MIN_TS..=MAX_TS).contains(&ms) {
+        return Err(format!("`timestamp` {ms} is outside years 1..9999"));
+    }
+    Ok(ms)
+}
+
+fn target<'a>(value: Json<'a>, task: Task, field: &str) -> Result<Target<'a>, String> {
+    match task {
+        Task::Regression => number_of(&value)
+            .map(Target::Value)
+            .ok_or_else(|| format!("`{field}` must be a finite number for a regression model")),
+        Task::Binary | Task::Multiclass => canonical_label(value)
+            .map(Target::Class)
+            .map_err(|e| format!("`{field}`: {e}")),
+    }
+}
+
+fn decode_score(value: Json<'_>, task: Task) -> Result<Score<'_>, String> {
+    let probability = |v: &Json<'_>| -> Option<f64> {
+        number_of(v).filter(|p| (0.0..=1.0).contains(p))
+    };
+    match (value, task) {
+        (Json::Object(entries), Task::Binary | Task::Multiclass) => {
+            let mut per_class = Vec::with_capacity(entries.len());
+            for (class, v) in entries {
+                let p = probability(&v)
+                    .ok_or_else(|| format!("`score.{class}` must be a probability in [0, 1]"))?;
+                per_class.push((class, p));
+            }
+            Ok(Score::PerClass(per_class))
+        }
+        (value, Task::Binary) => probability(&value)
+            .map(Score::Positive)
+            .ok_or_else(|| "`score` must be a probability in [0, 1] or an object class -> probability".into()),
+        (_, Task::Multiclass) => Err("`score` must be an object class -> probability".into()),
+        (_, Task::Regression) => Err("`score` does not apply to a regression model".into()),
+    }
+}
+
+fn bool_label(b: bool) -> &'static str {
+    if b {
+        "true"
+    } else {
+        "false"
+    }
+}
+
+/// The canonical string form of a label (see docs/semantics.md).
+pub fn canonical_label(value: Json<'_>) -> Result<Cow<'_, str>, String> {
+    match value {
+        Json::Str(s) => Ok(s),
+        Json::Int(i) => Ok(Cow::Owned(i.to_string())),
+        Json::UInt(u) => Ok(Cow::Owned(u.to_string())),
+        Json::Bool(b) => Ok(Cow::Borrowed(bool_label(b))),
+        Json::Float(f) if f.is_finite() => {
+            if f.fract() == 0.0 && f.abs() < 9.0e15 {
+                Ok(Cow::Owned((f as i64).to_string()))
+            } else {
+                Ok(Cow::Owned(f.to_string()))
+            }
+        }
+        other => Err(format!(
+            "a label must be a string, integer, finite number or boolean, got {}",
+            other.kind()
+        )),
+    }
+}
+
+fn number_of(value: &Json<'_>) -> Option<f64> {
+    match value {
+        Json::Int(i) => Some(*i as f64),
+        Json::UInt(u) => Some(*u as f64),
+        Json::Float(f) if f.is_finite() => Some(*f),
+        Json::Str(s) => s.trim().parse::<f64>().ok().filter(|f| f.is_finite()),
+        _ => None,
+    }
+}
+
+/// The part of a JSON value decoding needs: scalars, and objects one level deep.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Json<'a> {
+    Null,
+    Bool(bool),
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+    Str(Cow<'a, str>),
+    Object(Vec<(Cow<'a, str>, Json<'a>)>),
+    Array,
+}
+
+impl Json<'_> {
+    fn kind(&self) -> &'static str {
+        match self {
+            Json::Null => "null",
+            Json::Bool(_) => "a boolean",
+            Json::Int(_) | Json::UInt(_) | Json::Float(_) => "a number",
+            Json::Str(_) => "a string",
+            Json::Object(_) => "an object",
+            Json::Array => "an array",
+        }
+    }
+}
+
+impl<'de> de::Deserialize<'de> for Json<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(JsonVisitor)
+    }
+}
+
+struct JsonVisitor;
+
+impl<'de> Visitor<'de> for JsonVisitor {
+    type Value = Json<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Json::Null)
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(Json::Null)
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Json::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Json::Int(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(match i64::try_from(v) {
+            Ok(i) => Json::Int(i),
+            Err(_) => Json::UInt(v),
+        })
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Json::Float(v))
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Json::Str(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Json::Str(Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Json::Str(Cow::Owned(v)))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Json::Array)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            // Nested objects below the first level are not needed: keep their kind only.
+            let value = map.next_value::<Shallow<'de>>()?.0;
+            entries.push((key.0, value));
+        }
+        Ok(Json::Object(entries))
+    }
+}
+
+/// A value inside an object field: scalars kept, nested objects reduced to `Array`-like
+/// markers so that a deep input cannot make decoding allocate without bound.
+struct Shallow<'a>(Json<'a>);
+
+impl<'de> de::Deserialize<'de> for Shallow<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ShallowVisitor;
+        impl<'de> Visitor<'de> for ShallowVisitor {
+            type Value = Shallow<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Shallow(Json::Null))
+            }
+            fn visit_none<E>(self) -> Result<Self::Value, E> {
+                Ok(Shallow(Json::Null))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(Shallow(Json::Bool(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(Shallow(Json::Int(v)))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(Shallow(match i64::try_from(v) {
+                    Ok(i) => Json::Int(i),
+                    Err(_) => Json::UInt(v),
+                }))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(Shallow(Json::Float(v)))
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Shallow(Json::Str(Cow::Borrowed(v))))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Shallow(Json::Str(Cow::Owned(v.to_owned()))))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Shallow(Json::Str(Cow::Owned(v))))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Shallow(Json::Array))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Shallow(Json::Object(Vec::new())))
+            }
+        }
+        deserializer.deserialize_any(ShallowVisitor)
+    }
+}
+
+/// An object key, borrowed when it has no escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> de::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+/// The configured field paths as a tree of object keys; leaves are slot numbers.
+#[derive(Debug, Clone, Default)]
+struct PathTree {
+    children: Vec<(String, PathNode)>,
+}
+
+#[derive(Debug, Clone)]
+enum PathNode {
+    Leaf(usize),
+    Branch(PathTree),
+}
+
+impl PathTree {
+    fn new(paths: &[(&String, usize)]) -> PathTree {
+        let mut tree = PathTree::default();
+        for (path, slot) in paths {
+            tree.insert(&path.split('.').collect::<Vec<_>>(), *slot);
+        }
+        tree
+    }
+
+    /// A path that is a prefix of another (`a` and `a.b`) keeps the leaf: the shorter path wins.
+    fn insert(&mut self, parts: &[&str], slot: usize) {
+        let Some((first, rest)) = parts.split_first() else {
+            return;
+        };
+        let index = match self.children.iter().position(|(k, _)| k == first) {
+            Some(i) => i,
+            None => {
+                let node = if rest.is_empty() {
+                    PathNode::Leaf(slot)
+                } else {
+                    PathNode::Branch(PathTree::default())
+                };
+                self.children.push((first.to_string(), node));
+                self.children.len() - 1
+            }
+        };
+        if let PathNode::Branch(child) = &mut self.children[index].1 {
+            if rest.is_empty() {
+                self.children[index].1 = PathNode::Leaf(slot);
+            } else {
+                child.insert(rest, slot);
+            }
+        }
+    }
+
+    fn find(&self, key: &str) -> Option<&PathNode> {
+        self.children.iter().find(|(k, _)| k == key).map(|(_, n)| n)
+    }
+}
+
+/// Fills `slots` with the values at the configured paths; the rest of the record is skipped.
+fn extract<'a>(bytes: &'a [u8], tree: &PathTree, slots: &mut [Option<Json<'a>>]) -> Result<(), DecodeError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    Extract { tree, slots }
+        .deserialize(&mut deserializer)
+        .and_then(|()| deserializer.end())
+        .map_err(|e| no_model(format!("invalid JSON: {e}")))
+}
+
+struct Extract<'t, 's, 'a> {
+    tree: &'t PathTree,
+    slots: &'s mut [Option<Json<'a>>],
+}
+
+impl<'de> DeserializeSeed<'de> for Extract<'_, '_, 'de> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Extract<'_, '_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            match self.tree.find(&key.0) {
+                Some(PathNode::Leaf(slot)) => {
+                    let value = map.next_value::<Json<'de>>()?;
+                    self.slots[*slot] = Some(value);
+                }
+                Some(PathNode::Branch(child)) => map.next_value_seed(Extract {
+                    tree: child,
+                    slots: self.slots,
+                })?,
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // A non-object where an object of paths was expected: nothing to extract there.
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decoder(extra: &str) -> Decoder {
+        let config = Config::from_toml_str(&format!(
+            r#"{extra}
+[[models]]
+name = "fraud"
+task = "binary"
+positive_class = "1"
+features = ["amount", "country"]
+segments = ["channel"]
+[[models]]
+name = "price"
+task = "regression"
+"#
+        ))
+        .unwrap();
+        Decoder::new(&config)
+    }
+
+    #[test]
+    fn decodes_a_prediction() {
+        let d = decoder("");
+        let p = d
+            .prediction(
+                br#"{"id":"a1","model":"fraud","model_version":"3","timestamp":1700000000000,
+                    "prediction":1,"score":0.9,"features":{"amount":12.5,"country":"DE","other":1},
+                    "segment":{"channel":"web","x":"y"},"extra":{"deep":[1,2]}}"#,
+                Envelope::default(),
+            )
+            .unwrap();
+        assert_eq!(p.id, "a1");
+        assert_eq!(p.model, 0);
+        assert_eq!(p.model_version.as_deref(), Some("3"));
+        assert_eq!(p.ts, 1_700_000_000_000);
+        assert_eq!(p.predicted, Target::Class("1".into()));
+        assert_eq!(p.score, Some(Score::Positive(0.9)));
+        assert_eq!(p.features.len(), 2);
+        assert_eq!(p.segment, vec![(0, Cow::Borrowed("web"))]);
+    }
+
+    #[test]
+    fn labels_are_canonical() {
+        for (json, label) in [("1", "1"), ("\"1\"", "1"), ("1.0", "1"), ("true", "true"), ("0.5", "0.5")] {
+            let value: Json = serde_json::from_str(json).unwrap();
+            assert_eq!(canonical_label(value).unwrap(), label, "{json}");
+        }
+    }
+
+    #[test]
+    fn timestamps_rfc3339_and_fallbacks() {
+        let d = decoder("");
+        let o = d
+            .outcome(br#"{"id":"a","timestamp":"2023-11-14T22:13:20.5+01:00","actual":"1"}"#, Envelope::default())
+            .unwrap();
+        assert_eq!(o.ts, 1_699_996_400_500);
+        assert_eq!(o.model, None);
+        let o = d
+            .outcome(
+                br#"{"actual":0}"#,
+                Envelope {
+                    key: Some(b"k1"),
+                    timestamp_ms: Some(42),
+                },
+            )
+            .unwrap();
+        assert_eq!((o.id.as_ref(), o.ts), ("k1", 42));
+    }
+
+    #[test]
+    fn nested_paths() {
+        let d = decoder("[fields.prediction]\ntimestamp = \"meta.ts\"\nid = \"meta.request.id\"\n");
+        let p = d
+            .prediction(
+                br#"{"meta":{"ts":5,"request":{"id":"r9"}},"model":"price","prediction":"2.5"}"#,
+                Envelope::default(),
+            )
+            .unwrap();
+        assert_eq!((p.id.as_ref(), p.ts, p.predicted), ("r9", 5, Target::Value(2.5)));
+    }
+
+    #[test]
+    fn errors_say_what_is_wrong() {
+        let d = decoder("");
+        let err = |bytes: &[u8]| d.prediction(bytes, Envelope::default()).unwrap_err();
+        assert!(err(b"{not json").reason.starts_with("invalid JSON"));
+        assert_eq!(err(br#"{"model":"nope"}"#).reason, "unknown model `nope`");
+        let e = err(br#"{"model":"fraud","id":"a","timestamp":1}"#);
+        assert_eq!((e.model, e.reason.as_str()), (Some(0), "missing field `prediction`"));
+        let e = err(br#"{"model":"fraud","id":"a","timestamp":"yesterday","prediction":1}"#);
+        assert!(e.reason.contains("RFC 3339"), "{}", e.reason);
+        let e = err(br#"{"model":"fraud","id":"a","timestamp":1,"prediction":1,"score":1.5}"#);
+        assert!(e.reason.contains("probability"), "{}", e.reason);
+        let e = err(br#"{"model":"price","id":"a","timestamp":1,"prediction":"abc"}"#);
+        assert!(e.reason.contains("finite number"), "{}", e.reason);
+        assert!(err(br#"[1,2]"#).reason.contains("missing field `model`"));
+        assert!(err(b"{\"model\":\"fraud\"} trailing").reason.starts_with("invalid JSON"));
+    }
+}
