@@ -1,1 +1,166 @@
-fn main(){}
+//! Throughput of the core on one core: decode + join + aggregate of ~200-byte records,
+//! next to the parse-only cost of the same records (two baselines: serde_json skipping
+//! everything, and serde_json into a borrowed struct of the same fields).
+//! Run: `cargo bench --bench core`. Figures in BENCHMARKS.md.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use feedback_loop::config::Config;
+use feedback_loop::engine::{Engine, EngineConfig};
+use feedback_loop::record::{Decoder, Envelope};
+use serde::Deserialize;
+
+const PAIRS: usize = 50_000;
+
+const CONFIG: &str = r#"
+[join]
+max_label_delay = "1m"
+[[models]]
+name = "fraud"
+task = "binary"
+positive_class = "1"
+features = ["amount", "country"]
+segments = ["channel"]
+"#;
+
+/// Predictions and outcomes interleaved as they would arrive: the outcome of request i
+/// comes after the prediction of request i + 100.
+fn records() -> Vec<(bool, String)> {
+    let mut out = Vec::with_capacity(2 * PAIRS);
+    let channels = ["web", "app", "store"];
+    let prediction = |i: usize| {
+        format!(
+            r#"{{"id":"req-{i:09}","model":"fraud","model_version":"1.0","timestamp":{},"prediction":{},"score":0.{:04},"features":{{"amount":{}.{:02},"country":"DE"}},"segment":{{"channel":"{}"}}}}"#,
+            1_767_225_600_000u64 + i as u64 * 10,
+            i % 2,
+            (i * 7919) % 10_000,
+            (i * 31) % 5000,
+            i % 100,
+            channels[i % 3]
+        )
+    };
+    let outcome = |i: usize| {
+        format!(
+            r#"{{"id":"req-{i:09}","timestamp":{},"actual":{}}}"#,
+            1_767_225_600_000u64 + i as u64 * 10 + 1000,
+            (i / 2) % 2
+        )
+    };
+    for i in 0..PAIRS + 100 {
+        if i < PAIRS {
+            out.push((true, prediction(i)));
+        }
+        if i >= 100 {
+            out.push((false, outcome(i - 100)));
+        }
+    }
+    out
+}
+
+#[allow(dead_code)]
+#[derive(Deserialize)]
+struct BorrowedPrediction<'a> {
+    id: &'a str,
+    model: &'a str,
+    model_version: &'a str,
+    timestamp: i64,
+    prediction: i64,
+    score: f64,
+    #[serde(borrow)]
+    features: BorrowedFeatures<'a>,
+    #[serde(borrow)]
+    segment: BorrowedSegment<'a>,
+}
+
+#[allow(dead_code)]
+#[derive(Deserialize)]
+struct BorrowedFeatures<'a> {
+    amount: f64,
+    country: &'a str,
+}
+
+#[allow(dead_code)]
+#[derive(Deserialize)]
+struct BorrowedSegment<'a> {
+    channel: &'a str,
+}
+
+#[allow(dead_code)]
+#[derive(Deserialize)]
+struct BorrowedOutcome<'a> {
+    id: &'a str,
+    timestamp: i64,
+    actual: i64,
+}
+
+fn bench(c: &mut Criterion) {
+    let records = records();
+    let bytes: usize = records.iter().map(|(_, r)| r.len()).sum();
+    eprintln!(
+        "{} records, {:.0} bytes on average",
+        records.len(),
+        bytes as f64 / records.len() as f64
+    );
+    let config = Config::from_toml_str(CONFIG).expect("bench config");
+    let decoder = Decoder::new(&config);
+    let mut group = c.benchmark_group("core");
+    group.throughput(Throughput::Elements(records.len() as u64));
+    group.sample_size(20);
+
+    group.bench_function("parse_only_ignored", |b| {
+        b.iter(|| {
+            for (_, r) in &records {
+                black_box(serde_json::from_str::<serde::de::IgnoredAny>(r).ok());
+            }
+        })
+    });
+    group.bench_function("parse_only_borrowed_struct", |b| {
+        b.iter(|| {
+            for (is_prediction, r) in &records {
+                if *is_prediction {
+                    black_box(serde_json::from_str::<BorrowedPrediction>(r).ok());
+                } else {
+                    black_box(serde_json::from_str::<BorrowedOutcome>(r).ok());
+                }
+            }
+        })
+    });
+    group.bench_function("decode_only", |b| {
+        b.iter(|| {
+            for (is_prediction, r) in &records {
+                if *is_prediction {
+                    black_box(decoder.prediction(r.as_bytes(), Envelope::default()).ok());
+                } else {
+                    black_box(decoder.outcome(r.as_bytes(), Envelope::default()).ok());
+                }
+            }
+        })
+    });
+    group.bench_function("decode_join_aggregate", |b| {
+        b.iter(|| {
+            let mut engine = Engine::new(EngineConfig::from_config(&config));
+            let mut emitted = 0;
+            let mut max_ts = i64::MIN;
+            for (is_prediction, r) in &records {
+                let ts = if *is_prediction {
+                    let p = decoder.prediction(r.as_bytes(), Envelope::default()).expect("valid");
+                    let _ = engine.observe_prediction(&p);
+                    p.ts
+                } else {
+                    let o = decoder.outcome(r.as_bytes(), Envelope::default()).expect("valid");
+                    engine.observe_outcome(&o);
+                    o.ts
+                };
+                max_ts = max_ts.max(ts);
+                emitted += engine.advance_watermark(max_ts - 5_000).len();
+            }
+            emitted += engine.finish().len();
+            black_box(emitted)
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

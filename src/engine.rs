@@ -136,14 +136,22 @@ pub struct PredictionPayload {
     predicted: u64,
     /// Binary: probability of the positive class; NaN when absent.
     score: f64,
+    /// Value ids of the first two segment dimensions ([`NO_SEGMENT`] when absent), inline
+    /// because most models have at most two.
+    segments: [u32; 2],
     extra: Option<Box<PredictionExtra>>,
 }
+
+const NO_SEGMENT: u32 = u32::MAX;
+/// Version of the record of a model none of whose versions has been seen yet (`null`).
+const UNSEEN_VERSION: u16 = u16::MAX;
+const INLINE_SEGMENTS: usize = 2;
 
 #[derive(Debug, Clone, Default)]
 struct PredictionExtra {
     /// Multiclass: probability per label id.
     class_scores: Vec<(u32, f64)>,
-    /// (dimension, value id).
+    /// (dimension, value id) of the dimensions beyond the first two.
     segments: Vec<(u16, u32)>,
 }
 
@@ -369,15 +377,24 @@ impl Engine {
             }
             (None, _) => {}
         }
-        let extra = (!class_scores.is_empty() || !segments.is_empty()).then(|| {
+        let mut inline = [NO_SEGMENT; INLINE_SEGMENTS];
+        let mut overflow = Vec::new();
+        for (dim, value) in segments {
+            match inline.get_mut(dim as usize) {
+                Some(slot) => *slot = value,
+                None => overflow.push((dim, value)),
+            }
+        }
+        let extra = (!class_scores.is_empty() || !overflow.is_empty()).then(|| {
             Box::new(PredictionExtra {
                 class_scores,
-                segments,
+                segments: overflow,
             })
         });
         Ok(PredictionPayload {
             predicted,
             score,
+            segments: inline,
             extra,
         })
     }
@@ -500,7 +517,7 @@ impl Engine {
         self.advance_watermark(i64::MAX)
     }
 
-    fn emit(&mut self, start: i64, window: &Window, out: &mut Vec<MetricsRecord>) {
+    fn emit(&self, start: i64, window: &Window, out: &mut Vec<MetricsRecord>) {
         let bounds = WindowBounds {
             start: rfc3339(start),
             end: rfc3339(self.windows_spec.end_of(start)),
@@ -511,11 +528,13 @@ impl Engine {
             if keys.iter().any(|k| k.model == model) {
                 continue;
             }
-            let state = &mut self.models[model as usize];
-            if state.versions.is_empty() {
-                let _ = state.versions.id("");
-            }
-            for version in 0..state.versions.len() as u16 {
+            let state = &self.models[model as usize];
+            let versions: Vec<u16> = if state.versions.is_empty() {
+                vec![UNSEEN_VERSION]
+            } else {
+                (0..state.versions.len() as u16).collect()
+            };
+            for version in versions {
                 keys.push(SeriesKey {
                     model,
                     version,
@@ -536,7 +555,7 @@ impl Engine {
 
     fn sort_key(&self, key: &SeriesKey) -> SortKey {
         let state = &self.models[key.model as usize];
-        let version = state.versions.name(key.version as u32);
+        let version = version_name(state, key.version);
         let segment = key.segment.map(|(dim, value)| {
             (
                 state.spec.segments[dim as usize].clone(),
@@ -552,7 +571,7 @@ impl Engine {
 
     fn record(&self, start: i64, bounds: &WindowBounds, window: &Window, key: SeriesKey) -> MetricsRecord {
         let state = &self.models[key.model as usize];
-        let version = state.versions.name(key.version as u32);
+        let version = version_name(state, key.version);
         let model_version = (!version.is_empty()).then(|| version.to_string());
         let series = window.series.get(&key);
         let model_counts = match key.segment {
@@ -617,6 +636,14 @@ impl Engine {
     }
 }
 
+fn version_name(state: &ModelState, version: u16) -> &str {
+    if version == UNSEEN_VERSION {
+        ""
+    } else {
+        state.versions.name(version as u32)
+    }
+}
+
 type SortKey = (String, Option<String>, Option<(String, String)>);
 
 fn empty_quality(task: Task) -> Quality {
@@ -673,8 +700,15 @@ impl Attribution<'_> {
             version: p.version,
             segment: None,
         };
-        let segments = p.payload.extra.as_ref().map(|e| e.segments.as_slice()).unwrap_or(&[]);
-        std::iter::once(base).chain(segments.iter().map(move |&s| SeriesKey {
+        let inline = p
+            .payload
+            .segments
+            .iter()
+            .enumerate()
+            .filter(|(_, &value)| value != NO_SEGMENT)
+            .map(|(dim, &value)| (dim as u16, value));
+        let overflow = p.payload.extra.iter().flat_map(|e| e.segments.iter().copied());
+        std::iter::once(base).chain(inline.chain(overflow).map(move |s| SeriesKey {
             segment: Some(s),
             ..base
         }))

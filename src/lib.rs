@@ -13,4 +13,6 @@ pub mod metrics;
 pub mod output;
 pub mod record;
 pub mod replay;
+pub mod traffic;
+pub mod watermark;
 pub mod window;
