@@ -6,13 +6,21 @@
 //! `docs/semantics.md` for the exact rules.
 
 pub mod config;
+pub mod demo;
 pub mod engine;
+pub mod generate;
+pub mod http;
 pub mod interner;
 pub mod join;
+pub mod kafka;
+pub mod logging;
 pub mod metrics;
 pub mod output;
 pub mod record;
 pub mod replay;
+pub mod service;
+pub mod shutdown;
+pub mod telemetry;
 pub mod traffic;
 pub mod watermark;
 pub mod window;

@@ -8,6 +8,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use feedback_loop::config::{Config, Duration};
+use feedback_loop::service::SharedState;
+use feedback_loop::shutdown::Shutdown;
 use feedback_loop::traffic::{Stream, TrafficConfig, TrafficGenerator};
 
 #[derive(Parser)]
@@ -19,6 +21,26 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Runs the service: consumes the input topics, publishes metrics (the product).
+    Run {
+        #[arg(long, short, env = "FEEDBACK_LOOP_CONFIG", default_value = "/etc/feedback-loop/feedback-loop.toml")]
+        config: PathBuf,
+    },
+    /// The whole loop on an embedded Kafka broker, with a live summary: no setup needed.
+    Demo {
+        /// Address of the HTTP endpoints (/metrics, /api/v1/models).
+        #[arg(long, default_value = "0.0.0.0:9898")]
+        listen: String,
+        /// Requests per second of generated traffic.
+        #[arg(long, default_value_t = 100.0)]
+        rate: f64,
+        /// Drift starts this long after the start.
+        #[arg(long, default_value = "2m", value_parser = parse_duration)]
+        drift_after: Duration,
+        /// Stop by itself after this long (default: run until Ctrl-C).
+        #[arg(long, value_parser = parse_duration)]
+        run_for: Option<Duration>,
+    },
     /// Runs the core over JSONL files and prints one metrics record per line.
     Replay {
         #[arg(long, short)]
@@ -30,7 +52,8 @@ enum Command {
         #[arg(long)]
         outcomes: PathBuf,
     },
-    /// Produces synthetic traffic (two models, delayed outcomes, drift part-way) into files.
+    /// Produces synthetic traffic (two models, delayed outcomes, drift part-way) into a Kafka
+    /// cluster (`--bootstrap-servers`, in real time) or into files (`--output-dir`).
     Generate(GenerateArgs),
     /// Validates a configuration file and says what is wrong, by key.
     CheckConfig {
@@ -41,9 +64,16 @@ enum Command {
 
 #[derive(clap::Args)]
 struct GenerateArgs {
-    /// Write `predictions.jsonl` and `outcomes.jsonl` into this directory.
+    /// Produce into this Kafka cluster, in real time.
+    #[arg(long, required_unless_present = "output_dir", conflicts_with = "output_dir")]
+    bootstrap_servers: Option<String>,
+    #[arg(long, default_value = "model-predictions")]
+    predictions_topic: String,
+    #[arg(long, default_value = "actual-outcomes")]
+    outcomes_topic: String,
+    /// Write `predictions.jsonl` and `outcomes.jsonl` into this directory instead.
     #[arg(long)]
-    output_dir: PathBuf,
+    output_dir: Option<PathBuf>,
     /// Requests per second.
     #[arg(long, default_value_t = 200.0)]
     rate: f64,
@@ -53,10 +83,10 @@ struct GenerateArgs {
     /// Drift starts this long after the start.
     #[arg(long, value_parser = parse_duration)]
     drift_after: Option<Duration>,
-    /// How much event time to generate.
-    #[arg(long, default_value = "10m", value_parser = parse_duration)]
-    duration: Duration,
-    /// First event time, RFC 3339.
+    /// How much event time to generate (files: default 10m; Kafka: default until Ctrl-C).
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// First event time, RFC 3339 (files only; Kafka uses the wall clock).
     #[arg(long, default_value = "2026-01-01T00:00:00Z")]
     start: String,
     /// Share of requests without an outcome.
@@ -104,39 +134,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Generate(args) => {
-            let start = chrono::DateTime::parse_from_rfc3339(&args.start)
-                .with_context(|| format!("--start `{}` is not RFC 3339", args.start))?
-                .timestamp_millis();
-            let mut generator = TrafficGenerator::new(TrafficConfig {
-                seed: args.seed,
-                rate_per_s: args.rate,
-                min_label_delay_ms: 0,
-                max_label_delay_ms: args.label_delay.as_millis_i64(),
-                missing_outcome_rate: args.missing_outcomes,
-                drift_at_ms: args.drift_after.map(|d| start + d.as_millis_i64()),
-                start_ms: start,
-            });
-            std::fs::create_dir_all(&args.output_dir)
-                .with_context(|| format!("creating {}", args.output_dir.display()))?;
-            let open = |name: &str| -> anyhow::Result<BufWriter<std::fs::File>> {
-                let path = args.output_dir.join(name);
-                let file = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
-                Ok(BufWriter::new(file))
-            };
-            let (mut predictions, mut outcomes) = (open("predictions.jsonl")?, open("outcomes.jsonl")?);
-            let mut messages = generator.until(start + args.duration.as_millis_i64());
-            messages.extend(generator.drain());
-            for message in &messages {
-                let file = match message.stream {
-                    Stream::Predictions => &mut predictions,
-                    Stream::Outcomes => &mut outcomes,
-                };
-                writeln!(file, "{}", message.payload)?;
-            }
-            predictions.flush()?;
-            outcomes.flush()?;
-            eprintln!("generate: {} messages into {}", messages.len(), args.output_dir.display());
+        Command::Generate(args) => generate(args),
+        Command::Run { config } => {
+            feedback_loop::logging::init();
+            let config = load_config(&config)?;
+            runtime()?.block_on(serve(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo {
+            listen,
+            rate,
+            drift_after,
+            run_for,
+        } => {
+            feedback_loop::logging::init();
+            runtime()?.block_on(feedback_loop::demo::run(feedback_loop::demo::DemoOptions {
+                listen,
+                rate,
+                drift_after: drift_after.0,
+                run_for: run_for.map(|d| d.0),
+            }))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig { file } => match Config::load(&file) {
@@ -155,6 +172,101 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         },
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// `run`: HTTP endpoints and the Kafka service until SIGINT/SIGTERM.
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let (notify, _) = tokio::sync::broadcast::channel(1);
+    let telemetry = std::sync::Arc::new(feedback_loop::telemetry::Telemetry::new()?);
+    let state = SharedState::new(telemetry);
+    let listener = tokio::net::TcpListener::bind(&config.http.listen)
+        .await
+        .with_context(|| format!("listening on {} (http.listen)", config.http.listen))?;
+    tracing::info!(listen = %config.http.listen, "HTTP endpoints up");
+    let http = tokio::spawn(feedback_loop::http::serve(listener, state.clone(), Shutdown::new(notify.subscribe())));
+    let mut service = tokio::spawn(feedback_loop::service::run(config, state, Shutdown::new(notify.subscribe())));
+    // Until a signal, or until the service stops by itself (an error at start, say).
+    let result = tokio::select! {
+        _ = feedback_loop::shutdown::signal() => {
+            let _ = notify.send(());
+            (&mut service).await
+        }
+        result = &mut service => result,
+    };
+    let _ = notify.send(());
+    let _ = http.await;
+    result.context("service task")?
+}
+
+fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
+    let traffic = |start: i64| TrafficConfig {
+        seed: args.seed,
+        rate_per_s: args.rate,
+        min_label_delay_ms: 0,
+        max_label_delay_ms: args.label_delay.as_millis_i64(),
+        missing_outcome_rate: args.missing_outcomes,
+        drift_at_ms: args.drift_after.map(|d| start + d.as_millis_i64()),
+        start_ms: start,
+    };
+    if let Some(bootstrap_servers) = &args.bootstrap_servers {
+        feedback_loop::logging::init();
+        let start = feedback_loop::service::now_ms();
+        let target = feedback_loop::generate::TrafficTarget {
+            bootstrap_servers: bootstrap_servers.clone(),
+            predictions_topic: args.predictions_topic.clone(),
+            outcomes_topic: args.outcomes_topic.clone(),
+            client: Vec::new(),
+        };
+        let produced = runtime()?.block_on(async {
+            let (notify, _) = tokio::sync::broadcast::channel(1);
+            let run = feedback_loop::generate::produce(target, traffic(start), args.duration.map(|d| d.0), Shutdown::new(notify.subscribe()));
+            tokio::pin!(run);
+            tokio::select! {
+                result = &mut run => result,
+                _ = feedback_loop::shutdown::signal() => {
+                    let _ = notify.send(());
+                    run.await
+                }
+            }
+        })?;
+        eprintln!("generate: {produced} messages produced to {bootstrap_servers}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(output_dir) = &args.output_dir else {
+        anyhow::bail!("give --bootstrap-servers or --output-dir");
+    };
+    let start = chrono::DateTime::parse_from_rfc3339(&args.start)
+        .with_context(|| format!("--start `{}` is not RFC 3339", args.start))?
+        .timestamp_millis();
+    let mut generator = TrafficGenerator::new(traffic(start));
+    std::fs::create_dir_all(output_dir).with_context(|| format!("creating {}", output_dir.display()))?;
+    let open = |name: &str| -> anyhow::Result<BufWriter<std::fs::File>> {
+        let path = output_dir.join(name);
+        let file = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        Ok(BufWriter::new(file))
+    };
+    let (mut predictions, mut outcomes) = (open("predictions.jsonl")?, open("outcomes.jsonl")?);
+    let duration = args.duration.map_or(600_000, |d| d.as_millis_i64());
+    let mut messages = generator.until(start + duration);
+    messages.extend(generator.drain());
+    for message in &messages {
+        let file = match message.stream {
+            Stream::Predictions => &mut predictions,
+            Stream::Outcomes => &mut outcomes,
+        };
+        writeln!(file, "{}", message.payload)?;
+    }
+    predictions.flush()?;
+    outcomes.flush()?;
+    eprintln!("generate: {} messages into {}", messages.len(), output_dir.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn load_config(path: &PathBuf) -> anyhow::Result<Config> {

@@ -1,0 +1,88 @@
+//! librdkafka settings for the service's clients, and the start-up check of the input topics.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+use crate::config::Config;
+
+/// Settings shared by the consumer and the producers: bootstrap servers, then every
+/// `[kafka.client]` property as is. librdkafka ignores (with a log line) a consumer-only
+/// property given to a producer, so one table serves both.
+pub fn base(config: &Config) -> ClientConfig {
+    let mut client = ClientConfig::new();
+    client.set("bootstrap.servers", &config.kafka.bootstrap_servers);
+    client.set("client.id", "feedback-loop");
+    for (key, value) in &config.kafka.client {
+        client.set(key, &value.0);
+    }
+    client
+}
+
+/// Consumer settings: the group, manual offset storage, auto-commit of stored offsets.
+pub fn consumer(config: &Config) -> ClientConfig {
+    let mut client = ClientConfig::new();
+    client.set("bootstrap.servers", &config.kafka.bootstrap_servers);
+    client.set("group.id", &config.kafka.group_id);
+    client.set("enable.auto.commit", "true");
+    client.set("enable.auto.offset.store", "false");
+    client.set("auto.offset.reset", "earliest");
+    client.set("statistics.interval.ms", "5000");
+    client.set("client.id", "feedback-loop");
+    // The user's settings win, except the two that offset safety depends on.
+    for (key, value) in &config.kafka.client {
+        if key != "enable.auto.offset.store" {
+            client.set(key, &value.0);
+        }
+    }
+    client
+}
+
+/// Producer settings: idempotent, acks=all, so that retries neither lose nor duplicate.
+pub fn producer(config: &Config) -> ClientConfig {
+    let mut client = ClientConfig::new();
+    client.set("bootstrap.servers", &config.kafka.bootstrap_servers);
+    client.set("client.id", "feedback-loop");
+    client.set("enable.idempotence", "true");
+    client.set("acks", "all");
+    client.set("linger.ms", "5");
+    client.set("message.timeout.ms", "300000");
+    for (key, value) in &config.kafka.client {
+        client.set(key, &value.0);
+    }
+    client
+}
+
+/// Checks that both input topics exist and have the same number of partitions (they must be
+/// co-partitioned: same key, same partitioner). Returns that number.
+pub fn check_input_topics(consumer: &BaseConsumer, config: &Config, timeout: Duration) -> anyhow::Result<i32> {
+    let mut counts = Vec::new();
+    for topic in [&config.kafka.predictions_topic, &config.kafka.outcomes_topic] {
+        let metadata = consumer
+            .fetch_metadata(Some(topic), timeout)
+            .with_context(|| format!("fetching metadata of topic `{topic}` from {}", config.kafka.bootstrap_servers))?;
+        let Some(found) = metadata.topics().iter().find(|t| t.name() == topic.as_str()) else {
+            bail!("input topic `{topic}` does not exist");
+        };
+        if let Some(error) = found.error() {
+            bail!("input topic `{topic}` is not usable: {:?}", rdkafka::types::RDKafkaRespErr::from(error));
+        }
+        if found.partitions().is_empty() {
+            bail!("input topic `{topic}` does not exist (no partitions)");
+        }
+        counts.push(found.partitions().len() as i32);
+    }
+    if counts[0] != counts[1] {
+        bail!(
+            "input topics are not co-partitioned: `{}` has {} partitions, `{}` has {}; predictions and outcomes \
+             of one id must land in the same partition number, so both topics need the same partition count",
+            config.kafka.predictions_topic,
+            counts[0],
+            config.kafka.outcomes_topic,
+            counts[1]
+        );
+    }
+    Ok(counts[0])
+}

@@ -1,0 +1,101 @@
+//! The input consumer's context: rebalance callbacks feed the watermark's partition set and
+//! readiness, statistics feed the consumer-lag gauges.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::statistics::Statistics;
+use rdkafka::topic_partition_list::TopicPartitionList;
+
+use crate::telemetry::Telemetry;
+
+/// A change of the assignment, for the service loop to apply to its watermark.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AssignmentChange {
+    Assigned(Vec<(String, i32)>),
+    Revoked(Vec<(String, i32)>),
+}
+
+pub type InputConsumer = StreamConsumer<InputContext>;
+
+pub struct InputContext {
+    telemetry: Arc<Telemetry>,
+    changes: Mutex<Vec<AssignmentChange>>,
+    assigned: AtomicBool,
+}
+
+impl InputContext {
+    pub fn new(telemetry: Arc<Telemetry>) -> Self {
+        InputContext {
+            telemetry,
+            changes: Mutex::new(Vec::new()),
+            assigned: AtomicBool::new(false),
+        }
+    }
+
+    /// Assignment changes since the last call.
+    pub fn take_changes(&self) -> Vec<AssignmentChange> {
+        self.changes.lock().map(|mut c| std::mem::take(&mut *c)).unwrap_or_default()
+    }
+
+    pub fn has_assignment(&self) -> bool {
+        self.assigned.load(Ordering::Relaxed)
+    }
+}
+
+fn partitions(list: &TopicPartitionList) -> Vec<(String, i32)> {
+    list.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect()
+}
+
+impl ClientContext for InputContext {
+    fn stats(&self, statistics: Statistics) {
+        for (topic, stats) in &statistics.topics {
+            for (partition, p) in &stats.partitions {
+                // -1 is librdkafka's "internal" partition; a negative lag means unknown.
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    self.telemetry
+                        .consumer_lag
+                        .with_label_values(&[topic.as_str(), &partition.to_string()])
+                        .set(p.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for InputContext {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(list) = rebalance {
+            tracing::info!(partitions = ?partitions(list), "partitions revoked");
+            if let Ok(mut changes) = self.changes.lock() {
+                changes.push(AssignmentChange::Revoked(partitions(list)));
+            }
+            self.assigned.store(false, Ordering::Relaxed);
+            self.telemetry.ready.set(0);
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(list) => {
+                tracing::info!(partitions = ?partitions(list), "partitions assigned");
+                if let Ok(mut changes) = self.changes.lock() {
+                    changes.push(AssignmentChange::Assigned(partitions(list)));
+                }
+                let any = list.count() > 0;
+                self.assigned.store(any, Ordering::Relaxed);
+                self.telemetry.ready.set(any as i64);
+            }
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+        }
+    }
+
+    fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, _offsets: &TopicPartitionList) {
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "offset commit failed");
+        }
+    }
+}
