@@ -37,7 +37,10 @@ impl InputContext {
 
     /// Assignment changes since the last call.
     pub fn take_changes(&self) -> Vec<AssignmentChange> {
-        self.changes.lock().map(|mut c| std::mem::take(&mut *c)).unwrap_or_default()
+        self.changes
+            .lock()
+            .map(|mut c| std::mem::take(&mut *c))
+            .unwrap_or_default()
     }
 
     pub fn has_assignment(&self) -> bool {
@@ -46,7 +49,10 @@ impl InputContext {
 }
 
 fn partitions(list: &TopicPartitionList) -> Vec<(String, i32)> {
-    list.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect()
+    list.elements()
+        .iter()
+        .map(|e| (e.topic().to_string(), e.partition()))
+        .collect()
 }
 
 impl ClientContext for InputContext {
@@ -93,7 +99,11 @@ impl ConsumerContext for InputContext {
         }
     }
 
-    fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, _offsets: &TopicPartitionList) {
+    fn commit_callback(
+        &self,
+        result: rdkafka::error::KafkaResult<()>,
+        _offsets: &TopicPartitionList,
+    ) {
         if let Err(e) = result {
             tracing::warn!(error = %e, "offset commit failed");
         }
