@@ -188,6 +188,7 @@ impl Pipeline {
     fn handle(&mut self, consumer: &InputConsumer, message: &BorrowedMessage<'_>) {
         let started = Instant::now();
         let now = now_ms();
+        self.apply_assignment_changes(consumer, now);
         let topic = message.topic();
         let partition = message.partition();
         let telemetry = &self.state.telemetry;
@@ -317,8 +318,9 @@ impl Pipeline {
         }
     }
 
-    fn tick(&mut self, consumer: &InputConsumer) {
-        let now = now_ms();
+    /// Applies rebalances to the watermark's partition set. Called before every message, so
+    /// that a newly assigned partition holds the watermark back before any message counts.
+    fn apply_assignment_changes(&mut self, consumer: &InputConsumer, now: i64) {
         for change in consumer.context().take_changes() {
             match change {
                 AssignmentChange::Assigned(list) => {
@@ -337,6 +339,11 @@ impl Pipeline {
                 }
             }
         }
+    }
+
+    fn tick(&mut self, consumer: &InputConsumer) {
+        let now = now_ms();
+        self.apply_assignment_changes(consumer, now);
         self.state
             .assigned
             .store(consumer.context().has_assignment(), Ordering::Relaxed);
