@@ -321,7 +321,14 @@ impl Pipeline {
     /// Applies rebalances to the watermark's partition set. Called before every message, so
     /// that a newly assigned partition holds the watermark back before any message counts.
     fn apply_assignment_changes(&mut self, consumer: &InputConsumer, now: i64) {
-        for change in consumer.context().take_changes() {
+        let changes = consumer.context().take_changes();
+        if changes.is_empty() {
+            return;
+        }
+        self.state
+            .assigned
+            .store(consumer.context().has_assignment(), Ordering::Relaxed);
+        for change in changes {
             match change {
                 AssignmentChange::Assigned(list) => {
                     for (topic, partition) in list {

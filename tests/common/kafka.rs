@@ -85,7 +85,11 @@ pub fn unique(prefix: &str) -> String {
 }
 
 /// Produces `(topic, key, payload, timestamp)` messages and waits for every delivery.
-pub async fn produce(bootstrap: &str, messages: &[(String, String, Vec<u8>, i64)]) {
+/// Returns the next offset of every partition written to: `(topic, partition) -> offset`.
+pub async fn produce(
+    bootstrap: &str,
+    messages: &[(String, String, Vec<u8>, i64)],
+) -> std::collections::BTreeMap<(String, i32), i64> {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("linger.ms", "5")
@@ -111,9 +115,15 @@ pub async fn produce(bootstrap: &str, messages: &[(String, String, Vec<u8>, i64)
             }
         }
     }
-    for delivery in deliveries {
-        delivery.await.expect("delivery future").expect("delivered");
+    let mut ends = std::collections::BTreeMap::new();
+    for (delivery, (topic, ..)) in deliveries.into_iter().zip(messages) {
+        let delivered = delivery.await.expect("delivery future").expect("delivered");
+        let end = ends
+            .entry((topic.clone(), delivered.partition))
+            .or_insert(0);
+        *end = (*end).max(delivered.offset + 1);
     }
+    ends
 }
 
 /// Reads `topic` from the beginning until `count` messages arrived or `timeout` passed.
