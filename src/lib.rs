@@ -6,6 +6,7 @@
 //! `docs/semantics.md` for the exact rules.
 
 pub mod config;
+pub mod drift;
 pub mod engine;
 pub mod interner;
 pub mod join;
