@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::reference::{CategoricalReference, NumericReference};
 use super::rule::{exceeds, DriftMethod, DriftRule};
@@ -16,7 +16,7 @@ use super::two_sample::{
 use super::DriftError;
 
 /// Drift statistics of a numeric feature.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NumericDrift {
     /// Method that made the `drifted` decision.
     pub method: DriftMethod,
@@ -34,7 +34,7 @@ pub struct NumericDrift {
 }
 
 /// Drift statistics of a categorical feature.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CategoricalDrift {
     pub method: DriftMethod,
     pub threshold: f64,

@@ -10,6 +10,7 @@ pub mod detectors;
 pub mod reference;
 pub mod rule;
 pub mod special;
+pub mod stream;
 pub mod summary;
 pub mod two_sample;
 
