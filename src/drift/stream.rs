@@ -186,7 +186,8 @@ impl ModelDriftSpec {
                     min_window_length: d.adwin.min_window_length,
                     grace_period: d.adwin.grace_period,
                 }),
-                ddm: d.ddm.enabled.then_some(DdmConfig {
+                // DDM models a 0/1 error rate: not run on regression errors.
+                ddm: (d.ddm.enabled && m.task != Task::Regression).then_some(DdmConfig {
                     warm_start: d.ddm.warm_start,
                     warning_threshold: d.ddm.warning_threshold,
                     drift_threshold: d.ddm.drift_threshold,
