@@ -81,7 +81,12 @@ impl Duration {
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0.as_millis();
-        for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
+        for (unit, size) in [
+            ("d", 86_400_000),
+            ("h", 3_600_000),
+            ("m", 60_000),
+            ("s", 1_000),
+        ] {
             if ms != 0 && ms % size == 0 {
                 return write!(f, "{}{unit}", ms / size);
             }
@@ -512,8 +517,11 @@ impl Config {
                 path.display()
             )));
         }
-        let mut config =
-            Self::extract(Figment::new().merge(Toml::file(path)).merge(env_overrides()))?;
+        let mut config = Self::extract(
+            Figment::new()
+                .merge(Toml::file(path))
+                .merge(env_overrides()),
+        )?;
         config
             .kafka
             .client
@@ -571,14 +579,26 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let w = &self.window;
         if w.size.0.is_zero() {
-            return Err(ConfigError::invalid("window.size", "must be greater than 0"));
+            return Err(ConfigError::invalid(
+                "window.size",
+                "must be greater than 0",
+            ));
         }
         if self.join.max_pending == 0 {
-            return Err(ConfigError::invalid("join.max_pending", "must be at least 1"));
+            return Err(ConfigError::invalid(
+                "join.max_pending",
+                "must be at least 1",
+            ));
         }
         for (key, value) in [
-            ("limits.max_versions_per_model", self.limits.max_versions_per_model),
-            ("limits.max_classes_per_model", self.limits.max_classes_per_model),
+            (
+                "limits.max_versions_per_model",
+                self.limits.max_versions_per_model,
+            ),
+            (
+                "limits.max_classes_per_model",
+                self.limits.max_classes_per_model,
+            ),
             ("limits.max_segment_values", self.limits.max_segment_values),
         ] {
             if value == 0 {
@@ -594,11 +614,23 @@ impl Config {
         let paths = [
             ("fields.prediction.id", &self.fields.prediction.id),
             ("fields.prediction.model", &self.fields.prediction.model),
-            ("fields.prediction.model_version", &self.fields.prediction.model_version),
-            ("fields.prediction.timestamp", &self.fields.prediction.timestamp),
-            ("fields.prediction.prediction", &self.fields.prediction.prediction),
+            (
+                "fields.prediction.model_version",
+                &self.fields.prediction.model_version,
+            ),
+            (
+                "fields.prediction.timestamp",
+                &self.fields.prediction.timestamp,
+            ),
+            (
+                "fields.prediction.prediction",
+                &self.fields.prediction.prediction,
+            ),
             ("fields.prediction.score", &self.fields.prediction.score),
-            ("fields.prediction.features", &self.fields.prediction.features),
+            (
+                "fields.prediction.features",
+                &self.fields.prediction.features,
+            ),
             ("fields.prediction.segment", &self.fields.prediction.segment),
             ("fields.outcome.id", &self.fields.outcome.id),
             ("fields.outcome.model", &self.fields.outcome.model),
@@ -638,7 +670,10 @@ impl Config {
                 (Task::Binary, None) => {
                     return Err(ConfigError::invalid(
                         key("positive_class"),
-                        format!("model `{}` is binary and needs a positive_class", model.name),
+                        format!(
+                            "model `{}` is binary and needs a positive_class",
+                            model.name
+                        ),
                     ))
                 }
                 (Task::Multiclass | Task::Regression, Some(_)) => {
@@ -676,20 +711,32 @@ impl Config {
 
 fn validate_drift(model: &ModelConfig, key: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
     if model.reference_size == 0 {
-        return Err(ConfigError::invalid(key("reference_size"), "must be at least 1"));
+        return Err(ConfigError::invalid(
+            key("reference_size"),
+            "must be at least 1",
+        ));
     }
     if let ReferenceConfig::File(file) = &model.reference {
         if file.is_empty() {
-            return Err(ConfigError::invalid(key("reference.file"), "must not be empty"));
+            return Err(ConfigError::invalid(
+                key("reference.file"),
+                "must not be empty",
+            ));
         }
     }
     let drift = &model.drift;
     if drift.sample_capacity == 0 {
-        return Err(ConfigError::invalid(key("drift.sample_capacity"), "must be at least 1"));
+        return Err(ConfigError::invalid(
+            key("drift.sample_capacity"),
+            "must be at least 1",
+        ));
     }
     let threshold_ok = |t: Option<f64>| t.is_none_or(|t| t.is_finite() && t >= 0.0);
     if !threshold_ok(drift.threshold) {
-        return Err(ConfigError::invalid(key("drift.threshold"), "must be a finite number >= 0"));
+        return Err(ConfigError::invalid(
+            key("drift.threshold"),
+            "must be a finite number >= 0",
+        ));
     }
     for (name, feature) in &drift.features {
         let fkey = key(&format!("drift.features.{name}"));
@@ -708,7 +755,10 @@ fn validate_drift(model: &ModelConfig, key: &dyn Fn(&str) -> String) -> Result<(
     }
     let d = &model.detectors;
     if !(d.adwin.delta > 0.0 && d.adwin.delta < 1.0) {
-        return Err(ConfigError::invalid(key("detectors.adwin.delta"), "must be in (0, 1)"));
+        return Err(ConfigError::invalid(
+            key("detectors.adwin.delta"),
+            "must be in (0, 1)",
+        ));
     }
     if d.adwin.clock == 0 || d.adwin.max_buckets == 0 {
         return Err(ConfigError::invalid(
@@ -723,11 +773,17 @@ fn validate_drift(model: &ModelConfig, key: &dyn Fn(&str) -> String) -> Result<(
         ("detectors.page_hinkley.threshold", d.page_hinkley.threshold),
     ] {
         if !(value.is_finite() && value >= 0.0) {
-            return Err(ConfigError::invalid(key(field), "must be a finite number >= 0"));
+            return Err(ConfigError::invalid(
+                key(field),
+                "must be a finite number >= 0",
+            ));
         }
     }
     if !(d.page_hinkley.alpha > 0.0 && d.page_hinkley.alpha <= 1.0) {
-        return Err(ConfigError::invalid(key("detectors.page_hinkley.alpha"), "must be in (0, 1]"));
+        return Err(ConfigError::invalid(
+            key("detectors.page_hinkley.alpha"),
+            "must be in (0, 1]",
+        ));
     }
     Ok(())
 }
@@ -737,7 +793,11 @@ fn validate_drift(model: &ModelConfig, key: &dyn Fn(&str) -> String) -> Result<(
 /// contain dots.
 fn env_overrides() -> Env {
     Env::prefixed(ENV_PREFIX)
-        .filter(|key| !key.as_str().to_ascii_lowercase().starts_with(CLIENT_ENV_INFIX))
+        .filter(|key| {
+            !key.as_str()
+                .to_ascii_lowercase()
+                .starts_with(CLIENT_ENV_INFIX)
+        })
         .split("__")
 }
 
@@ -808,9 +868,10 @@ positive_class = "1"
 
     #[test]
     fn errors_name_the_key() {
-        let err = Config::from_toml_str(&format!("[join]\nmax_label_delay = \"2 hours\"\n{MINIMAL}"))
-            .unwrap_err()
-            .to_string();
+        let err =
+            Config::from_toml_str(&format!("[join]\nmax_label_delay = \"2 hours\"\n{MINIMAL}"))
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("join.max_label_delay"), "{err}");
 
         let err = Config::from_toml_str(&format!("[window]\nsise = \"1m\"\n{MINIMAL}"))
@@ -825,16 +886,59 @@ positive_class = "1"
     }
 
     #[test]
+    fn drift_keys_parse_and_validate() {
+        let config = Config::from_toml_str(&format!(
+            "{MINIMAL}features = [\"amount\"]\nreference = \"previous\"\n[models.drift]\nmethod = \"psi\"\n[models.drift.features.amount]\nmethod = \"ks\"\nthreshold = 0.01\n[models.detectors]\nddm = {{ enabled = false }}\n"
+        ))
+        .unwrap();
+        assert_eq!(config.models[0].reference, ReferenceConfig::Previous);
+        assert!(!config.models[0].detectors.ddm.enabled);
+
+        let err = Config::from_toml_str(&format!(
+            "{MINIMAL}[models.drift.features.age]\nmethod = \"psi\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("models[0].drift.features.age"), "{err}");
+
+        let err = Config::from_toml_str(&format!("{MINIMAL}reference = \"last\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("reference"), "{err}");
+
+        let err = Config::from_toml_str(&format!(
+            "{MINIMAL}[models.detectors]\nadwin = {{ delta = 2.0 }}\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("models[0].detectors.adwin.delta"), "{err}");
+
+        let err = Config::from_toml_str(&format!("{MINIMAL}[models.drift]\nmethd = \"ks\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("methd"), "{err}");
+    }
+
+    #[test]
     fn client_properties_from_environment() {
         let vars = vec![
-            ("FEEDBACK_LOOP__KAFKA__CLIENT__SECURITY_PROTOCOL".to_string(), "SASL_SSL".to_string()),
-            ("FEEDBACK_LOOP__JOIN__MAX_PENDING".to_string(), "5".to_string()),
+            (
+                "FEEDBACK_LOOP__KAFKA__CLIENT__SECURITY_PROTOCOL".to_string(),
+                "SASL_SSL".to_string(),
+            ),
+            (
+                "FEEDBACK_LOOP__JOIN__MAX_PENDING".to_string(),
+                "5".to_string(),
+            ),
             ("OTHER".to_string(), "x".to_string()),
         ];
         let overrides = client_env_overrides(vars.into_iter());
         assert_eq!(
             overrides,
-            vec![("security.protocol".to_string(), ClientValue("SASL_SSL".into()))]
+            vec![(
+                "security.protocol".to_string(),
+                ClientValue("SASL_SSL".into())
+            )]
         );
     }
 

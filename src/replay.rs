@@ -55,7 +55,10 @@ pub fn replay(
     let decoder = Decoder::new(config);
     let mut events = Vec::new();
     let mut summary = ReplaySummary::default();
-    for (file, name, bytes) in [(0u8, "predictions", predictions), (1u8, "outcomes", outcomes)] {
+    for (file, name, bytes) in [
+        (0u8, "predictions", predictions),
+        (1u8, "outcomes", outcomes),
+    ] {
         let mut previous_ts = i64::MIN;
         let mut reported = 0;
         for (index, line) in bytes.split(|&b| b == b'\n').enumerate() {
@@ -68,7 +71,9 @@ pub fn replay(
                     .prediction(line, Envelope::default())
                     .map(Decoded::Prediction)
             } else {
-                decoder.outcome(line, Envelope::default()).map(Decoded::Outcome)
+                decoder
+                    .outcome(line, Envelope::default())
+                    .map(Decoded::Outcome)
             };
             let decoded = decoded.unwrap_or_else(Decoded::Invalid);
             let ts = match &decoded {
@@ -104,20 +109,25 @@ pub fn replay(
     let lateness = config.window.allowed_lateness.as_millis_i64();
     let mut engine = Engine::new(EngineConfig::from_config(config));
     let mut max_ts = i64::MIN;
-    let mut write = |records: Vec<MetricsRecord>, summary: &mut ReplaySummary| -> anyhow::Result<()> {
-        for record in records {
-            serde_json::to_writer(&mut *out, &record).context("writing a metrics record")?;
-            out.write_all(b"\n").context("writing a metrics record")?;
-            summary.records += 1;
-        }
-        Ok(())
-    };
+    let mut write =
+        |records: Vec<MetricsRecord>, summary: &mut ReplaySummary| -> anyhow::Result<()> {
+            for record in records {
+                serde_json::to_writer(&mut *out, &record).context("writing a metrics record")?;
+                out.write_all(b"\n").context("writing a metrics record")?;
+                summary.records += 1;
+            }
+            Ok(())
+        };
     for event in &events {
         match &event.decoded {
             Decoded::Prediction(p) => {
                 summary.predictions += 1;
                 if let Err(rejection) = engine.observe_prediction(p) {
-                    writeln!(diagnostics, "predictions line {}: {rejection}", event.line + 1)?;
+                    writeln!(
+                        diagnostics,
+                        "predictions line {}: {rejection}",
+                        event.line + 1
+                    )?;
                 }
             }
             Decoded::Outcome(o) => {
@@ -130,7 +140,10 @@ pub fn replay(
             }
         }
         max_ts = max_ts.max(event.ts);
-        write(engine.advance_watermark(max_ts.saturating_sub(lateness)), &mut summary)?;
+        write(
+            engine.advance_watermark(max_ts.saturating_sub(lateness)),
+            &mut summary,
+        )?;
     }
     write(engine.finish(), &mut summary)?;
     out.flush()?;

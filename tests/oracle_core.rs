@@ -17,7 +17,11 @@ fn cases() -> Vec<PathBuf> {
         .filter(|path| path.join("expected.jsonl").exists())
         .collect();
     cases.sort();
-    assert!(cases.len() >= 5, "expected the oracle cases under {}", root.display());
+    assert!(
+        cases.len() >= 5,
+        "expected the oracle cases under {}",
+        root.display()
+    );
     cases
 }
 
@@ -25,7 +29,10 @@ fn cases() -> Vec<PathBuf> {
 fn compare(path: &str, expected: &Value, actual: &Value, problems: &mut Vec<String>) {
     match (expected, actual) {
         (Value::Number(e), Value::Number(a)) => {
-            let (e, a) = (e.as_f64().unwrap_or(f64::NAN), a.as_f64().unwrap_or(f64::NAN));
+            let (e, a) = (
+                e.as_f64().unwrap_or(f64::NAN),
+                a.as_f64().unwrap_or(f64::NAN),
+            );
             let scale = e.abs().max(1.0);
             if !((e - a).abs() <= TOLERANCE * scale) {
                 problems.push(format!("{path}: expected {e}, got {a}"));
@@ -78,7 +85,11 @@ fn replay_matches_the_scikit_learn_oracle() {
         assert!(!expected.is_empty(), "{name}: no expected records");
         let mut problems = Vec::new();
         if expected.len() != actual.len() {
-            problems.push(format!("{} records expected, {} produced", expected.len(), actual.len()));
+            problems.push(format!(
+                "{} records expected, {} produced",
+                expected.len(),
+                actual.len()
+            ));
         }
         for (e, a) in expected.iter().zip(&actual) {
             let id = e["record_id"].as_str().unwrap_or("?").to_string();
@@ -86,8 +97,15 @@ fn replay_matches_the_scikit_learn_oracle() {
         }
         if !problems.is_empty() {
             let shown: Vec<&String> = problems.iter().take(15).collect();
-            failures.push(format!("case {name}: {} differences, first:\n  {}", problems.len(),
-                shown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n  ")));
+            failures.push(format!(
+                "case {name}: {} differences, first:\n  {}",
+                problems.len(),
+                shown
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join("\n  ")
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

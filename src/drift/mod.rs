@@ -2,7 +2,7 @@
 //! reference and a window (KS, Wasserstein, PSI, Jensen-Shannon, chi-square),
 //! bounded mergeable summaries, the `drifted` decision rule, and streaming
 //! change detectors (ADWIN, DDM, Page-Hinkley) matching River.
-//! Everything here is pure, synchronous and deterministic; see DRIFT.md for
+//! Everything here is pure, synchronous and deterministic; see docs/drift.md for
 //! the formulas and edge-case rules.
 
 pub mod compare;

@@ -242,7 +242,9 @@ impl ValueSummary {
         if n == 0 && c == 0 {
             None
         } else if n >= c {
-            Some(Frozen::Numeric(NumericReference::from_summary(&self.numeric)))
+            Some(Frozen::Numeric(NumericReference::from_summary(
+                &self.numeric,
+            )))
         } else {
             Some(Frozen::Categorical(CategoricalReference::from_summary(
                 &self.categorical,
@@ -263,7 +265,9 @@ impl Frozen {
         match self {
             Frozen::Numeric(r) => DriftValue::Numeric(
                 compare_numeric(r, window.numeric.samples(), rule)
-                    .or_else(|_| compare_numeric(r, window.numeric.samples(), &DriftRule::default()))
+                    .or_else(|_| {
+                        compare_numeric(r, window.numeric.samples(), &DriftRule::default())
+                    })
                     .expect("auto applies to numeric data"),
             ),
             Frozen::Categorical(r) => DriftValue::Categorical(
@@ -429,7 +433,10 @@ impl DriftEngine {
         let models = specs
             .into_iter()
             .map(|spec| {
-                let baseline = spec.baseline.as_ref().map(|b| Arc::new(freeze_baseline(&spec, b)));
+                let baseline = spec
+                    .baseline
+                    .as_ref()
+                    .map(|b| Arc::new(freeze_baseline(&spec, b)));
                 ModelState {
                     label_filling: None,
                     label_seen: 0,
@@ -520,7 +527,13 @@ impl DriftEngine {
 
     /// An accepted outcome, for one model in its scope, in the window of its time.
     /// `value` is the actual as a number (regression models; `None` if it is not one).
-    pub fn observe_outcome(&mut self, model: u16, window_start: i64, label: &str, value: Option<f64>) {
+    pub fn observe_outcome(
+        &mut self,
+        model: u16,
+        window_start: i64,
+        label: &str,
+        value: Option<f64>,
+    ) {
         let Some(m) = self.models.get_mut(model as usize) else {
             return;
         };
@@ -561,7 +574,14 @@ impl DriftEngine {
     }
 
     /// A joined pair's error, in join order; `at` is the time the pair is attributed to.
-    pub fn observe_pair(&mut self, model: u16, version: u16, at: i64, window_start: i64, error: f64) {
+    pub fn observe_pair(
+        &mut self,
+        model: u16,
+        version: u16,
+        at: i64,
+        window_start: i64,
+        error: f64,
+    ) {
         let Some(s) = self.series(model, version) else {
             return;
         };
@@ -591,7 +611,11 @@ impl DriftEngine {
 
     /// Closes the window starting at `start`: the drift and detector objects of the given
     /// unsegmented series, then the window becomes the `"previous"` reference.
-    pub fn close(&mut self, start: i64, series: &[(u16, u16)]) -> HashMap<(u16, u16), SeriesOutput> {
+    pub fn close(
+        &mut self,
+        start: i64,
+        series: &[(u16, u16)],
+    ) -> HashMap<(u16, u16), SeriesOutput> {
         let window = self.windows.remove(&start).unwrap_or_default();
         let empty_cache: HashMap<u16, Option<DriftValue>> = HashMap::new();
         let mut label_cache = empty_cache;
@@ -606,7 +630,9 @@ impl DriftEngine {
             if spec.enabled {
                 let label = label_cache
                     .entry(model)
-                    .or_insert_with(|| label_drift(m, start, self.window_size, window.labels.get(&model)))
+                    .or_insert_with(|| {
+                        label_drift(m, start, self.window_size, window.labels.get(&model))
+                    })
                     .clone();
                 let reference: Option<Arc<FrozenSet>> = match spec.reference {
                     ReferenceKind::First => state.and_then(|s| s.frozen.clone()),
@@ -632,16 +658,22 @@ impl DriftEngine {
                                 .iter()
                                 .enumerate()
                                 .map(|(i, name)| {
-                                    let value = r.features[i]
-                                        .as_ref()
-                                        .map(|f| f.compare(&current.features[i], &spec.feature_rules[i]));
+                                    let value = r.features[i].as_ref().map(|f| {
+                                        f.compare(&current.features[i], &spec.feature_rules[i])
+                                    });
                                     (name.clone(), value)
                                 })
                                 .collect(),
                         ),
-                        prediction: r.prediction.as_ref().map(|f| f.compare(&current.prediction, &spec.rule)),
+                        prediction: r
+                            .prediction
+                            .as_ref()
+                            .map(|f| f.compare(&current.prediction, &spec.rule)),
                         score: match spec.task {
-                            Task::Binary => r.score.as_ref().map(|f| f.compare(&current.score, &spec.rule)),
+                            Task::Binary => r
+                                .score
+                                .as_ref()
+                                .map(|f| f.compare(&current.score, &spec.rule)),
                             _ => None,
                         },
                         label,
@@ -664,11 +696,18 @@ impl DriftEngine {
                         &fresh
                     }
                 };
-                let found = window.detections.get(&(model, version)).copied().unwrap_or_default();
+                let found = window
+                    .detections
+                    .get(&(model, version))
+                    .copied()
+                    .unwrap_or_default();
                 output.detectors = Some(DetectorsOut {
                     adwin: d.adwin.as_ref().map(|a| found[0].out(a.estimation())),
                     ddm: d.ddm.as_ref().map(|a| found[1].out(a.estimation())),
-                    page_hinkley: d.page_hinkley.as_ref().map(|a| found[2].out(a.estimation())),
+                    page_hinkley: d
+                        .page_hinkley
+                        .as_ref()
+                        .map(|a| found[2].out(a.estimation())),
                 });
             }
             out.insert((model, version), output);
@@ -691,7 +730,12 @@ impl DriftEngine {
     }
 }
 
-fn label_drift(m: &ModelState, start: i64, size: i64, window: Option<&ValueSummary>) -> Option<DriftValue> {
+fn label_drift(
+    m: &ModelState,
+    start: i64,
+    size: i64,
+    window: Option<&ValueSummary>,
+) -> Option<DriftValue> {
     let empty;
     let current = match window {
         Some(w) => w,
@@ -701,7 +745,10 @@ fn label_drift(m: &ModelState, start: i64, size: i64, window: Option<&ValueSumma
         }
     };
     match m.spec.reference {
-        ReferenceKind::First => m.label_frozen.as_ref().map(|f| f.compare(current, &m.spec.rule)),
+        ReferenceKind::First => m
+            .label_frozen
+            .as_ref()
+            .map(|f| f.compare(current, &m.spec.rule)),
         ReferenceKind::Previous => m
             .label_previous
             .as_ref()
