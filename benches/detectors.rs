@@ -48,9 +48,10 @@ fn stream(kind: &str, len: usize, change: Option<usize>, seed: u64) -> Vec<f64> 
 }
 
 type Detector = Box<dyn FnMut(f64) -> bool>;
+type Factory = Box<dyn Fn() -> Detector>;
 
-fn detectors(binary: bool) -> Vec<(&'static str, Box<dyn Fn() -> Detector>)> {
-    let mut d: Vec<(&'static str, Box<dyn Fn() -> Detector>)> = vec![
+fn detectors(binary: bool) -> Vec<(&'static str, Factory)> {
+    let mut d: Vec<(&'static str, Factory)> = vec![
         (
             "ADWIN",
             Box::new(|| {

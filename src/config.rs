@@ -102,7 +102,7 @@ impl<'de> Deserialize<'de> for Duration {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub kafka: KafkaConfig,
@@ -112,20 +112,6 @@ pub struct Config {
     pub fields: FieldsConfig,
     pub limits: LimitsConfig,
     pub models: Vec<ModelConfig>,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            kafka: KafkaConfig::default(),
-            http: HttpConfig::default(),
-            join: JoinConfig::default(),
-            window: WindowConfig::default(),
-            fields: FieldsConfig::default(),
-            limits: LimitsConfig::default(),
-            models: Vec::new(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

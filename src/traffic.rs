@@ -9,6 +9,7 @@
 //!   segment `channel`. Its outcomes name no model, so one outcome joins both versions.
 //! - `intent`, multiclass (`billing`, `tech`, `sales`, `other`) with a score object;
 //!   features `length`, `lang`. Its outcomes name the model.
+//!
 //! After the drift time, amounts grow, a new country appears, and both models get worse.
 
 use std::collections::VecDeque;

@@ -157,7 +157,7 @@ impl AdaptiveWindow {
         let mut detected = false;
         self.tick += 1;
         let min_len = f64::from(self.config.min_window_length);
-        if !self.tick.is_multiple_of(u64::from(self.config.clock))
+        if self.tick % u64::from(self.config.clock) != 0
             || self.width <= f64::from(self.config.grace_period)
         {
             return false;
