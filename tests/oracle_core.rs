@@ -34,7 +34,7 @@ fn compare(path: &str, expected: &Value, actual: &Value, problems: &mut Vec<Stri
                 a.as_f64().unwrap_or(f64::NAN),
             );
             let scale = e.abs().max(1.0);
-            if !((e - a).abs() <= TOLERANCE * scale) {
+            if (e - a).abs() > TOLERANCE * scale || e.is_nan() || a.is_nan() {
                 problems.push(format!("{path}: expected {e}, got {a}"));
             }
         }
