@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 const PAIRS: usize = 50_000;
 
+/// Drift off: no features listed, no drift object, no detectors.
 const CONFIG: &str = r#"
 [join]
 max_label_delay = "1m"
@@ -20,8 +21,27 @@ max_label_delay = "1m"
 name = "fraud"
 task = "binary"
 positive_class = "1"
-features = ["amount", "country"]
 segments = ["channel"]
+[models.drift]
+enabled = false
+[models.detectors]
+adwin = { enabled = false }
+ddm = { enabled = false }
+page_hinkley = { enabled = false }
+"#;
+
+/// Drift on: 5 features (3 numeric, 2 categorical), prediction/score/label drift against
+/// the first 1000 predictions, the three detectors with River's defaults.
+const CONFIG_DRIFT: &str = r#"
+[join]
+max_label_delay = "1m"
+[[models]]
+name = "fraud"
+task = "binary"
+positive_class = "1"
+features = ["amount", "country", "age", "device", "hour"]
+segments = ["channel"]
+reference_size = 1000
 "#;
 
 /// Predictions and outcomes interleaved as they would arrive: the outcome of request i
@@ -31,12 +51,16 @@ fn records() -> Vec<(bool, String)> {
     let channels = ["web", "app", "store"];
     let prediction = |i: usize| {
         format!(
-            r#"{{"id":"req-{i:09}","model":"fraud","model_version":"1.0","timestamp":{},"prediction":{},"score":0.{:04},"features":{{"amount":{}.{:02},"country":"DE"}},"segment":{{"channel":"{}"}}}}"#,
+            r#"{{"id":"req-{i:09}","model":"fraud","model_version":"1.0","timestamp":{},"prediction":{},"score":0.{:04},"features":{{"amount":{}.{:02},"country":"{}","age":{},"device":"{}","hour":{}}},"segment":{{"channel":"{}"}}}}"#,
             1_767_225_600_000u64 + i as u64 * 10,
             i % 2,
             (i * 7919) % 10_000,
             (i * 31) % 5000,
             i % 100,
+            ["DE", "FR", "US", "IT"][i % 4],
+            18 + (i * 13) % 60,
+            ["ios", "android", "web"][(i / 7) % 3],
+            (i / 360) % 24,
             channels[i % 3]
         )
     };
@@ -137,12 +161,24 @@ fn bench(c: &mut Criterion) {
             }
         })
     });
-    group.bench_function("decode_join_aggregate", |b| {
-        b.iter(|| {
-            let mut engine = Engine::new(EngineConfig::from_config(&config));
+    let drift_config = Config::from_toml_str(CONFIG_DRIFT).expect("bench config");
+    for (name, config) in [
+        ("decode_join_aggregate", &config),
+        ("decode_join_aggregate_drift", &drift_config),
+    ] {
+        let decoder = Decoder::new(config);
+        group.bench_function(name, |b| b.iter(|| run_engine(config, &decoder, &records)));
+    }
+    group.finish();
+}
+
+fn run_engine(config: &Config, decoder: &Decoder, records: &[(bool, String)]) -> usize {
+    {
+        {
+            let mut engine = Engine::new(EngineConfig::from_config(config));
             let mut emitted = 0;
             let mut max_ts = i64::MIN;
-            for (is_prediction, r) in &records {
+            for (is_prediction, r) in records {
                 let ts = if *is_prediction {
                     let p = decoder
                         .prediction(r.as_bytes(), Envelope::default())
@@ -161,9 +197,8 @@ fn bench(c: &mut Criterion) {
             }
             emitted += engine.finish().len();
             black_box(emitted)
-        })
-    });
-    group.finish();
+        }
+    }
 }
 
 criterion_group!(benches, bench);

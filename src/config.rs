@@ -104,9 +104,8 @@ impl<'de> Deserialize<'de> for Duration {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-#[derive(Default)]
 pub struct Config {
     pub kafka: KafkaConfig,
     pub http: HttpConfig,
@@ -359,6 +358,172 @@ pub struct ModelConfig {
     pub features: Vec<String>,
     #[serde(default)]
     pub segments: Vec<String>,
+    /// What windows are compared with for drift (docs/drift.md).
+    #[serde(default)]
+    pub reference: ReferenceConfig,
+    /// `reference = "first"`: how many predictions (and outcomes) make the reference.
+    #[serde(default = "default_reference_size")]
+    pub reference_size: usize,
+    #[serde(default)]
+    pub drift: ModelDriftConfig,
+    #[serde(default)]
+    pub detectors: DetectorsConfig,
+    /// `reference = { file = … }`: the decoded baseline, filled by [`Config::load`].
+    #[serde(skip)]
+    pub baseline: Option<std::sync::Arc<crate::drift::stream::Baseline>>,
+}
+
+fn default_reference_size() -> usize {
+    5000
+}
+
+/// The drift reference of a model version.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum ReferenceConfig {
+    /// The first `reference_size` predictions of the version, in arrival order.
+    #[default]
+    First,
+    /// The window just before (same series).
+    Previous,
+    /// Predictions in the input format, read when the configuration is loaded (a path
+    /// relative to the configuration file).
+    File(String),
+}
+
+impl<'de> Deserialize<'de> for ReferenceConfig {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct FileRef {
+            file: String,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Name(String),
+            File(FileRef),
+        }
+        let expected = "expected \"first\", \"previous\" or { file = \"baseline.jsonl\" }";
+        match Raw::deserialize(deserializer).map_err(|_| serde::de::Error::custom(expected))? {
+            Raw::Name(name) if name == "first" => Ok(ReferenceConfig::First),
+            Raw::Name(name) if name == "previous" => Ok(ReferenceConfig::Previous),
+            Raw::Name(other) => Err(serde::de::Error::custom(format!("`{other}`: {expected}"))),
+            Raw::File(FileRef { file }) => Ok(ReferenceConfig::File(file)),
+        }
+    }
+}
+
+/// `[models.drift]`: the `drifted` rule and the summaries' bound.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelDriftConfig {
+    /// `false`: no `drift` object in this model's records.
+    pub enabled: bool,
+    pub method: crate::drift::DriftMethod,
+    pub threshold: Option<f64>,
+    /// Numeric values kept per (series, feature, window or reference): the reservoir bound.
+    pub sample_capacity: usize,
+    /// Per-feature overrides of `method` / `threshold`.
+    pub features: BTreeMap<String, FeatureDriftConfig>,
+}
+
+impl Default for ModelDriftConfig {
+    fn default() -> Self {
+        ModelDriftConfig {
+            enabled: true,
+            method: crate::drift::DriftMethod::Auto,
+            threshold: None,
+            sample_capacity: crate::drift::summary::DEFAULT_SAMPLE_CAPACITY,
+            features: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureDriftConfig {
+    pub method: Option<crate::drift::DriftMethod>,
+    pub threshold: Option<f64>,
+}
+
+/// `[models.detectors]`: streaming detectors on the error stream (River defaults).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectorsConfig {
+    pub adwin: AdwinToml,
+    pub ddm: DdmToml,
+    pub page_hinkley: PageHinkleyToml,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdwinToml {
+    pub enabled: bool,
+    pub delta: f64,
+    pub clock: u32,
+    pub max_buckets: usize,
+    pub min_window_length: u32,
+    pub grace_period: u32,
+}
+
+impl Default for AdwinToml {
+    fn default() -> Self {
+        let d = crate::drift::AdwinConfig::default();
+        AdwinToml {
+            enabled: true,
+            delta: d.delta,
+            clock: d.clock,
+            max_buckets: d.max_buckets,
+            min_window_length: d.min_window_length,
+            grace_period: d.grace_period,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DdmToml {
+    pub enabled: bool,
+    pub warm_start: u64,
+    pub warning_threshold: f64,
+    pub drift_threshold: f64,
+}
+
+impl Default for DdmToml {
+    fn default() -> Self {
+        let d = crate::drift::DdmConfig::default();
+        DdmToml {
+            enabled: true,
+            warm_start: d.warm_start,
+            warning_threshold: d.warning_threshold,
+            drift_threshold: d.drift_threshold,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PageHinkleyToml {
+    pub enabled: bool,
+    pub min_instances: u64,
+    pub delta: f64,
+    pub threshold: f64,
+    pub alpha: f64,
+    pub mode: crate::drift::PageHinkleyMode,
+}
+
+impl Default for PageHinkleyToml {
+    fn default() -> Self {
+        let d = crate::drift::PageHinkleyConfig::default();
+        PageHinkleyToml {
+            enabled: true,
+            min_instances: d.min_instances,
+            delta: d.delta,
+            threshold: d.threshold,
+            alpha: d.alpha,
+            mode: d.mode,
+        }
+    }
 }
 
 impl Config {
@@ -381,7 +546,32 @@ impl Config {
             .client
             .extend(client_env_overrides(std::env::vars()));
         config.validate()?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.load_baselines(base)?;
         Ok(config)
+    }
+
+    /// Reads and decodes the baseline files of `reference = { file = … }` (paths relative to
+    /// `base`). This is the only file I/O of drift: the engine gets decoded values.
+    pub fn load_baselines(&mut self, base: &Path) -> Result<(), ConfigError> {
+        let decoder = crate::record::Decoder::new(self);
+        let mut loaded = Vec::new();
+        for (i, model) in self.models.iter().enumerate() {
+            let ReferenceConfig::File(file) = &model.reference else {
+                continue;
+            };
+            let key = format!("models[{i}].reference.file");
+            let path = base.join(file);
+            let bytes = std::fs::read(&path)
+                .map_err(|e| ConfigError::invalid(&key, format!("{}: {e}", path.display())))?;
+            let baseline = crate::drift::stream::Baseline::decode(&decoder, i as u16, &bytes)
+                .map_err(|e| ConfigError::invalid(&key, format!("{}: {e}", path.display())))?;
+            loaded.push((i, baseline));
+        }
+        for (i, baseline) in loaded {
+            self.models[i].baseline = Some(std::sync::Arc::new(baseline));
+        }
+        Ok(())
     }
 
     /// Parses TOML text (no environment overrides): for tests and embedded configs.
@@ -527,6 +717,7 @@ impl Config {
                     }
                 }
             }
+            validate_drift(model, &key)?;
         }
         RuleSet::new(&self.rules, &self.model_infos())
             .map_err(|e| ConfigError::invalid("rules", e.to_string()))?;
@@ -569,6 +760,85 @@ impl Config {
     pub fn model(&self, name: &str) -> Option<&ModelConfig> {
         self.models.iter().find(|m| m.name == name)
     }
+}
+
+fn validate_drift(model: &ModelConfig, key: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
+    if model.reference_size == 0 {
+        return Err(ConfigError::invalid(
+            key("reference_size"),
+            "must be at least 1",
+        ));
+    }
+    if let ReferenceConfig::File(file) = &model.reference {
+        if file.is_empty() {
+            return Err(ConfigError::invalid(
+                key("reference.file"),
+                "must not be empty",
+            ));
+        }
+    }
+    let drift = &model.drift;
+    if drift.sample_capacity == 0 {
+        return Err(ConfigError::invalid(
+            key("drift.sample_capacity"),
+            "must be at least 1",
+        ));
+    }
+    let threshold_ok = |t: Option<f64>| t.is_none_or(|t| t.is_finite() && t >= 0.0);
+    if !threshold_ok(drift.threshold) {
+        return Err(ConfigError::invalid(
+            key("drift.threshold"),
+            "must be a finite number >= 0",
+        ));
+    }
+    for (name, feature) in &drift.features {
+        let fkey = key(&format!("drift.features.{name}"));
+        if !model.features.contains(name) {
+            return Err(ConfigError::invalid(
+                fkey,
+                format!("`{name}` is not one of the model's `features`"),
+            ));
+        }
+        if !threshold_ok(feature.threshold) {
+            return Err(ConfigError::invalid(
+                format!("{fkey}.threshold"),
+                "must be a finite number >= 0",
+            ));
+        }
+    }
+    let d = &model.detectors;
+    if !(d.adwin.delta > 0.0 && d.adwin.delta < 1.0) {
+        return Err(ConfigError::invalid(
+            key("detectors.adwin.delta"),
+            "must be in (0, 1)",
+        ));
+    }
+    if d.adwin.clock == 0 || d.adwin.max_buckets == 0 {
+        return Err(ConfigError::invalid(
+            key("detectors.adwin"),
+            "clock and max_buckets must be at least 1",
+        ));
+    }
+    for (field, value) in [
+        ("detectors.ddm.warning_threshold", d.ddm.warning_threshold),
+        ("detectors.ddm.drift_threshold", d.ddm.drift_threshold),
+        ("detectors.page_hinkley.delta", d.page_hinkley.delta),
+        ("detectors.page_hinkley.threshold", d.page_hinkley.threshold),
+    ] {
+        if !(value.is_finite() && value >= 0.0) {
+            return Err(ConfigError::invalid(
+                key(field),
+                "must be a finite number >= 0",
+            ));
+        }
+    }
+    if !(d.page_hinkley.alpha > 0.0 && d.page_hinkley.alpha <= 1.0) {
+        return Err(ConfigError::invalid(
+            key("detectors.page_hinkley.alpha"),
+            "must be in (0, 1]",
+        ));
+    }
+    Ok(())
 }
 
 /// Environment overrides: `FEEDBACK_LOOP__JOIN__MAX_LABEL_DELAY=2h` sets `join.max_label_delay`.
@@ -666,6 +936,40 @@ positive_class = "1"
             .unwrap_err()
             .to_string();
         assert!(err.contains("models[0].positive_class"), "{err}");
+    }
+
+    #[test]
+    fn drift_keys_parse_and_validate() {
+        let config = Config::from_toml_str(&format!(
+            "{MINIMAL}features = [\"amount\"]\nreference = \"previous\"\n[models.drift]\nmethod = \"psi\"\n[models.drift.features.amount]\nmethod = \"ks\"\nthreshold = 0.01\n[models.detectors]\nddm = {{ enabled = false }}\n"
+        ))
+        .unwrap();
+        assert_eq!(config.models[0].reference, ReferenceConfig::Previous);
+        assert!(!config.models[0].detectors.ddm.enabled);
+
+        let err = Config::from_toml_str(&format!(
+            "{MINIMAL}[models.drift.features.age]\nmethod = \"psi\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("models[0].drift.features.age"), "{err}");
+
+        let err = Config::from_toml_str(&format!("{MINIMAL}reference = \"last\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("reference"), "{err}");
+
+        let err = Config::from_toml_str(&format!(
+            "{MINIMAL}[models.detectors]\nadwin = {{ delta = 2.0 }}\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("models[0].detectors.adwin.delta"), "{err}");
+
+        let err = Config::from_toml_str(&format!("{MINIMAL}[models.drift]\nmethd = \"ks\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("methd"), "{err}");
     }
 
     #[test]

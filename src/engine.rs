@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use crate::config::{AttributeTo, Config, Task};
+use crate::drift::stream::{Baseline, DriftEngine, ModelDriftSpec, SeriesOutput};
 use crate::interner::Interner;
 use crate::join::{
     JoinSink, JoinStore, OutcomeArrival, OutcomeEntry, PredictionArrival, PredictionEntry,
@@ -27,6 +28,7 @@ macro_rules! attribution {
             models: &mut $engine.models,
             labels: &mut $engine.labels,
             stats: &mut $engine.stats,
+            drift: &mut $engine.drift,
         }
     };
 }
@@ -50,6 +52,8 @@ pub struct EngineConfig {
     pub max_classes_per_model: usize,
     pub max_segment_values: usize,
     pub models: Vec<ModelSpec>,
+    /// Drift settings, one per model (same order as `models`).
+    pub drift: Vec<ModelDriftSpec>,
 }
 
 #[derive(Debug, Clone)]
@@ -80,6 +84,11 @@ impl EngineConfig {
                     positive_class: m.positive_class.clone(),
                     segments: m.segments.clone(),
                 })
+                .collect(),
+            drift: config
+                .models
+                .iter()
+                .map(ModelDriftSpec::from_config)
                 .collect(),
         }
     }
@@ -181,6 +190,7 @@ pub struct Engine {
     /// Model-level counts seen before any event time (placed in the first window).
     unplaced: Vec<(u16, ModelCounts)>,
     stats: EngineStats,
+    drift: DriftEngine,
 }
 
 impl Engine {
@@ -215,8 +225,21 @@ impl Engine {
             max_event_ts: None,
             unplaced: Vec::new(),
             stats: EngineStats::default(),
+            drift: DriftEngine::new(config.drift.clone(), config.window_size),
             models,
             config,
+        }
+    }
+
+    /// Sets the drift baseline of a model with `reference = { file = … }` (the shell decodes
+    /// the file; [`crate::config::Config::load`] does it for the configured files).
+    pub fn set_baseline(&mut self, model: &str, baseline: &Baseline) -> bool {
+        match self.models.iter().position(|m| m.spec.name == model) {
+            Some(i) => {
+                self.drift.set_baseline(i as u16, baseline);
+                true
+            }
+            None => false,
         }
     }
 
@@ -337,6 +360,7 @@ impl Engine {
         }
 
         let payload = self.prediction_payload(p, segments.clone())?;
+        let positive_score = (!payload.score.is_nan()).then_some(payload.score);
         self.note_event_time(p.ts);
         let entry = PredictionEntry {
             ts: p.ts,
@@ -358,6 +382,19 @@ impl Engine {
             PredictionArrival::Joined | PredictionArrival::Pending => {
                 self.stats.predictions += 1;
                 self.add_series_counts(start, series, &segments, task, |c| c.predictions += 1);
+                let score = if task == Task::Binary {
+                    positive_score
+                } else {
+                    None
+                };
+                self.drift.observe_prediction(
+                    p.model,
+                    version,
+                    start,
+                    &p.features,
+                    &p.predicted,
+                    score,
+                );
                 if arrival == PredictionArrival::Joined {
                     Disposition::Joined
                 } else {
@@ -487,6 +524,10 @@ impl Engine {
                 .models
                 .entry(model)
                 .or_default());
+            if matches!(arrival, OutcomeArrival::Accepted { .. }) {
+                self.drift
+                    .observe_outcome(model, start, &o.actual.label, o.actual.value);
+            }
         }
         disposition
     }
@@ -540,7 +581,14 @@ impl Engine {
             }
             if let Some(window) = self.windows.remove(&start) {
                 self.stats.windows_closed += 1;
-                self.emit(start, &window, &mut records);
+                let keys = self.record_keys(&window);
+                let series: Vec<(u16, u16)> = keys
+                    .iter()
+                    .filter(|k| k.segment.is_none() && k.version != UNSEEN_VERSION)
+                    .map(|k| (k.model, k.version))
+                    .collect();
+                let mut drift = self.drift.close(start, &series);
+                self.emit(start, &window, keys, &mut drift, &mut records);
             }
         }
         self.stats.records_emitted += records.len() as u64;
@@ -552,11 +600,8 @@ impl Engine {
         self.advance_watermark(i64::MAX)
     }
 
-    fn emit(&self, start: i64, window: &Window, out: &mut Vec<MetricsRecord>) {
-        let bounds = WindowBounds {
-            start: rfc3339(start),
-            end: rfc3339(self.windows_spec.end_of(start)),
-        };
+    /// The series that get a record when `window` closes.
+    fn record_keys(&self, window: &Window) -> Vec<SeriesKey> {
         let mut keys: Vec<SeriesKey> = window.series.keys().copied().collect();
         // Models with model-level counts but no series in this window.
         for (&model, _) in &window.models {
@@ -577,10 +622,31 @@ impl Engine {
                 });
             }
         }
+        keys
+    }
+
+    fn emit(
+        &self,
+        start: i64,
+        window: &Window,
+        keys: Vec<SeriesKey>,
+        drift: &mut hashbrown::HashMap<(u16, u16), SeriesOutput>,
+        out: &mut Vec<MetricsRecord>,
+    ) {
+        let bounds = WindowBounds {
+            start: rfc3339(start),
+            end: rfc3339(self.windows_spec.end_of(start)),
+        };
         let mut records: Vec<(SortKey, MetricsRecord)> = keys
             .into_iter()
             .map(|key| {
-                let record = self.record(start, &bounds, window, key);
+                let mut record = self.record(start, &bounds, window, key);
+                if key.segment.is_none() {
+                    if let Some(extra) = drift.remove(&(key.model, key.version)) {
+                        record.drift = extra.drift;
+                        record.detectors = extra.detectors;
+                    }
+                }
                 (self.sort_key(&key), record)
             })
             .collect();
@@ -676,6 +742,8 @@ impl Engine {
             counts,
             classification,
             regression,
+            drift: None,
+            detectors: None,
         }
     }
 }
@@ -734,6 +802,7 @@ struct Attribution<'e> {
     models: &'e mut [ModelState],
     labels: &'e mut Interner,
     stats: &'e mut EngineStats,
+    drift: &'e mut DriftEngine,
 }
 
 impl Attribution<'_> {
@@ -860,6 +929,15 @@ impl JoinSink<PredictionPayload, OutcomePayload> for Attribution<'_> {
             }
         };
         self.stats.joined += 1;
+        let error = match &contribution {
+            Contribution::Class {
+                actual, predicted, ..
+            } => f64::from(u8::from(actual != predicted)),
+            Contribution::Value { actual, predicted } => (actual - predicted).abs(),
+        };
+        let start = self.windows_spec.start_of(at);
+        self.drift
+            .observe_pair(p.model, p.version, at, start, error);
         let keys: Vec<SeriesKey> = Self::series_keys(p).collect();
         let window = self.window(at);
         for key in keys {

@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod demo;
+pub mod drift;
 pub mod engine;
 pub mod generate;
 pub mod http;

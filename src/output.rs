@@ -25,6 +25,57 @@ pub struct MetricsRecord {
     pub classification: Option<ClassificationMetrics>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub regression: Option<RegressionMetrics>,
+    /// Unsegmented records only (docs/semantics.md, "Drift").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<DriftOut>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detectors: Option<DetectorsOut>,
+}
+
+/// Drift of one window against the series' reference. A part is `null` while its
+/// reference is not complete (or, for one feature, when the reference has no value of it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DriftOut {
+    /// `first`, `previous` or `file`.
+    pub reference: String,
+    pub features: Option<BTreeMap<String, Option<DriftValue>>>,
+    pub prediction: Option<DriftValue>,
+    /// Binary models: the positive-class score.
+    pub score: Option<DriftValue>,
+    /// The outcomes' `actual`, by their own time (model-level).
+    pub label: Option<DriftValue>,
+}
+
+/// The statistics of one variable, tagged with its kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum DriftValue {
+    Numeric(crate::drift::NumericDrift),
+    Categorical(crate::drift::CategoricalDrift),
+}
+
+/// The streaming detectors of a series (enabled ones only).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DetectorsOut {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adwin: Option<DetectorOut>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ddm: Option<DetectorOut>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_hinkley: Option<DetectorOut>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DetectorOut {
+    /// Fired at least once on a pair attributed to this window.
+    pub drift: bool,
+    pub detections: u64,
+    /// Index (0-based) in the series' error stream of the last detection in this window.
+    pub last_detection_index: Option<u64>,
+    /// Event time of that pair (the time it is attributed to).
+    pub last_detection_at: Option<String>,
+    /// The detector's estimate when the window closed.
+    pub estimation: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -109,6 +109,7 @@ pub struct Decoder {
 struct ModelSchema {
     name: String,
     task: Task,
+    positive_class: Option<String>,
     features: Vec<String>,
     segments: Vec<String>,
 }
@@ -157,11 +158,24 @@ impl Decoder {
                 .map(|m| ModelSchema {
                     name: m.name.clone(),
                     task: m.task,
+                    positive_class: m.positive_class.clone(),
                     features: m.features.clone(),
                     segments: m.segments.clone(),
                 })
                 .collect(),
         }
+    }
+
+    /// The features a model lists.
+    pub fn model_features(&self, model: ModelId) -> &[String] {
+        self.models.get(model as usize).map_or(&[], |m| &m.features)
+    }
+
+    /// The positive class of a binary model.
+    pub fn model_positive_class(&self, model: ModelId) -> Option<&str> {
+        self.models
+            .get(model as usize)
+            .and_then(|m| m.positive_class.as_deref())
     }
 
     fn model_id(&self, name: &str) -> Option<ModelId> {

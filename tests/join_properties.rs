@@ -72,6 +72,7 @@ fn engine(attribute_to: AttributeTo, max_pending: usize) -> Engine {
         max_classes_per_model: 8,
         max_segment_values: 2,
         models: vec![model("a"), model("b")],
+        drift: Vec::new(),
     })
 }
 

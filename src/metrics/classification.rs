@@ -196,28 +196,18 @@ pub fn classification_metrics(
     }
 
     let defined = total > 0;
-    let averages = Averages {
-        micro: if defined {
-            prf(tp_sum, pred_sum, true_sum)
-        } else {
-            Default::default()
-        },
-        macro_: if defined {
-            macro_sum.scaled(1.0 / names.len() as f64)
-        } else {
-            Default::default()
-        },
-        weighted: if defined {
-            {
-                if true_sum == 0 {
-                    Prf::zero()
-                } else {
-                    weighted_sum.scaled(1.0 / true_sum as f64)
-                }
-            }
-        } else {
-            Default::default()
-        },
+    let averages = if defined {
+        Averages {
+            micro: prf(tp_sum, pred_sum, true_sum),
+            macro_: macro_sum.scaled(1.0 / names.len() as f64),
+            weighted: if true_sum == 0 {
+                Prf::zero()
+            } else {
+                weighted_sum.scaled(1.0 / true_sum as f64)
+            },
+        }
+    } else {
+        Averages::default()
     };
     let headline = match labels.positive_class {
         Some(positive) if defined => {

@@ -36,6 +36,9 @@ import warnings
 from collections import defaultdict
 
 import numpy as np
+from river import drift as river_drift
+from scipy import stats as sps
+from scipy.spatial.distance import jensenshannon
 from sklearn import metrics as skm
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -264,6 +267,19 @@ def decode_prediction(cfg, obj):
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 <= v <= 1):
                 raise Invalid("bad score", model)
         score = {k: float(v) for k, v in score.items()}
+    feats = {}
+    fo = get_path(obj, f["features"])
+    if fo is not MISSING:
+        if not isinstance(fo, dict):
+            raise Invalid("bad features", model)
+        for name in mc.get("features", []):
+            v = fo.get(name)
+            if isinstance(v, bool):
+                feats[name] = "true" if v else "false"
+            elif isinstance(v, (int, float)) and math.isfinite(v):
+                feats[name] = float(v)
+            elif isinstance(v, str):
+                feats[name] = v
     seg = get_path(obj, f["segment"])
     segs = {}
     if isinstance(seg, dict):
@@ -272,7 +288,7 @@ def decode_prediction(cfg, obj):
                 assert isinstance(seg[dim], str)
                 segs[dim] = seg[dim]
     return dict(id=rid, model=model, version=version, ts=ts, value=value, score=score,
-                segs=segs)
+                segs=segs, feats=feats)
 
 
 def decode_outcome(cfg, obj):
@@ -331,6 +347,9 @@ class Window:
         self.series = defaultdict(Slice)  # (model, version) -> Slice
         self.slices = defaultdict(Slice)  # (model, version, dim, value) -> Slice
         self.model_counts = defaultdict(lambda: defaultdict(int))  # model -> field -> n
+        self.preds = defaultdict(list)  # (model, version) -> counted predictions (own ts)
+        self.outs = defaultdict(list)  # model -> label values of accepted outcomes (own ts)
+        self.det = defaultdict(dict)  # (model, version) -> detector -> [count, index, at]
 
 
 class Engine:
@@ -352,6 +371,11 @@ class Engine:
         self.snapshot = {}  # window start -> {model: versions seen when it closed}
         self.versions_seen = {m: set() for m in cfg.models}
         self.stats = defaultdict(int)
+        # drift: first-N references, detectors, and what each window saw when it closed
+        self.first = defaultdict(list)  # (model, version) -> first counted predictions
+        self.label_first = defaultdict(list)  # model -> first label values
+        self.detectors = {}  # (model, version) -> (ADWIN, DDM, PageHinkley, [pairs])
+        self.close_state = {}  # window start -> state at close
 
     # -- attribution -------------------------------------------------------------------
     def win(self, t):
@@ -405,6 +429,10 @@ class Engine:
             self.add_version(p["ts"], p, "duplicates")
             return
         self.add_version(p["ts"], p, "predictions")
+        self.windows[self.win(p["ts"])].preds[(p["model"], p["version"])].append(p)
+        n_ref = ref_size(cfg.models[p["model"]])
+        if len(self.first[(p["model"], p["version"])]) < n_ref:
+            self.first[(p["model"], p["version"])].append(p)
         # the earliest accepted stored outcome that matches and has not joined this series
         best = None
         for oseq in self.stored_by_id.get(p["id"], []):
@@ -452,6 +480,13 @@ class Engine:
                 return
         for m in self.scope(o["model"]):
             self.add_model(o["ts"], m, "outcomes")
+            try:
+                value = actual_for(cfg.models[m], o["actual"])
+            except ValueError:
+                continue  # not a number, for a regression model
+            self.windows[self.win(o["ts"])].outs[m].append(value)
+            if len(self.label_first[m]) < ref_size(cfg.models[m]):
+                self.label_first[m].append(value)
         self.seq += 1
         o["seq"] = self.seq
         o["joined"] = set()
@@ -488,6 +523,32 @@ class Engine:
         t = max(p["ts"], o["ts"]) if self.cfg.attribute_to == "outcome" else p["ts"]
         actual = actual_for(self.cfg.models[p["model"]], o["actual"])
         self.add_version(t, p, "joined", pair=(p["value"], actual, p["score"]))
+        # streaming detectors on the series' error stream, in join order
+        if self.cfg.models[p["model"]]["task"] == "regression":
+            err = abs(actual - p["value"])
+        else:
+            err = 0.0 if actual == p["value"] else 1.0
+        dets = self.series_detectors(p["model"], p["version"])
+        index = dets[3][0]
+        dets[3][0] += 1
+        for name, d in zip(DETECTORS, dets[:3]):
+            if d is None:
+                continue
+            d.update(err)
+            if d.drift_detected:
+                slot = self.windows[self.win(t)].det[(p["model"], p["version"])].setdefault(
+                    name, [0, None, None])
+                slot[0] += 1
+                slot[1], slot[2] = index, t
+
+    def series_detectors(self, model, version):
+        key = (model, version)
+        if key not in self.detectors:
+            # DDM models a 0/1 error rate: not run for regression models
+            ddm = None if self.cfg.models[model]["task"] == "regression" \
+                else river_drift.binary.DDM()
+            self.detectors[key] = (river_drift.ADWIN(), ddm, river_drift.PageHinkley(), [0])
+        return self.detectors[key]
 
     def expire_prediction(self, p):
         self.stats["expired"] += 1
@@ -536,6 +597,13 @@ class Engine:
             for w in self.windows:
                 if w + cfg.size <= upto and w not in self.snapshot:
                     self.snapshot[w] = {m: set(v) for m, v in self.versions_seen.items()}
+                    self.close_state[w] = {
+                        "first_complete": {k for k, v in self.first.items()
+                                           if len(v) >= ref_size(cfg.models[k[0]])},
+                        "label_complete": {m for m, v in self.label_first.items()
+                                           if len(v) >= ref_size(cfg.models[m])},
+                        "estimation": {k: estimations(d) for k, d in self.detectors.items()},
+                    }
             self.closed_upto = upto
 
     def finish(self):
@@ -651,6 +719,177 @@ def make_record(cfg, w, model, version, vcounts, mcounts, pairs, segment=None):
     return rec
 
 
+DETECTORS = ("adwin", "ddm", "page_hinkley")
+FLOOR = 1e-4  # docs/drift.md: proportions floored at 1e-4 for PSI and expected counts
+
+
+def ref_size(model_cfg):
+    return model_cfg.get("reference_size", 5000)
+
+
+def estimations(dets):
+    adwin, ddm, ph, _ = dets
+    return {"adwin": float(adwin.estimation),
+            "ddm": float(ddm._p.get()) if ddm is not None else 0.0,
+            "page_hinkley": float(ph._x_mean.get())}
+
+
+def num_or_none(x):
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def psi_value(ref_p, cur_p):
+    r = np.maximum(ref_p, FLOOR)
+    c = np.maximum(cur_p, FLOOR)
+    return num_or_none(np.sum((c - r) * np.log(c / r)))
+
+
+def resolve(rule, n_window, test, distance):
+    method = rule.get("method", "auto")
+    if method == "auto":
+        picked = test if n_window <= 1000 else distance
+        return picked, {"ks": 0.05, "chi_square": 0.05, "psi": 0.2, "wasserstein": 0.1,
+                        "js": 0.1}[picked]
+    default = {"ks": 0.05, "chi_square": 0.05, "psi": 0.2, "wasserstein": 0.1, "js": 0.1}
+    return method, rule.get("threshold", default[method])
+
+
+def exceeds(method, value, threshold):
+    if value is None:
+        return False
+    return value < threshold if method in ("ks", "chi_square") else value >= threshold
+
+
+def numeric_drift(ref, win, rule):
+    a = np.sort(np.array(ref, dtype=np.float64))
+    b = np.sort(np.array(win, dtype=np.float64))
+    method, threshold = resolve(rule, len(b), "ks", "wasserstein")
+    psi = js = w = None
+    ks = {"statistic": None, "p_value": None}
+    if len(a) and len(b):
+        cuts = np.quantile(a, [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])
+        ref_p = np.bincount(np.searchsorted(cuts, a, side="left"), minlength=10) / len(a)
+        cur_p = np.bincount(np.searchsorted(cuts, b, side="left"), minlength=10) / len(b)
+        psi = psi_value(ref_p, cur_p)
+        js = num_or_none(jensenshannon(ref_p, cur_p))
+        r = sps.ks_2samp(a, b)
+        ks = {"statistic": num_or_none(r.statistic), "p_value": num_or_none(r.pvalue)}
+        w = num_or_none(sps.wasserstein_distance(a, b))
+    std = float(np.std(a))
+    if w is not None and std > 0:
+        wn = num_or_none(w / std)
+    elif w == 0.0:
+        wn = 0.0
+    else:
+        wn = None
+    if method == "ks":
+        drifted = exceeds(method, ks["p_value"], threshold)
+    elif method in ("psi", "js"):
+        drifted = exceeds(method, psi if method == "psi" else js, threshold)
+    elif std == 0.0:
+        drifted = w is not None and w > 0
+    else:
+        drifted = exceeds(method, wn, threshold)
+    return {"kind": "numeric", "method": method, "threshold": threshold,
+            "n_reference": len(a), "n_window": len(b), "psi": psi, "ks": ks,
+            "wasserstein": w, "wasserstein_normalized": wn, "js": js, "drifted": drifted}
+
+
+def categorical_drift(ref, win, rule):
+    rc, wc = defaultdict(int), defaultdict(int)
+    for v in ref:
+        rc[v] += 1
+    for v in win:
+        wc[v] += 1
+    n_ref, n_win = len(ref), len(win)
+    method, threshold = resolve(rule, n_win, "chi_square", "js")
+    names = sorted(set(rc) | set(wc))
+    ref_p = np.array([rc[k] / n_ref for k in names])
+    win_p = np.array([wc[k] / n_win if n_win else 0.0 for k in names])
+    chi = {"statistic": None, "p_value": None}
+    psi = js = None
+    if n_ref and n_win:
+        exp = np.maximum(ref_p, FLOOR)
+        exp = exp / exp.sum() * n_win
+        obs = np.array([wc[k] for k in names], dtype=np.float64)
+        stat = float(np.sum((obs - exp) ** 2 / exp))
+        r = sps.chisquare(obs, exp)
+        chi = {"statistic": num_or_none(r.statistic),
+               "p_value": num_or_none(r.pvalue) if len(names) > 1 else None}
+        assert abs(stat - r.statistic) <= 1e-9 * max(1.0, stat)
+        psi = psi_value(ref_p, win_p)
+        js = num_or_none(jensenshannon(ref_p, win_p))
+    value = {"psi": psi, "js": js}.get(method, chi["p_value"])
+    return {"kind": "categorical", "method": method, "threshold": threshold,
+            "n_reference": n_ref, "n_window": n_win, "chi_square": chi, "psi": psi, "js": js,
+            "drifted": exceeds(method, value, threshold)}
+
+
+def compare(ref, win, rule):
+    """Kind by the reference's majority (ties: numeric); values of the other kind ignored."""
+    nums = [v for v in ref if isinstance(v, float)]
+    cats = [v for v in ref if isinstance(v, str)]
+    if not nums and not cats:
+        return None
+    if len(nums) >= len(cats):
+        return numeric_drift(nums, [v for v in win if isinstance(v, float)], rule)
+    return categorical_drift(cats, [v for v in win if isinstance(v, str)], rule)
+
+
+def prediction_values(preds, getter):
+    return [v for v in (getter(p) for p in preds) if v is not None]
+
+
+def add_drift(cfg, eng, w, model, version, rec):
+    mc = cfg.models[model]
+    rule = {}  # the oracle cases use the default rule (auto)
+    state = eng.close_state[w]
+    win = eng.windows[w]
+    current = win.preds.get((model, version), [])
+    kind = mc.get("reference", "first")
+    if kind == "first":
+        reference = eng.first[(model, version)] if (model, version) in state["first_complete"] \
+            else None
+        label_ref = eng.label_first[model] if model in state["label_complete"] else None
+    else:
+        prev = w - cfg.size
+        reference = eng.windows[prev].preds.get((model, version)) if prev in eng.windows else None
+        label_ref = eng.windows[prev].outs.get(model) if prev in eng.windows else None
+    label = compare(label_ref, win.outs.get(model, []), rule) if label_ref else None
+    if reference:
+        def feats(name):
+            return lambda p: p["feats"].get(name)
+        features = {name: compare(prediction_values(reference, feats(name)),
+                                  prediction_values(current, feats(name)), rule)
+                    for name in mc.get("features", [])}
+        to_value = (lambda p: float(p["value"])) if mc["task"] == "regression" \
+            else (lambda p: p["value"])
+        prediction = compare(prediction_values(reference, to_value),
+                             prediction_values(current, to_value), rule)
+        score = None
+        if mc["task"] == "binary":
+            score = compare(prediction_values(reference, lambda p: p["score"]),
+                            prediction_values(current, lambda p: p["score"]), rule)
+        rec["drift"] = {"reference": kind, "features": features, "prediction": prediction,
+                        "score": score, "label": label}
+    else:
+        rec["drift"] = {"reference": kind, "features": None, "prediction": None,
+                        "score": None, "label": label}
+    est = state["estimation"].get((model, version),
+                                  {"adwin": 0.0, "ddm": 0.0, "page_hinkley": 0.0})
+    found = win.det.get((model, version), {})
+    rec["detectors"] = {}
+    for name in DETECTORS:
+        if name == "ddm" and mc["task"] == "regression":
+            continue
+        count, index, at = found.get(name, [0, None, None])
+        rec["detectors"][name] = {"drift": count > 0, "detections": count,
+                                  "last_detection_index": index,
+                                  "last_detection_at": rfc3339(at) if at is not None else None,
+                                  "estimation": est[name]}
+
+
 def vkey(v):
     return (0, "") if v is None else (1, v)
 
@@ -668,7 +907,10 @@ def emit(cfg, eng):
                 eng.stats["model_level_only_records"] += len(seen)
             for version in sorted(series, key=vkey):
                 s = series[version]
-                records.append(make_record(cfg, w, model, version, s.c, mcounts, s.pairs))
+                rec = make_record(cfg, w, model, version, s.c, mcounts, s.pairs)
+                if eng.snapshot[w][model]:  # a version was seen: drift and detectors
+                    add_drift(cfg, eng, w, model, version, rec)
+                records.append(rec)
                 segs = sorted((dim, val) for (m, v, dim, val), sl in win.slices.items()
                               if m == model and v == version and sl.active())
                 for dim, val in segs:
@@ -1093,14 +1335,14 @@ def cases():
     out = {}
     cfg = {"join": {"max_label_delay": "15m", "max_outcome_lead": "2m"},
            "window": {"size": "1m", "attribute_to": "outcome", "allowed_lateness": "5s"},
-           "models": [fraud_model()]}
+           "models": [fraud_model(reference_size=300)]}
     out["binary_basic"] = (cfg, lambda: gen_binary(
         1, 5000, 60 * MIN, ["1.0", "2.0-shadow"], 15 * MIN, 2 * MIN,
         zero_label=(15 * MIN, 35 * MIN), no_score=(40 * MIN, 44 * MIN)))
 
     cfg = {"join": {"max_label_delay": "15m", "max_outcome_lead": "2m"},
            "window": {"size": "5m", "attribute_to": "prediction", "allowed_lateness": "5s"},
-           "models": [fraud_model()]}
+           "models": [fraud_model(reference="previous")]}
     out["binary_prediction_time"] = (cfg, lambda: gen_binary(
         2, 4000, 60 * MIN, ["1.0", "2.0-shadow"], 15 * MIN, 2 * MIN,
         zero_label=(15 * MIN, 40 * MIN), no_score=(45 * MIN, 50 * MIN)))
@@ -1114,7 +1356,7 @@ def cases():
     cfg = {"join": {"max_label_delay": "15m", "max_outcome_lead": "2m"},
            "window": {"size": "1m", "attribute_to": "outcome", "allowed_lateness": "5s"},
            "fields": {"outcome": {"actual": "result.value"}},
-           "models": [{"name": "eta", "task": "regression"}]}
+           "models": [{"name": "eta", "task": "regression", "reference_size": 400}]}
     out["regression"] = (cfg, lambda: gen_regression(4))
 
     cfg = {"join": {"max_label_delay": "15m", "max_outcome_lead": "2m", "max_pending": 50},

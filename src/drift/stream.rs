@@ -1,0 +1,779 @@
+//! Drift in the engine: per (model, version) references, per-window summaries, the
+//! comparisons made when a window closes, and the streaming detectors on the error stream.
+//! The exact rules are in docs/semantics.md ("Drift"); docs/drift.md has the statistics.
+//!
+//! Memory: a window holds, per series and feature, one [`NumericSummary`] (at most
+//! `sample_capacity` values) and one [`CategoricalSummary`] (at most 1000 names); a
+//! reference holds the same (a `"first"` reference exactly its `reference_size` values).
+//! Nothing grows with traffic beyond these bounds.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use hashbrown::HashMap;
+
+use super::{
+    compare_categorical, compare_numeric, Adwin, AdwinConfig, CategoricalReference,
+    CategoricalSummary, Ddm, DdmConfig, DriftRule, NumericReference, NumericSummary, PageHinkley,
+    PageHinkleyConfig,
+};
+use crate::config::{ModelConfig, ReferenceConfig, Task};
+use crate::output::{rfc3339, DetectorOut, DetectorsOut, DriftOut, DriftValue};
+use crate::record::{Decoder, Envelope, FeatureValue, Target};
+
+/// Which reference a model's windows are compared with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReferenceKind {
+    First,
+    Previous,
+    File,
+}
+
+impl ReferenceKind {
+    fn name(self) -> &'static str {
+        match self {
+            ReferenceKind::First => "first",
+            ReferenceKind::Previous => "previous",
+            ReferenceKind::File => "file",
+        }
+    }
+}
+
+/// A decoded value of a feature, prediction or score.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RefValue {
+    Number(f64),
+    Category(Box<str>),
+}
+
+/// One baseline prediction, decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BaselineRecord {
+    /// (index in the model's `features`, value).
+    pub features: Vec<(usize, RefValue)>,
+    pub predicted: RefValue,
+    /// Binary models: the positive-class probability.
+    pub score: Option<f64>,
+}
+
+/// The decoded content of a baseline file.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Baseline {
+    pub records: Vec<BaselineRecord>,
+}
+
+impl Baseline {
+    /// Decodes JSON lines in the prediction input format; every non-blank line must decode
+    /// and name `model`.
+    pub fn decode(decoder: &Decoder, model: u16, bytes: &[u8]) -> Result<Baseline, String> {
+        let features = decoder.model_features(model).to_vec();
+        let positive = decoder.model_positive_class(model).map(str::to_string);
+        let mut records = Vec::new();
+        for (index, line) in bytes.split(|&b| b == b'\n').enumerate() {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let p = decoder
+                .prediction(line, Envelope::default())
+                .map_err(|e| format!("line {}: {e}", index + 1))?;
+            if p.model != model {
+                return Err(format!("line {}: names another model", index + 1));
+            }
+            let score = match (&p.score, &positive) {
+                (Some(crate::record::Score::Positive(s)), _) => Some(*s),
+                (Some(crate::record::Score::PerClass(per_class)), Some(pos)) => Some(
+                    per_class
+                        .iter()
+                        .find(|(c, _)| c == pos)
+                        .map_or(0.0, |(_, s)| *s),
+                ),
+                _ => None,
+            };
+            records.push(BaselineRecord {
+                features: p
+                    .features
+                    .iter()
+                    .filter_map(|(name, value)| {
+                        let i = features.iter().position(|f| f == name)?;
+                        Some((i, ref_value(value)))
+                    })
+                    .collect(),
+                predicted: match &p.predicted {
+                    Target::Class(label) => RefValue::Category(label.as_ref().into()),
+                    Target::Value(v) => RefValue::Number(*v),
+                },
+                score,
+            });
+        }
+        Ok(Baseline { records })
+    }
+}
+
+fn ref_value(value: &FeatureValue<'_>) -> RefValue {
+    match value {
+        FeatureValue::Number(x) => RefValue::Number(*x),
+        FeatureValue::Category(c) => RefValue::Category(c.as_ref().into()),
+    }
+}
+
+/// The detectors of a model, `None` = disabled.
+#[derive(Debug, Clone, Default)]
+pub struct DetectorSpec {
+    pub adwin: Option<AdwinConfig>,
+    pub ddm: Option<DdmConfig>,
+    pub page_hinkley: Option<PageHinkleyConfig>,
+}
+
+impl DetectorSpec {
+    fn any(&self) -> bool {
+        self.adwin.is_some() || self.ddm.is_some() || self.page_hinkley.is_some()
+    }
+}
+
+/// A model's drift settings, as the engine uses them.
+#[derive(Debug, Clone)]
+pub struct ModelDriftSpec {
+    pub enabled: bool,
+    pub task: Task,
+    pub reference: ReferenceKind,
+    pub reference_size: usize,
+    pub sample_capacity: usize,
+    pub features: Vec<String>,
+    /// The rule of each feature (same order as `features`).
+    pub feature_rules: Vec<DriftRule>,
+    /// The rule of prediction, score and label drift.
+    pub rule: DriftRule,
+    pub detectors: DetectorSpec,
+    pub baseline: Option<Arc<Baseline>>,
+}
+
+impl ModelDriftSpec {
+    pub fn from_config(m: &ModelConfig) -> ModelDriftSpec {
+        let rule = DriftRule {
+            method: m.drift.method,
+            threshold: m.drift.threshold,
+        };
+        let d = &m.detectors;
+        ModelDriftSpec {
+            enabled: m.drift.enabled,
+            task: m.task,
+            reference: match m.reference {
+                ReferenceConfig::First => ReferenceKind::First,
+                ReferenceConfig::Previous => ReferenceKind::Previous,
+                ReferenceConfig::File(_) => ReferenceKind::File,
+            },
+            reference_size: m.reference_size,
+            sample_capacity: m.drift.sample_capacity,
+            features: m.features.clone(),
+            feature_rules: m
+                .features
+                .iter()
+                .map(|f| match m.drift.features.get(f) {
+                    Some(o) => DriftRule {
+                        method: o.method.unwrap_or(rule.method),
+                        threshold: o.threshold.or(rule.threshold),
+                    },
+                    None => rule,
+                })
+                .collect(),
+            rule,
+            detectors: DetectorSpec {
+                adwin: d.adwin.enabled.then_some(AdwinConfig {
+                    delta: d.adwin.delta,
+                    clock: d.adwin.clock,
+                    max_buckets: d.adwin.max_buckets,
+                    min_window_length: d.adwin.min_window_length,
+                    grace_period: d.adwin.grace_period,
+                }),
+                // DDM models a 0/1 error rate: not run on regression errors.
+                ddm: (d.ddm.enabled && m.task != Task::Regression).then_some(DdmConfig {
+                    warm_start: d.ddm.warm_start,
+                    warning_threshold: d.ddm.warning_threshold,
+                    drift_threshold: d.ddm.drift_threshold,
+                }),
+                page_hinkley: d.page_hinkley.enabled.then_some(PageHinkleyConfig {
+                    min_instances: d.page_hinkley.min_instances,
+                    delta: d.page_hinkley.delta,
+                    threshold: d.page_hinkley.threshold,
+                    alpha: d.page_hinkley.alpha,
+                    mode: d.page_hinkley.mode,
+                }),
+            },
+            baseline: m.baseline.clone(),
+        }
+    }
+}
+
+/// Values of one kind-agnostic variable: numbers in a reservoir, strings in counts.
+#[derive(Debug, Clone)]
+struct ValueSummary {
+    numeric: NumericSummary,
+    categorical: CategoricalSummary,
+}
+
+impl ValueSummary {
+    fn new(capacity: usize, seed: u64) -> ValueSummary {
+        ValueSummary {
+            numeric: NumericSummary::with_capacity(capacity.max(1), seed)
+                .unwrap_or_else(|_| NumericSummary::new(seed)),
+            categorical: CategoricalSummary::default(),
+        }
+    }
+
+    fn push(&mut self, value: &FeatureValue<'_>) {
+        match value {
+            FeatureValue::Number(x) => self.numeric.push(*x),
+            FeatureValue::Category(c) => self.categorical.push(c),
+        }
+    }
+
+    fn push_ref(&mut self, value: &RefValue) {
+        match value {
+            RefValue::Number(x) => self.numeric.push(*x),
+            RefValue::Category(c) => self.categorical.push(c),
+        }
+    }
+
+    /// The frozen reference: numeric when at least as many numbers as strings were seen
+    /// (and at least one), categorical when more strings; `None` when empty.
+    fn freeze(&self) -> Option<Frozen> {
+        let (n, c) = (self.numeric.count(), self.categorical.total());
+        if n == 0 && c == 0 {
+            None
+        } else if n >= c {
+            Some(Frozen::Numeric(NumericReference::from_summary(
+                &self.numeric,
+            )))
+        } else {
+            Some(Frozen::Categorical(CategoricalReference::from_summary(
+                &self.categorical,
+            )))
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Frozen {
+    Numeric(NumericReference),
+    Categorical(CategoricalReference),
+}
+
+impl Frozen {
+    fn compare(&self, window: &ValueSummary, rule: &DriftRule) -> DriftValue {
+        // A method that does not apply to the kind falls back to `auto`.
+        match self {
+            Frozen::Numeric(r) => DriftValue::Numeric(
+                compare_numeric(r, window.numeric.samples(), rule)
+                    .or_else(|_| {
+                        compare_numeric(r, window.numeric.samples(), &DriftRule::default())
+                    })
+                    .expect("auto applies to numeric data"),
+            ),
+            Frozen::Categorical(r) => DriftValue::Categorical(
+                compare_categorical(r, &window.categorical, rule)
+                    .or_else(|_| compare_categorical(r, &window.categorical, &DriftRule::default()))
+                    .expect("auto applies to categorical data"),
+            ),
+        }
+    }
+}
+
+/// What a series accumulates about its predictions (a window, or a reference).
+#[derive(Debug, Clone)]
+struct PredictionSet {
+    predictions: u64,
+    features: Vec<ValueSummary>,
+    prediction: ValueSummary,
+    score: ValueSummary,
+}
+
+impl PredictionSet {
+    fn new(spec: &ModelDriftSpec, capacity: usize, seed: u64) -> PredictionSet {
+        PredictionSet {
+            predictions: 0,
+            features: (0..spec.features.len())
+                .map(|i| ValueSummary::new(capacity, seed ^ ((i as u64 + 3) << 40)))
+                .collect(),
+            prediction: ValueSummary::new(capacity, seed ^ (1 << 40)),
+            score: ValueSummary::new(capacity, seed ^ (2 << 40)),
+        }
+    }
+
+    fn add(
+        &mut self,
+        spec: &ModelDriftSpec,
+        features: &[(Cow<'_, str>, FeatureValue<'_>)],
+        predicted: &Target<'_>,
+        score: Option<f64>,
+    ) {
+        self.predictions += 1;
+        for (name, value) in features {
+            // Feature names are matched against the model's list: no allocation per record.
+            if let Some(i) = spec.features.iter().position(|f| f == name) {
+                self.features[i].push(value);
+            }
+        }
+        match predicted {
+            Target::Class(label) => self.prediction.categorical.push(label),
+            Target::Value(v) => self.prediction.numeric.push(*v),
+        }
+        if let Some(s) = score {
+            self.score.numeric.push(s);
+        }
+    }
+
+    fn freeze(&self) -> FrozenSet {
+        FrozenSet {
+            features: self.features.iter().map(ValueSummary::freeze).collect(),
+            prediction: self.prediction.freeze(),
+            score: self.score.freeze(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct FrozenSet {
+    features: Vec<Option<Frozen>>,
+    prediction: Option<Frozen>,
+    score: Option<Frozen>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Detectors {
+    adwin: Option<Adwin>,
+    ddm: Option<Ddm>,
+    page_hinkley: Option<PageHinkley>,
+    /// Pairs fed so far: the index of the next one.
+    pairs: u64,
+}
+
+impl Detectors {
+    fn new(spec: &DetectorSpec) -> Detectors {
+        Detectors {
+            adwin: spec.adwin.map(|c| Adwin::new(c).unwrap_or_default()),
+            ddm: spec.ddm.map(Ddm::new),
+            page_hinkley: spec.page_hinkley.map(PageHinkley::new),
+            pairs: 0,
+        }
+    }
+}
+
+/// Detections of one detector in one window.
+#[derive(Debug, Clone, Copy, Default)]
+struct Detections {
+    count: u64,
+    last: Option<(u64, i64)>,
+}
+
+impl Detections {
+    fn add(&mut self, index: u64, at: i64) {
+        self.count += 1;
+        self.last = Some((index, at));
+    }
+
+    fn out(&self, estimation: f64) -> DetectorOut {
+        DetectorOut {
+            drift: self.count > 0,
+            detections: self.count,
+            last_detection_index: self.last.map(|(i, _)| i),
+            last_detection_at: self.last.map(|(_, at)| rfc3339(at)),
+            estimation: estimation.is_finite().then_some(estimation),
+        }
+    }
+}
+
+/// Per (model, version) state that outlives windows.
+#[derive(Debug, Clone)]
+struct SeriesState {
+    /// `"first"`: the reference being filled; `None` once frozen.
+    filling: Option<PredictionSet>,
+    frozen: Option<Arc<FrozenSet>>,
+    /// `"previous"`: the last closed window of the series that had predictions.
+    previous: Option<(i64, PredictionSet)>,
+    detectors: Detectors,
+}
+
+/// Per model state: spec, series, label reference.
+#[derive(Debug, Clone)]
+struct ModelState {
+    spec: ModelDriftSpec,
+    series: Vec<SeriesState>,
+    label_filling: Option<ValueSummary>,
+    label_seen: usize,
+    label_frozen: Option<Frozen>,
+    label_previous: Option<(i64, ValueSummary)>,
+    baseline: Option<Arc<FrozenSet>>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct DriftWindow {
+    series: HashMap<(u16, u16), PredictionSet>,
+    labels: HashMap<u16, ValueSummary>,
+    detections: HashMap<(u16, u16), [Detections; 3]>,
+}
+
+/// What drift adds to the unsegmented record of a series.
+#[derive(Debug, Clone, Default)]
+pub struct SeriesOutput {
+    pub drift: Option<DriftOut>,
+    pub detectors: Option<DetectorsOut>,
+}
+
+/// All drift state of an engine.
+#[derive(Debug, Clone)]
+pub struct DriftEngine {
+    models: Vec<ModelState>,
+    windows: BTreeMap<i64, DriftWindow>,
+    window_size: i64,
+}
+
+impl DriftEngine {
+    pub fn new(specs: Vec<ModelDriftSpec>, window_size: i64) -> DriftEngine {
+        let models = specs
+            .into_iter()
+            .map(|spec| {
+                let baseline = spec
+                    .baseline
+                    .as_ref()
+                    .map(|b| Arc::new(freeze_baseline(&spec, b)));
+                ModelState {
+                    label_filling: None,
+                    label_seen: 0,
+                    label_frozen: None,
+                    label_previous: None,
+                    series: Vec::new(),
+                    baseline,
+                    spec,
+                }
+            })
+            .collect();
+        DriftEngine {
+            models,
+            windows: BTreeMap::new(),
+            window_size,
+        }
+    }
+
+    /// Sets (or replaces) the baseline of a model (`reference = { file = … }`).
+    pub fn set_baseline(&mut self, model: u16, baseline: &Baseline) {
+        if let Some(m) = self.models.get_mut(model as usize) {
+            m.baseline = Some(Arc::new(freeze_baseline(&m.spec, baseline)));
+        }
+    }
+
+    fn series(&mut self, model: u16, version: u16) -> Option<&mut SeriesState> {
+        let m = self.models.get_mut(model as usize)?;
+        while m.series.len() <= version as usize {
+            m.series.push(SeriesState {
+                filling: None,
+                frozen: None,
+                previous: None,
+                detectors: Detectors::new(&m.spec.detectors),
+            });
+        }
+        m.series.get_mut(version as usize)
+    }
+
+    /// A counted prediction (valid, not late, not a duplicate), in the window of its time.
+    pub fn observe_prediction(
+        &mut self,
+        model: u16,
+        version: u16,
+        window_start: i64,
+        features: &[(Cow<'_, str>, FeatureValue<'_>)],
+        predicted: &Target<'_>,
+        score: Option<f64>,
+    ) {
+        let Some(m) = self.models.get(model as usize) else {
+            return;
+        };
+        if !m.spec.enabled {
+            return;
+        }
+        let seed = (window_start as u64) ^ ((model as u64) << 56) ^ ((version as u64) << 32);
+        let spec = &m.spec;
+        let window = self.windows.entry(window_start).or_default();
+        window
+            .series
+            .entry((model, version))
+            .or_insert_with(|| PredictionSet::new(spec, spec.sample_capacity, seed))
+            .add(spec, features, predicted, score);
+        if spec.reference == ReferenceKind::First {
+            let m = &mut self.models[model as usize];
+            let size = m.spec.reference_size;
+            while m.series.len() <= version as usize {
+                m.series.push(SeriesState {
+                    filling: None,
+                    frozen: None,
+                    previous: None,
+                    detectors: Detectors::new(&m.spec.detectors),
+                });
+            }
+            let spec = &m.spec;
+            let s = &mut m.series[version as usize];
+            if s.frozen.is_none() {
+                let set = s
+                    .filling
+                    .get_or_insert_with(|| PredictionSet::new(spec, size, seed ^ 0x5eed));
+                set.add(spec, features, predicted, score);
+                if set.predictions as usize >= size {
+                    s.frozen = Some(Arc::new(set.freeze()));
+                    s.filling = None;
+                }
+            }
+        }
+    }
+
+    /// An accepted outcome, for one model in its scope, in the window of its time.
+    /// `value` is the actual as a number (regression models; `None` if it is not one).
+    pub fn observe_outcome(
+        &mut self,
+        model: u16,
+        window_start: i64,
+        label: &str,
+        value: Option<f64>,
+    ) {
+        let Some(m) = self.models.get_mut(model as usize) else {
+            return;
+        };
+        if !m.spec.enabled {
+            return;
+        }
+        let v = match m.spec.task {
+            Task::Regression => match value {
+                Some(x) => FeatureValue::Number(x),
+                None => return,
+            },
+            Task::Binary | Task::Multiclass => FeatureValue::Category(Cow::Borrowed(label)),
+        };
+        let capacity = m.spec.sample_capacity;
+        let seed = (window_start as u64) ^ ((model as u64) << 56) ^ 0x1abe1;
+        self.windows
+            .entry(window_start)
+            .or_default()
+            .labels
+            .entry(model)
+            .or_insert_with(|| ValueSummary::new(capacity, seed))
+            .push(&v);
+        if m.spec.reference == ReferenceKind::First && m.label_frozen.is_none() {
+            let size = m.spec.reference_size;
+            let filling = m
+                .label_filling
+                .get_or_insert_with(|| ValueSummary::new(size, 0x1abe1 ^ model as u64));
+            filling.push(&v);
+            m.label_seen += 1;
+            if m.label_seen >= size {
+                m.label_frozen = filling.freeze();
+                m.label_filling = None;
+                if m.label_frozen.is_none() {
+                    m.label_seen = 0;
+                }
+            }
+        }
+    }
+
+    /// A joined pair's error, in join order; `at` is the time the pair is attributed to.
+    pub fn observe_pair(
+        &mut self,
+        model: u16,
+        version: u16,
+        at: i64,
+        window_start: i64,
+        error: f64,
+    ) {
+        let Some(s) = self.series(model, version) else {
+            return;
+        };
+        let d = &mut s.detectors;
+        let index = d.pairs;
+        d.pairs += 1;
+        let fired = [
+            d.adwin.as_mut().is_some_and(|a| a.update(error)),
+            d.ddm.as_mut().is_some_and(|a| a.update(error)),
+            d.page_hinkley.as_mut().is_some_and(|a| a.update(error)),
+        ];
+        if fired.iter().any(|&f| f) {
+            let slots = self
+                .windows
+                .entry(window_start)
+                .or_default()
+                .detections
+                .entry((model, version))
+                .or_default();
+            for (slot, fired) in slots.iter_mut().zip(fired) {
+                if fired {
+                    slot.add(index, at);
+                }
+            }
+        }
+    }
+
+    /// Closes the window starting at `start`: the drift and detector objects of the given
+    /// unsegmented series, then the window becomes the `"previous"` reference.
+    pub fn close(
+        &mut self,
+        start: i64,
+        series: &[(u16, u16)],
+    ) -> HashMap<(u16, u16), SeriesOutput> {
+        let window = self.windows.remove(&start).unwrap_or_default();
+        let empty_cache: HashMap<u16, Option<DriftValue>> = HashMap::new();
+        let mut label_cache = empty_cache;
+        let mut out = HashMap::new();
+        for &(model, version) in series {
+            let Some(m) = self.models.get(model as usize) else {
+                continue;
+            };
+            let spec = &m.spec;
+            let state = m.series.get(version as usize);
+            let mut output = SeriesOutput::default();
+            if spec.enabled {
+                let label = label_cache
+                    .entry(model)
+                    .or_insert_with(|| {
+                        label_drift(m, start, self.window_size, window.labels.get(&model))
+                    })
+                    .clone();
+                let reference: Option<Arc<FrozenSet>> = match spec.reference {
+                    ReferenceKind::First => state.and_then(|s| s.frozen.clone()),
+                    ReferenceKind::File => m.baseline.clone(),
+                    ReferenceKind::Previous => state
+                        .and_then(|s| s.previous.as_ref())
+                        .filter(|(p, set)| *p == start - self.window_size && set.predictions > 0)
+                        .map(|(_, set)| Arc::new(set.freeze())),
+                };
+                let empty;
+                let current = match window.series.get(&(model, version)) {
+                    Some(set) => set,
+                    None => {
+                        empty = PredictionSet::new(spec, 1, 0);
+                        &empty
+                    }
+                };
+                output.drift = Some(match reference {
+                    Some(r) => DriftOut {
+                        reference: spec.reference.name().to_string(),
+                        features: Some(
+                            spec.features
+                                .iter()
+                                .enumerate()
+                                .map(|(i, name)| {
+                                    let value = r.features[i].as_ref().map(|f| {
+                                        f.compare(&current.features[i], &spec.feature_rules[i])
+                                    });
+                                    (name.clone(), value)
+                                })
+                                .collect(),
+                        ),
+                        prediction: r
+                            .prediction
+                            .as_ref()
+                            .map(|f| f.compare(&current.prediction, &spec.rule)),
+                        score: match spec.task {
+                            Task::Binary => r
+                                .score
+                                .as_ref()
+                                .map(|f| f.compare(&current.score, &spec.rule)),
+                            _ => None,
+                        },
+                        label,
+                    },
+                    None => DriftOut {
+                        reference: spec.reference.name().to_string(),
+                        features: None,
+                        prediction: None,
+                        score: None,
+                        label,
+                    },
+                });
+            }
+            if spec.detectors.any() {
+                let fresh;
+                let d = match state {
+                    Some(s) => &s.detectors,
+                    None => {
+                        fresh = Detectors::new(&spec.detectors);
+                        &fresh
+                    }
+                };
+                let found = window
+                    .detections
+                    .get(&(model, version))
+                    .copied()
+                    .unwrap_or_default();
+                output.detectors = Some(DetectorsOut {
+                    adwin: d.adwin.as_ref().map(|a| found[0].out(a.estimation())),
+                    ddm: d.ddm.as_ref().map(|a| found[1].out(a.estimation())),
+                    page_hinkley: d
+                        .page_hinkley
+                        .as_ref()
+                        .map(|a| found[2].out(a.estimation())),
+                });
+            }
+            out.insert((model, version), output);
+        }
+        // This window becomes the "previous" reference of what it holds.
+        for ((model, version), set) in window.series {
+            if self.models[model as usize].spec.reference == ReferenceKind::Previous {
+                if let Some(s) = self.series(model, version) {
+                    s.previous = Some((start, set));
+                }
+            }
+        }
+        for (model, summary) in window.labels {
+            let m = &mut self.models[model as usize];
+            if m.spec.reference == ReferenceKind::Previous {
+                m.label_previous = Some((start, summary));
+            }
+        }
+        out
+    }
+}
+
+fn label_drift(
+    m: &ModelState,
+    start: i64,
+    size: i64,
+    window: Option<&ValueSummary>,
+) -> Option<DriftValue> {
+    let empty;
+    let current = match window {
+        Some(w) => w,
+        None => {
+            empty = ValueSummary::new(1, 0);
+            &empty
+        }
+    };
+    match m.spec.reference {
+        ReferenceKind::First => m
+            .label_frozen
+            .as_ref()
+            .map(|f| f.compare(current, &m.spec.rule)),
+        ReferenceKind::Previous => m
+            .label_previous
+            .as_ref()
+            .filter(|(p, _)| *p == start - size)
+            .and_then(|(_, s)| s.freeze())
+            .map(|f| f.compare(current, &m.spec.rule)),
+        // Baseline files hold predictions, not outcomes.
+        ReferenceKind::File => None,
+    }
+}
+
+fn freeze_baseline(spec: &ModelDriftSpec, baseline: &Baseline) -> FrozenSet {
+    let n = baseline.records.len().max(1);
+    let mut set = PredictionSet::new(spec, n, 0xba5e);
+    for r in &baseline.records {
+        set.predictions += 1;
+        for (i, v) in &r.features {
+            if let Some(s) = set.features.get_mut(*i) {
+                s.push_ref(v);
+            }
+        }
+        set.prediction.push_ref(&r.predicted);
+        if let Some(s) = r.score {
+            set.score.numeric.push(s);
+        }
+    }
+    set.freeze()
+}

@@ -1,0 +1,444 @@
+//! Two-sample statistics on plain slices and count vectors: the KS test
+//! (`scipy.stats.ks_2samp` defaults), the 1-Wasserstein distance, PSI,
+//! Jensen-Shannon distance and the chi-square goodness-of-fit test.
+//! These are the building blocks `compare` applies to a frozen reference and
+//! a window; they are pure functions so they can be checked one by one
+//! against scipy.
+
+use serde::{Deserialize, Serialize};
+
+use super::special::{chi2_sf, kolmogorov_sf};
+
+/// Floor applied to bin / category proportions before PSI (and to unseen
+/// reference categories before the chi-square test).
+pub const PROPORTION_FLOOR: f64 = 1e-4;
+
+/// Sample size above which `ks_2samp` (method='auto') uses the asymptotic
+/// distribution instead of the exact one (scipy's `MAX_AUTO_N`).
+pub const KS_MAX_EXACT_N: usize = 10_000;
+
+/// A test statistic with its p-value; `None` where the value is undefined
+/// or non-finite (serialized as `null`).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TestResult {
+    pub statistic: Option<f64>,
+    pub p_value: Option<f64>,
+}
+
+impl TestResult {
+    /// A result with both fields undefined.
+    pub const UNDEFINED: TestResult = TestResult {
+        statistic: None,
+        p_value: None,
+    };
+
+    fn new(statistic: f64, p_value: f64) -> Self {
+        TestResult {
+            statistic: finite(statistic),
+            p_value: finite(p_value),
+        }
+    }
+}
+
+/// `Some(x)` when `x` is finite, else `None`.
+pub fn finite(x: f64) -> Option<f64> {
+    x.is_finite().then_some(x)
+}
+
+/// Result of the two-sample KS test.
+pub type KsResult = TestResult;
+
+/// `scipy.stats.ks_2samp(a, b)` with default arguments. Inputs need not be
+/// sorted; non-finite values must be removed by the caller. An empty side
+/// gives an undefined result (scipy raises).
+pub fn ks_2samp(a: &[f64], b: &[f64]) -> KsResult {
+    let mut a_sorted = a.to_vec();
+    let mut b_sorted = b.to_vec();
+    a_sorted.sort_by(f64::total_cmp);
+    b_sorted.sort_by(f64::total_cmp);
+    ks_2samp_sorted(&a_sorted, &b_sorted)
+}
+
+/// `ks_2samp` for inputs already sorted ascending.
+pub fn ks_2samp_sorted(a: &[f64], b: &[f64]) -> KsResult {
+    let (n1, n2) = (a.len(), b.len());
+    if n1 == 0 || n2 == 0 {
+        return TestResult::UNDEFINED;
+    }
+    let d = ks_statistic_sorted(a, b);
+    if n1.max(n2) <= KS_MAX_EXACT_N {
+        if let Some((d_exact, p)) = ks_exact_two_sided(n1 as u64, n2 as u64, d) {
+            return TestResult::new(d_exact, p.clamp(0.0, 1.0));
+        }
+    }
+    // Asymptotic: kstwo with the effective sample size round(n1 n2 / (n1 + n2)).
+    let (m, n) = (n1.max(n2) as f64, n1.min(n2) as f64);
+    let en = (m * n / (m + n)).round_ties_even();
+    let p = kolmogorov_sf(en as u64, d);
+    TestResult::new(d, p.clamp(0.0, 1.0))
+}
+
+/// `max |F_a(x) - F_b(x)|` over all data points, with the ECDFs computed as
+/// scipy does (`count_le / n`, right-continuous, ties handled jointly).
+fn ks_statistic_sorted(a: &[f64], b: &[f64]) -> f64 {
+    let (n1, n2) = (a.len() as f64, b.len() as f64);
+    let (mut i, mut j) = (0usize, 0usize);
+    let mut max_plus = f64::NEG_INFINITY;
+    let mut max_minus = f64::NEG_INFINITY;
+    while i < a.len() || j < b.len() {
+        let x = match (a.get(i), b.get(j)) {
+            (Some(&u), Some(&v)) => u.min(v),
+            (Some(&u), None) => u,
+            (None, Some(&v)) => v,
+            (None, None) => break,
+        };
+        while i < a.len() && a[i] <= x {
+            i += 1;
+        }
+        while j < b.len() && b[j] <= x {
+            j += 1;
+        }
+        let diff = i as f64 / n1 - j as f64 / n2;
+        max_plus = max_plus.max(diff);
+        max_minus = max_minus.max(-diff);
+    }
+    let min_s = max_minus.clamp(0.0, 1.0);
+    if min_s > max_plus {
+        min_s
+    } else {
+        max_plus
+    }
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// Exact two-sided p-value (scipy `_attempt_exact_2kssamp`): the statistic is
+/// snapped to the lattice `h / lcm(n1, n2)`. `None` when the computation is
+/// not a valid probability (scipy then falls back to the asymptotic path).
+fn ks_exact_two_sided(n1: u64, n2: u64, d: f64) -> Option<(f64, f64)> {
+    let g = gcd(n1, n2);
+    let lcm = (n1 / g) * n2;
+    let h = (d * lcm as f64).round_ties_even() as u64;
+    let d_lattice = h as f64 * 1.0 / lcm as f64;
+    if h == 0 {
+        return Some((d_lattice, 1.0));
+    }
+    let p = if n1 == n2 {
+        prob_outside_square(n1, h)
+    } else {
+        prob_outside_band(n1, n2, g, h)
+    };
+    if !(0.0..=1.0).contains(&p) {
+        return None;
+    }
+    Some((d_lattice, p))
+}
+
+/// `Pr(D_{n,n} >= h/n)` for equal sample sizes: the alternating binomial sum
+/// `2 sum_k (-1)^(k+1) C(2n, n - k h) / C(2n, n)`, evaluated as nested
+/// products (Horner form) to avoid cancellation.
+fn prob_outside_square(n: u64, h: u64) -> f64 {
+    let mut p = 0.0;
+    let mut k = n / h;
+    loop {
+        let mut ratio = 1.0;
+        for j in 0..h {
+            // C(2n, n - (k h + j + 1)) / C(2n, n - (k h + j)) step, may hit 0.
+            let num = n as f64 - (k * h) as f64 - j as f64;
+            let den = n as f64 + (k * h) as f64 + j as f64 + 1.0;
+            ratio = num * ratio / den;
+        }
+        p = ratio * (1.0 - p);
+        if k == 0 {
+            break;
+        }
+        k -= 1;
+    }
+    2.0 * p
+}
+
+/// Probability that a uniformly random lattice path from (0,0) to (m,n)
+/// leaves the band `|x/m - y/n| < h/lcm`, computed column by column as a
+/// probability (Hodges' inside method recast to track `1 - p` directly,
+/// Viehmann 2021), keeping only the sliding window of reachable cells.
+fn prob_outside_band(m: u64, n: u64, g: u64, h: u64) -> f64 {
+    let (m, n) = if m < n { (n, m) } else { (m, n) };
+    let (m, n, g, h) = (m as i64, n as i64, g as i64, h as i64);
+    let mg = m / g;
+    let ng = n / g;
+    let ceil_div = |a: i64, b: i64| -> i64 { a.div_euclid(b) + i64::from(a.rem_euclid(b) != 0) };
+    let mut min_j: i64 = 0;
+    let mut max_j: i64 = ceil_div(h, mg).min(n + 1);
+    let mut cur_len = max_j - min_j;
+    let len = (2 * max_j + 2).min(n + 1) as usize;
+    // column[j - min_j] = probability that a path reaching (i, j) has already
+    // left the band; cells outside the window are 1 (already left).
+    let mut column = vec![1.0_f64; len];
+    for cell in column.iter_mut().take(max_j as usize) {
+        *cell = 0.0;
+    }
+    for i in 1..=m {
+        let (last_min_j, last_len) = (min_j, cur_len);
+        min_j = ((ng * i - h).div_euclid(mg) + 1).max(0).min(n);
+        max_j = ceil_div(ng * i + h, mg).min(n + 1);
+        if max_j <= min_j {
+            return 1.0;
+        }
+        let mut below = if min_j == 0 { 0.0 } else { 1.0 };
+        let fi = i as f64;
+        for jj in 0..(max_j - min_j) {
+            let j = jj + min_j;
+            // Cells beyond the previous window lie outside the band: 1.
+            let left = column
+                .get((jj + min_j - last_min_j) as usize)
+                .copied()
+                .unwrap_or(1.0);
+            below = (left * fi + below * j as f64) / (fi + j as f64);
+            column[jj as usize] = below;
+        }
+        cur_len = max_j - min_j;
+        if last_len > cur_len {
+            let start = (max_j - min_j) as usize;
+            let end = (start + (last_len - cur_len) as usize).min(column.len());
+            for cell in &mut column[start..end] {
+                *cell = 1.0;
+            }
+        }
+    }
+    column[(max_j - min_j - 1) as usize]
+}
+
+/// `scipy.stats.wasserstein_distance(a, b)` (unweighted): the integral of
+/// `|F_a - F_b|`. `None` if either side is empty.
+pub fn wasserstein_1(a: &[f64], b: &[f64]) -> Option<f64> {
+    let mut a_sorted = a.to_vec();
+    let mut b_sorted = b.to_vec();
+    a_sorted.sort_by(f64::total_cmp);
+    b_sorted.sort_by(f64::total_cmp);
+    wasserstein_1_sorted(&a_sorted, &b_sorted)
+}
+
+/// `wasserstein_1` for inputs already sorted ascending.
+pub fn wasserstein_1_sorted(a: &[f64], b: &[f64]) -> Option<f64> {
+    if a.is_empty() || b.is_empty() {
+        return None;
+    }
+    let (na, nb) = (a.len() as f64, b.len() as f64);
+    let (mut i, mut j) = (0usize, 0usize);
+    let mut total = 0.0;
+    // Walk the merged sorted values; between consecutive values x_k, x_{k+1}
+    // the ECDFs are constant at their value at x_k.
+    let mut prev: Option<f64> = None;
+    while i < a.len() || j < b.len() {
+        let x = match (a.get(i), b.get(j)) {
+            (Some(&u), Some(&v)) => u.min(v),
+            (Some(&u), None) => u,
+            (None, Some(&v)) => v,
+            (None, None) => break,
+        };
+        if let Some(p) = prev {
+            // i, j are the counts <= p on each side.
+            let fa = i as f64 / na;
+            let fb = j as f64 / nb;
+            total += (fa - fb).abs() * (x - p);
+        }
+        while i < a.len() && a[i] <= x {
+            i += 1;
+        }
+        while j < b.len() && b[j] <= x {
+            j += 1;
+        }
+        prev = Some(x);
+    }
+    finite(total)
+}
+
+/// The nine reference deciles used as PSI bin cuts:
+/// `numpy.quantile(sorted, [0.1, ..., 0.9])` with the default 'linear' method.
+/// Empty input gives no cuts.
+pub fn decile_cuts(sorted: &[f64]) -> Vec<f64> {
+    if sorted.is_empty() {
+        return Vec::new();
+    }
+    (1..=9)
+        .map(|k| linear_quantile(sorted, k as f64 / 10.0))
+        .collect()
+}
+
+/// numpy's 'linear' quantile (virtual index `(n-1) q`) with numpy's
+/// two-sided lerp, so cuts are bit-identical to numpy's.
+fn linear_quantile(sorted: &[f64], q: f64) -> f64 {
+    let n = sorted.len();
+    let virtual_index = (n - 1) as f64 * q;
+    let below = virtual_index.floor();
+    if virtual_index >= (n - 1) as f64 {
+        return sorted[n - 1];
+    }
+    let lo = below as usize;
+    let (a, b) = (sorted[lo], sorted[lo + 1]);
+    let gamma = virtual_index - below;
+    let diff = b - a;
+    if gamma >= 0.5 {
+        b - diff * (1.0 - gamma)
+    } else {
+        a + diff * gamma
+    }
+}
+
+/// Bin index of `x` given ascending cuts: the number of cuts strictly below
+/// `x` (`np.searchsorted(cuts, x, side='left')`), so bins are
+/// `(-inf, c1], (c1, c2], ..., (c9, +inf)`.
+pub fn bin_index(cuts: &[f64], x: f64) -> usize {
+    cuts.partition_point(|&c| c < x)
+}
+
+/// Raw proportions of `values` in the bins defined by `cuts`
+/// (`cuts.len() + 1` bins). All zero when `values` is empty.
+pub fn bin_proportions(cuts: &[f64], values: &[f64]) -> Vec<f64> {
+    let mut counts = vec![0u64; cuts.len() + 1];
+    for &x in values {
+        counts[bin_index(cuts, x)] += 1;
+    }
+    proportions(&counts)
+}
+
+/// Counts divided by their total (all zero when the total is zero).
+pub fn proportions(counts: &[u64]) -> Vec<f64> {
+    let total: u64 = counts.iter().sum();
+    if total == 0 {
+        return vec![0.0; counts.len()];
+    }
+    counts.iter().map(|&c| c as f64 / total as f64).collect()
+}
+
+/// Population Stability Index on aligned proportion vectors:
+/// `sum (p_cur - p_ref) ln(p_cur / p_ref)` after flooring each proportion at
+/// [`PROPORTION_FLOOR`] (no renormalisation). `None` if lengths differ or empty.
+pub fn psi(reference: &[f64], current: &[f64]) -> Option<f64> {
+    if reference.len() != current.len() || reference.is_empty() {
+        return None;
+    }
+    let total = reference
+        .iter()
+        .zip(current)
+        .map(|(&r, &c)| {
+            let r = r.max(PROPORTION_FLOOR);
+            let c = c.max(PROPORTION_FLOOR);
+            (c - r) * (c / r).ln()
+        })
+        .sum();
+    finite(total)
+}
+
+/// `scipy.spatial.distance.jensenshannon(p, q)` (natural log): both vectors
+/// are normalised to sum 1 first. `None` when lengths differ or a side sums to 0.
+pub fn jensen_shannon_distance(p: &[f64], q: &[f64]) -> Option<f64> {
+    if p.len() != q.len() || p.is_empty() {
+        return None;
+    }
+    let sp: f64 = p.iter().sum();
+    let sq: f64 = q.iter().sum();
+    if !(sp > 0.0 && sq > 0.0) {
+        return None;
+    }
+    let mut left = 0.0;
+    let mut right = 0.0;
+    for (&pi, &qi) in p.iter().zip(q) {
+        let (pi, qi) = (pi / sp, qi / sq);
+        let mi = (pi + qi) / 2.0;
+        left += relative_entropy_term(pi, mi);
+        right += relative_entropy_term(qi, mi);
+    }
+    finite(((left + right) / 2.0).sqrt())
+}
+
+/// `scipy.special.rel_entr(x, y)`: `x ln(x/y)`, 0 when `x == 0`.
+fn relative_entropy_term(x: f64, y: f64) -> f64 {
+    if x > 0.0 && y > 0.0 {
+        x * (x / y).ln()
+    } else if x == 0.0 && y >= 0.0 {
+        0.0
+    } else {
+        f64::INFINITY
+    }
+}
+
+/// `scipy.stats.chisquare(observed, expected)`: statistic
+/// `sum (o - e)^2 / e`, p-value from chi-square with `k - 1` degrees of
+/// freedom. `expected` must already be scaled to the observed total.
+/// Undefined when lengths differ or are empty; p-value undefined for `k = 1`.
+pub fn chi_square_test(observed: &[f64], expected: &[f64]) -> TestResult {
+    if observed.len() != expected.len() || observed.is_empty() {
+        return TestResult::UNDEFINED;
+    }
+    let statistic: f64 = observed
+        .iter()
+        .zip(expected)
+        .map(|(&o, &e)| (o - e) * (o - e) / e)
+        .sum();
+    let dof = (observed.len() - 1) as f64;
+    TestResult::new(statistic, chi2_sf(statistic, dof))
+}
+
+/// Chi-square goodness of fit of window counts against reference
+/// proportions (aligned vectors): unseen-in-reference categories get the
+/// floor [`PROPORTION_FLOOR`], proportions are renormalised to sum 1 and
+/// scaled to the window total. Undefined for an empty window.
+pub fn chi_square_gof(window_counts: &[u64], reference_proportions: &[f64]) -> TestResult {
+    if window_counts.len() != reference_proportions.len() {
+        return TestResult::UNDEFINED;
+    }
+    let total: u64 = window_counts.iter().sum();
+    if total == 0 {
+        return TestResult::UNDEFINED;
+    }
+    let floored: Vec<f64> = reference_proportions
+        .iter()
+        .map(|&p| p.max(PROPORTION_FLOOR))
+        .collect();
+    let floored_sum: f64 = floored.iter().sum();
+    let expected: Vec<f64> = floored
+        .iter()
+        .map(|&p| p / floored_sum * total as f64)
+        .collect();
+    let observed: Vec<f64> = window_counts.iter().map(|&c| c as f64).collect();
+    chi_square_test(&observed, &expected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ks_identical_samples() {
+        let a = [1.0, 2.0, 3.0];
+        let r = ks_2samp(&a, &a);
+        assert_eq!(r.statistic, Some(0.0));
+        assert_eq!(r.p_value, Some(1.0));
+    }
+
+    #[test]
+    fn ks_empty_side_is_undefined() {
+        assert_eq!(ks_2samp(&[], &[1.0]), TestResult::UNDEFINED);
+    }
+
+    #[test]
+    fn wasserstein_scipy_doc_example() {
+        let w = wasserstein_1(&[0.0, 1.0, 3.0], &[5.0, 6.0, 8.0]);
+        assert_eq!(w, Some(5.0));
+    }
+
+    #[test]
+    fn bins_are_right_closed() {
+        let cuts = [1.0, 2.0];
+        assert_eq!(bin_index(&cuts, 1.0), 0);
+        assert_eq!(bin_index(&cuts, 1.5), 1);
+        assert_eq!(bin_index(&cuts, 2.0), 1);
+        assert_eq!(bin_index(&cuts, 2.5), 2);
+    }
+}
