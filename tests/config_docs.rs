@@ -101,15 +101,21 @@ fn shipped_config_files_load() {
     }
 }
 
-/// Dotted keys of a TOML document; arrays of tables contribute `array.key`; the free-form
-/// `kafka.client` table (librdkafka properties) and `headers` maps contribute only themselves.
+/// Dotted leaf keys of a TOML document (tables are not keys themselves); arrays of tables
+/// contribute `array.key`; the free-form `kafka.client` table (librdkafka properties) and
+/// `headers` maps contribute only themselves.
 fn keys(prefix: &str, value: &Value, out: &mut Vec<String>) {
     match value {
         Value::Dict(_, dict) => {
             for (k, v) in dict {
                 let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
-                out.push(key.clone());
-                if key != "kafka.client" && !key.ends_with(".headers") {
+                let free_form = key == "kafka.client" || key.ends_with(".headers");
+                let table = matches!(v, Value::Dict(..))
+                    || matches!(v, Value::Array(_, items) if items.iter().any(|i| matches!(i, Value::Dict(..))));
+                if free_form || !table {
+                    out.push(key.clone());
+                }
+                if !free_form {
                     keys(&key, v, out);
                 }
             }
