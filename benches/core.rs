@@ -144,11 +144,15 @@ fn bench(c: &mut Criterion) {
             let mut max_ts = i64::MIN;
             for (is_prediction, r) in &records {
                 let ts = if *is_prediction {
-                    let p = decoder.prediction(r.as_bytes(), Envelope::default()).expect("valid");
+                    let p = decoder
+                        .prediction(r.as_bytes(), Envelope::default())
+                        .expect("valid");
                     let _ = engine.observe_prediction(&p);
                     p.ts
                 } else {
-                    let o = decoder.outcome(r.as_bytes(), Envelope::default()).expect("valid");
+                    let o = decoder
+                        .outcome(r.as_bytes(), Envelope::default())
+                        .expect("valid");
                     engine.observe_outcome(&o);
                     o.ts
                 };

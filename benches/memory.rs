@@ -23,7 +23,10 @@ unsafe impl GlobalAlloc for Counting {
         System.dealloc(ptr, layout)
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        LIVE.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
         System.realloc(ptr, layout, new_size)
     }
 }
@@ -52,7 +55,11 @@ segments = ["channel"]
     let key_len = "req-000000000".len();
     // Warm the windows and interners so that only per-prediction state is measured.
     let record = |i: usize| {
-        let segment = if segment { r#","segment":{"channel":"web"}"# } else { "" };
+        let segment = if segment {
+            r#","segment":{"channel":"web"}"#
+        } else {
+            ""
+        };
         format!(
             r#"{{"id":"req-{i:09}","model":"fraud","model_version":"1.0","timestamp":{},"prediction":1,"score":0.5{segment}}}"#,
             1_767_225_600_000u64 + (i as u64 % 1000)
@@ -60,13 +67,17 @@ segments = ["channel"]
     };
     for i in 0..1000 {
         let r = record(PENDING + i);
-        let p = decoder.prediction(r.as_bytes(), Envelope::default()).expect("valid");
+        let p = decoder
+            .prediction(r.as_bytes(), Envelope::default())
+            .expect("valid");
         let _ = engine.observe_prediction(&p);
     }
     let before = LIVE.load(Ordering::Relaxed);
     for i in 0..PENDING {
         let r = record(i);
-        let p = decoder.prediction(r.as_bytes(), Envelope::default()).expect("valid");
+        let p = decoder
+            .prediction(r.as_bytes(), Envelope::default())
+            .expect("valid");
         let _ = engine.observe_prediction(&p);
     }
     let after = LIVE.load(Ordering::Relaxed);

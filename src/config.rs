@@ -12,6 +12,8 @@ use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use serde::{Deserialize, Deserializer};
 
+use crate::rules::{ModelInfo, RuleConfig, RuleSet};
+
 /// Prefix of the environment variables that override configuration keys.
 pub const ENV_PREFIX: &str = "FEEDBACK_LOOP__";
 
@@ -81,7 +83,12 @@ impl Duration {
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0.as_millis();
-        for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
+        for (unit, size) in [
+            ("d", 86_400_000),
+            ("h", 3_600_000),
+            ("m", 60_000),
+            ("s", 1_000),
+        ] {
             if ms != 0 && ms % size == 0 {
                 return write!(f, "{}{unit}", ms / size);
             }
@@ -99,6 +106,7 @@ impl<'de> Deserialize<'de> for Duration {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[derive(Default)]
 pub struct Config {
     pub kafka: KafkaConfig,
     pub http: HttpConfig,
@@ -107,20 +115,8 @@ pub struct Config {
     pub fields: FieldsConfig,
     pub limits: LimitsConfig,
     pub models: Vec<ModelConfig>,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            kafka: KafkaConfig::default(),
-            http: HttpConfig::default(),
-            join: JoinConfig::default(),
-            window: WindowConfig::default(),
-            fields: FieldsConfig::default(),
-            limits: LimitsConfig::default(),
-            models: Vec::new(),
-        }
-    }
+    pub rules: Vec<RuleConfig>,
+    pub retrain: RetrainConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -314,6 +310,35 @@ impl Default for LimitsConfig {
     }
 }
 
+/// Where retrain triggers go besides the retrain topic.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetrainConfig {
+    pub webhook: Option<WebhookConfig>,
+}
+
+/// An HTTP endpoint that receives each retrain trigger as a JSON POST.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub url: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default = "default_webhook_timeout")]
+    pub timeout: Duration,
+    /// Attempts per trigger (first try included); backoff doubles from 500 ms.
+    #[serde(default = "default_webhook_attempts")]
+    pub max_attempts: u32,
+}
+
+fn default_webhook_timeout() -> Duration {
+    Duration::from_millis(5_000)
+}
+
+fn default_webhook_attempts() -> u32 {
+    5
+}
+
 /// What a model predicts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -346,8 +371,11 @@ impl Config {
                 path.display()
             )));
         }
-        let mut config =
-            Self::extract(Figment::new().merge(Toml::file(path)).merge(env_overrides()))?;
+        let mut config = Self::extract(
+            Figment::new()
+                .merge(Toml::file(path))
+                .merge(env_overrides()),
+        )?;
         config
             .kafka
             .client
@@ -380,14 +408,26 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let w = &self.window;
         if w.size.0.is_zero() {
-            return Err(ConfigError::invalid("window.size", "must be greater than 0"));
+            return Err(ConfigError::invalid(
+                "window.size",
+                "must be greater than 0",
+            ));
         }
         if self.join.max_pending == 0 {
-            return Err(ConfigError::invalid("join.max_pending", "must be at least 1"));
+            return Err(ConfigError::invalid(
+                "join.max_pending",
+                "must be at least 1",
+            ));
         }
         for (key, value) in [
-            ("limits.max_versions_per_model", self.limits.max_versions_per_model),
-            ("limits.max_classes_per_model", self.limits.max_classes_per_model),
+            (
+                "limits.max_versions_per_model",
+                self.limits.max_versions_per_model,
+            ),
+            (
+                "limits.max_classes_per_model",
+                self.limits.max_classes_per_model,
+            ),
             ("limits.max_segment_values", self.limits.max_segment_values),
         ] {
             if value == 0 {
@@ -403,11 +443,23 @@ impl Config {
         let paths = [
             ("fields.prediction.id", &self.fields.prediction.id),
             ("fields.prediction.model", &self.fields.prediction.model),
-            ("fields.prediction.model_version", &self.fields.prediction.model_version),
-            ("fields.prediction.timestamp", &self.fields.prediction.timestamp),
-            ("fields.prediction.prediction", &self.fields.prediction.prediction),
+            (
+                "fields.prediction.model_version",
+                &self.fields.prediction.model_version,
+            ),
+            (
+                "fields.prediction.timestamp",
+                &self.fields.prediction.timestamp,
+            ),
+            (
+                "fields.prediction.prediction",
+                &self.fields.prediction.prediction,
+            ),
             ("fields.prediction.score", &self.fields.prediction.score),
-            ("fields.prediction.features", &self.fields.prediction.features),
+            (
+                "fields.prediction.features",
+                &self.fields.prediction.features,
+            ),
             ("fields.prediction.segment", &self.fields.prediction.segment),
             ("fields.outcome.id", &self.fields.outcome.id),
             ("fields.outcome.model", &self.fields.outcome.model),
@@ -447,7 +499,10 @@ impl Config {
                 (Task::Binary, None) => {
                     return Err(ConfigError::invalid(
                         key("positive_class"),
-                        format!("model `{}` is binary and needs a positive_class", model.name),
+                        format!(
+                            "model `{}` is binary and needs a positive_class",
+                            model.name
+                        ),
                     ))
                 }
                 (Task::Multiclass | Task::Regression, Some(_)) => {
@@ -473,7 +528,41 @@ impl Config {
                 }
             }
         }
+        RuleSet::new(&self.rules, &self.model_infos())
+            .map_err(|e| ConfigError::invalid("rules", e.to_string()))?;
+        if let Some(webhook) = &self.retrain.webhook {
+            if !(webhook.url.starts_with("http://") || webhook.url.starts_with("https://")) {
+                return Err(ConfigError::invalid(
+                    "retrain.webhook.url",
+                    format!("`{}` is not an http:// or https:// URL", webhook.url),
+                ));
+            }
+            if webhook.max_attempts == 0 {
+                return Err(ConfigError::invalid(
+                    "retrain.webhook.max_attempts",
+                    "must be at least 1",
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// What the rules need to know about the models.
+    pub fn model_infos(&self) -> Vec<ModelInfo> {
+        self.models
+            .iter()
+            .map(|m| ModelInfo {
+                name: m.name.clone(),
+                task: match m.task {
+                    Task::Binary => "binary",
+                    Task::Multiclass => "multiclass",
+                    Task::Regression => "regression",
+                }
+                .to_string(),
+                features: m.features.clone(),
+                segments: m.segments.clone(),
+            })
+            .collect()
     }
 
     /// The model with this name.
@@ -487,7 +576,11 @@ impl Config {
 /// contain dots.
 fn env_overrides() -> Env {
     Env::prefixed(ENV_PREFIX)
-        .filter(|key| !key.as_str().to_ascii_lowercase().starts_with(CLIENT_ENV_INFIX))
+        .filter(|key| {
+            !key.as_str()
+                .to_ascii_lowercase()
+                .starts_with(CLIENT_ENV_INFIX)
+        })
         .split("__")
 }
 
@@ -558,9 +651,10 @@ positive_class = "1"
 
     #[test]
     fn errors_name_the_key() {
-        let err = Config::from_toml_str(&format!("[join]\nmax_label_delay = \"2 hours\"\n{MINIMAL}"))
-            .unwrap_err()
-            .to_string();
+        let err =
+            Config::from_toml_str(&format!("[join]\nmax_label_delay = \"2 hours\"\n{MINIMAL}"))
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("join.max_label_delay"), "{err}");
 
         let err = Config::from_toml_str(&format!("[window]\nsise = \"1m\"\n{MINIMAL}"))
@@ -577,14 +671,45 @@ positive_class = "1"
     #[test]
     fn client_properties_from_environment() {
         let vars = vec![
-            ("FEEDBACK_LOOP__KAFKA__CLIENT__SECURITY_PROTOCOL".to_string(), "SASL_SSL".to_string()),
-            ("FEEDBACK_LOOP__JOIN__MAX_PENDING".to_string(), "5".to_string()),
+            (
+                "FEEDBACK_LOOP__KAFKA__CLIENT__SECURITY_PROTOCOL".to_string(),
+                "SASL_SSL".to_string(),
+            ),
+            (
+                "FEEDBACK_LOOP__JOIN__MAX_PENDING".to_string(),
+                "5".to_string(),
+            ),
             ("OTHER".to_string(), "x".to_string()),
         ];
         let overrides = client_env_overrides(vars.into_iter());
         assert_eq!(
             overrides,
-            vec![("security.protocol".to_string(), ClientValue("SASL_SSL".into()))]
+            vec![(
+                "security.protocol".to_string(),
+                ClientValue("SASL_SSL".into())
+            )]
+        );
+    }
+
+    #[test]
+    fn rules_are_validated_by_name() {
+        let err = Config::from_toml_str(&format!(
+            "{MINIMAL}\n[[rules]]\nname = \"f1-drop\"\nmodel = \"fraud\"\nmetric = \"classification.f2\"\nop = \"<\"\nthreshold = 0.8\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("f1-drop") && err.contains("classification.f2"),
+            "{err}"
+        );
+        let err = Config::from_toml_str(&format!(
+            "{MINIMAL}\n[[rules]]\nname = \"x\"\nmodel = \"nope\"\nmetric = \"counts.joined\"\nop = \"<\"\nthreshold = 1\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("unknown model") && err.contains("nope"),
+            "{err}"
         );
     }
 

@@ -62,15 +62,31 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     for topic in [&k.predictions_topic, &k.outcomes_topic] {
         cluster.create_topic(topic, DEMO_PARTITIONS, 1)?;
     }
-    for topic in [&k.metrics_topic, &k.alerts_topic, &k.retrain_topic, &k.dead_letter_topic] {
+    for topic in [
+        &k.metrics_topic,
+        &k.alerts_topic,
+        &k.retrain_topic,
+        &k.dead_letter_topic,
+    ] {
         cluster.create_topic(topic, 1, 1)?;
     }
     let listener = tokio::net::TcpListener::bind(&options.listen)
         .await
-        .with_context(|| format!("listening on {} (use --listen to pick another address)", options.listen))?;
+        .with_context(|| {
+            format!(
+                "listening on {} (use --listen to pick another address)",
+                options.listen
+            )
+        })?;
     println!("feedback-loop demo: embedded Kafka broker at {bootstrap}");
-    println!("  metrics:  http://{}/metrics", display_address(&options.listen));
-    println!("  models:   http://{}/api/v1/models", display_address(&options.listen));
+    println!(
+        "  metrics:  http://{}/metrics",
+        display_address(&options.listen)
+    );
+    println!(
+        "  models:   http://{}/api/v1/models",
+        display_address(&options.listen)
+    );
     println!(
         "  traffic:  {} requests/s, outcomes 0-20 s late, 10% never labeled, drift after {} s",
         options.rate,
@@ -81,7 +97,11 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     let (notify, _) = broadcast::channel(1);
     let telemetry = Arc::new(Telemetry::new()?);
     let state = SharedState::new(telemetry);
-    let http = tokio::spawn(crate::http::serve(listener, state.clone(), Shutdown::new(notify.subscribe())));
+    let http = tokio::spawn(crate::http::serve(
+        listener,
+        state.clone(),
+        Shutdown::new(notify.subscribe()),
+    ));
     let start = service::now_ms();
     let traffic = TrafficConfig {
         seed: 7,
@@ -98,9 +118,21 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         outcomes_topic: k.outcomes_topic.clone(),
         client: Vec::new(),
     };
-    let generator = tokio::spawn(generate::produce(target, traffic, None, Shutdown::new(notify.subscribe())));
-    let summary = tokio::spawn(print_summaries(state.clone(), Shutdown::new(notify.subscribe())));
-    let service = tokio::spawn(service::run(config, state.clone(), Shutdown::new(notify.subscribe())));
+    let generator = tokio::spawn(generate::produce(
+        target,
+        traffic,
+        None,
+        Shutdown::new(notify.subscribe()),
+    ));
+    let summary = tokio::spawn(print_summaries(
+        state.clone(),
+        Shutdown::new(notify.subscribe()),
+    ));
+    let service = tokio::spawn(service::run(
+        config,
+        state.clone(),
+        Shutdown::new(notify.subscribe()),
+    ));
 
     match options.run_for {
         Some(d) => {
@@ -140,21 +172,21 @@ async fn print_summaries(state: Arc<SharedState>, mut shutdown: Shutdown) {
         let t = &state.telemetry;
         println!(
             "{}  pending {:>6}  windows {:>4}  dead letters {}  ready {}",
-            crate::output::rfc3339(service::now_ms()).get(11..19).unwrap_or(""),
+            crate::output::rfc3339(service::now_ms())
+                .get(11..19)
+                .unwrap_or(""),
             t.pending_predictions.get(),
             t.windows_emitted.get(),
-            t.dead_letters.with_label_values(&["model-predictions"]).get()
+            t.dead_letters
+                .with_label_values(&["model-predictions"])
+                .get()
                 + t.dead_letters.with_label_values(&["actual-outcomes"]).get(),
             if state.is_ready() { "yes" } else { "no" },
         );
         for record in latest.values() {
             let c = &record.counts;
             let quality = match &record.classification {
-                Some(q) => format!(
-                    "acc {}  f1 {}",
-                    fmt(q.accuracy),
-                    fmt(q.f1)
-                ),
+                Some(q) => format!("acc {}  f1 {}", fmt(q.accuracy), fmt(q.f1)),
                 None => String::new(),
             };
             println!(

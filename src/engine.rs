@@ -31,7 +31,9 @@ macro_rules! attribution {
     };
 }
 
-use crate::window::{ModelCounts, Quality, SeriesCounts, SeriesKey, SeriesWindow, TumblingWindows, Window};
+use crate::window::{
+    ModelCounts, Quality, SeriesCounts, SeriesKey, SeriesWindow, TumblingWindows, Window,
+};
 
 /// Segment value that collects the values beyond `limits.max_segment_values`.
 pub const OTHER_SEGMENT: &str = "__other__";
@@ -88,7 +90,9 @@ impl EngineConfig {
 pub enum Rejection {
     #[error("model `{model}` has more than {limit} versions (limits.max_versions_per_model)")]
     TooManyVersions { model: String, limit: usize },
-    #[error("model `{model}` has more than {limit} distinct labels (limits.max_classes_per_model)")]
+    #[error(
+        "model `{model}` has more than {limit} distinct labels (limits.max_classes_per_model)"
+    )]
     TooManyClasses { model: String, limit: usize },
 }
 
@@ -195,11 +199,17 @@ impl Engine {
                     .collect(),
             })
             .collect::<Vec<_>>();
-        let label_capacity = config.max_classes_per_model.saturating_mul(models.len().max(1));
+        let label_capacity = config
+            .max_classes_per_model
+            .saturating_mul(models.len().max(1));
         Engine {
             windows_spec: TumblingWindows::new(config.window_size),
             labels: Interner::with_capacity_limit(label_capacity),
-            join: JoinStore::new(config.max_label_delay, config.max_outcome_lead, config.max_pending),
+            join: JoinStore::new(
+                config.max_label_delay,
+                config.max_outcome_lead,
+                config.max_pending,
+            ),
             windows: BTreeMap::new(),
             watermark: i64::MIN,
             max_event_ts: None,
@@ -251,7 +261,13 @@ impl Engine {
         match self.max_event_ts {
             Some(ts) => {
                 let start = self.windows_spec.start_of(ts);
-                add(self.windows.entry(start).or_default().models.entry(model).or_default());
+                add(self
+                    .windows
+                    .entry(start)
+                    .or_default()
+                    .models
+                    .entry(model)
+                    .or_default());
             }
             None => {
                 let mut counts = ModelCounts::default();
@@ -294,7 +310,9 @@ impl Engine {
             let values = &mut state.segment_values[*dim];
             let id = match values.get(value) {
                 Some(id) => id,
-                None if values.len() < self.config.max_segment_values => values.id(value).unwrap_or(0),
+                None if values.len() < self.config.max_segment_values => {
+                    values.id(value).unwrap_or(0)
+                }
                 None => {
                     self.stats.segment_overflows += 1;
                     values.id(OTHER_SEGMENT).unwrap_or(0)
@@ -310,7 +328,9 @@ impl Engine {
 
         if p.ts < self.watermark {
             self.stats.late += 1;
-            let start = self.windows_spec.start_of(self.max_event_ts.unwrap_or(p.ts));
+            let start = self
+                .windows_spec
+                .start_of(self.max_event_ts.unwrap_or(p.ts));
             let task = state.spec.task;
             self.add_series_counts(start, series, &segments, task, |c| c.late += 1);
             return Ok(Disposition::Late);
@@ -363,7 +383,11 @@ impl Engine {
         match (&p.score, task) {
             (Some(Score::Positive(s)), _) => score = *s,
             (Some(Score::PerClass(per_class)), Task::Binary) => {
-                let positive = self.models[model].spec.positive_class.as_deref().unwrap_or("");
+                let positive = self.models[model]
+                    .spec
+                    .positive_class
+                    .as_deref()
+                    .unwrap_or("");
                 score = per_class
                     .iter()
                     .find(|(class, _)| class == positive)
@@ -400,15 +424,20 @@ impl Engine {
     }
 
     fn class_id(&mut self, model: usize, label: &str) -> Result<u32, Rejection> {
-        class_id_of(&mut self.labels, &mut self.models[model], self.config.max_classes_per_model, label)
-            .ok_or_else(|| {
-                let rejection = Rejection::TooManyClasses {
-                    model: self.models[model].spec.name.clone(),
-                    limit: self.config.max_classes_per_model,
-                };
-                self.observe_invalid(Some(model as u16));
-                rejection
-            })
+        class_id_of(
+            &mut self.labels,
+            &mut self.models[model],
+            self.config.max_classes_per_model,
+            label,
+        )
+        .ok_or_else(|| {
+            let rejection = Rejection::TooManyClasses {
+                model: self.models[model].spec.name.clone(),
+                limit: self.config.max_classes_per_model,
+            };
+            self.observe_invalid(Some(model as u16));
+            rejection
+        })
     }
 
     /// Adds a decoded outcome.
@@ -451,7 +480,13 @@ impl Engine {
             }
         };
         for model in self.models_in_scope(scope) {
-            add(self.windows.entry(start).or_default().models.entry(model).or_default());
+            add(self
+                .windows
+                .entry(start)
+                .or_default()
+                .models
+                .entry(model)
+                .or_default());
         }
         disposition
     }
@@ -569,7 +604,13 @@ impl Engine {
         )
     }
 
-    fn record(&self, start: i64, bounds: &WindowBounds, window: &Window, key: SeriesKey) -> MetricsRecord {
+    fn record(
+        &self,
+        start: i64,
+        bounds: &WindowBounds,
+        window: &Window,
+        key: SeriesKey,
+    ) -> MetricsRecord {
         let state = &self.models[key.model as usize];
         let version = version_name(state, key.version);
         let model_version = (!version.is_empty()).then(|| version.to_string());
@@ -617,7 +658,10 @@ impl Engine {
                     name: &name,
                     positive_class: state.spec.positive_class.as_deref(),
                 };
-                (Some(classification_metrics(confusion, scores, &context)), None)
+                (
+                    Some(classification_metrics(confusion, scores, &context)),
+                    None,
+                )
             }
             Quality::Regression(aggregate) => (None, Some(aggregate.metrics())),
         };
@@ -663,7 +707,12 @@ fn series_window(window: &mut Window, key: SeriesKey, task: Task) -> &mut Series
     })
 }
 
-fn class_id_of(labels: &mut Interner, state: &mut ModelState, limit: usize, label: &str) -> Option<u32> {
+fn class_id_of(
+    labels: &mut Interner,
+    state: &mut ModelState,
+    limit: usize,
+    label: &str,
+) -> Option<u32> {
     if let Some(id) = labels.get(label) {
         if state.classes.contains(&id) {
             return Some(id);
@@ -707,7 +756,11 @@ impl Attribution<'_> {
             .enumerate()
             .filter(|(_, &value)| value != NO_SEGMENT)
             .map(|(dim, &value)| (dim as u16, value));
-        let overflow = p.payload.extra.iter().flat_map(|e| e.segments.iter().copied());
+        let overflow = p
+            .payload
+            .extra
+            .iter()
+            .flat_map(|e| e.segments.iter().copied());
         std::iter::once(base).chain(inline.chain(overflow).map(move |s| SeriesKey {
             segment: Some(s),
             ..base
@@ -742,7 +795,13 @@ impl JoinSink<PredictionPayload, OutcomePayload> for Attribution<'_> {
                     // Only an outcome naming no model can get here with a non-number.
                     self.stats.invalid += 1;
                     let start = self.windows_spec.start_of(at);
-                    self.windows.entry(start).or_default().models.entry(p.model).or_default().invalid += 1;
+                    self.windows
+                        .entry(start)
+                        .or_default()
+                        .models
+                        .entry(p.model)
+                        .or_default()
+                        .invalid += 1;
                     return;
                 }
                 Contribution::Value {
@@ -752,15 +811,30 @@ impl JoinSink<PredictionPayload, OutcomePayload> for Attribution<'_> {
             }
             Task::Binary | Task::Multiclass => {
                 let limit = self.config.max_classes_per_model;
-                let Some(actual) = class_id_of(self.labels, &mut self.models[model], limit, &o.payload.label) else {
+                let Some(actual) = class_id_of(
+                    self.labels,
+                    &mut self.models[model],
+                    limit,
+                    &o.payload.label,
+                ) else {
                     self.stats.invalid += 1;
                     let start = self.windows_spec.start_of(at);
-                    self.windows.entry(start).or_default().models.entry(p.model).or_default().invalid += 1;
+                    self.windows
+                        .entry(start)
+                        .or_default()
+                        .models
+                        .entry(p.model)
+                        .or_default()
+                        .invalid += 1;
                     return;
                 };
                 let predicted = p.payload.predicted as u32;
                 let (binary, multiclass_p) = if task == Task::Binary {
-                    let positive = self.models[model].spec.positive_class.as_deref().unwrap_or("");
+                    let positive = self.models[model]
+                        .spec
+                        .positive_class
+                        .as_deref()
+                        .unwrap_or("");
                     let s = p.payload.score;
                     (
                         (!s.is_nan()).then(|| (s, &*o.payload.label == positive)),
@@ -846,7 +920,11 @@ impl JoinSink<PredictionPayload, OutcomePayload> for Attribution<'_> {
         for model in models {
             if !o.joined.iter().any(|(m, _)| *m == model) {
                 self.stats.orphan_outcomes += 1;
-                self.window(at).models.entry(model).or_default().orphan_outcomes += 1;
+                self.window(at)
+                    .models
+                    .entry(model)
+                    .or_default()
+                    .orphan_outcomes += 1;
             }
         }
     }

@@ -38,7 +38,9 @@ pub async fn produce(
     for (key, value) in &target.client {
         client.set(key, value);
     }
-    let producer: FutureProducer = client.create().context("creating the generator's producer")?;
+    let producer: FutureProducer = client
+        .create()
+        .context("creating the generator's producer")?;
     let started = now_ms();
     if traffic.start_ms == 0 {
         traffic.start_ms = started;
@@ -69,7 +71,12 @@ pub async fn produce(
                 match producer.send_result(pending) {
                     Ok(_delivery) => break,
                     Err((error, back)) => {
-                        if !matches!(error, rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull)) {
+                        if !matches!(
+                            error,
+                            rdkafka::error::KafkaError::MessageProduction(
+                                rdkafka::types::RDKafkaErrorCode::QueueFull
+                            )
+                        ) {
                             return Err(error).context("producing generated traffic");
                         }
                         pending = back;

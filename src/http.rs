@@ -24,7 +24,10 @@ pub fn router(state: Arc<SharedState>) -> Router {
 
 async fn metrics(State(state): State<Arc<SharedState>>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.telemetry.render(),
     )
         .into_response()
@@ -34,7 +37,11 @@ async fn ready(State(state): State<Arc<SharedState>>) -> Response {
     if state.is_ready() {
         (StatusCode::OK, "ready\n").into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready: no partitions assigned or consumer stopped\n").into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: no partitions assigned or consumer stopped\n",
+        )
+            .into_response()
     }
 }
 
@@ -47,7 +54,11 @@ async fn models(State(state): State<Arc<SharedState>>) -> Response {
 }
 
 /// Serves until `shutdown` fires.
-pub async fn serve(listener: tokio::net::TcpListener, state: Arc<SharedState>, mut shutdown: Shutdown) -> std::io::Result<()> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<SharedState>,
+    mut shutdown: Shutdown,
+) -> std::io::Result<()> {
     axum::serve(listener, router(state))
         .with_graceful_shutdown(async move { shutdown.recv().await })
         .await

@@ -125,7 +125,10 @@ impl<E> Side<E> {
     fn head(&self, hash: u64, key: &str) -> u32 {
         let slots = &self.slots;
         self.index
-            .find(hash, |&i| matches!(&slots[i as usize], Some(s) if &*s.key == key))
+            .find(
+                hash,
+                |&i| matches!(&slots[i as usize], Some(s) if &*s.key == key),
+            )
             .copied()
             .unwrap_or(NONE)
     }
@@ -142,7 +145,15 @@ impl<E> Side<E> {
     }
 
     /// Appends an entry at the end of `key`'s chain.
-    fn insert(&mut self, hasher: &DefaultHashBuilder, hash: u64, key: &str, deadline: i64, seq: u32, entry: E) {
+    fn insert(
+        &mut self,
+        hasher: &DefaultHashBuilder,
+        hash: u64,
+        key: &str,
+        deadline: i64,
+        seq: u32,
+        entry: E,
+    ) {
         let slot = Slot {
             key: key.into(),
             seq,
@@ -162,10 +173,11 @@ impl<E> Side<E> {
         let head = self.head(hash, key);
         if head == NONE {
             let slots = &self.slots;
-            self.index.insert_unique(hash, i, |&j| match &slots[j as usize] {
-                Some(s) => hasher.hash_one(&*s.key),
-                None => 0,
-            });
+            self.index
+                .insert_unique(hash, i, |&j| match &slots[j as usize] {
+                    Some(s) => hasher.hash_one(&*s.key),
+                    None => 0,
+                });
         } else {
             let mut last = head;
             while self.slot(last).next != NONE {
@@ -240,7 +252,9 @@ impl<E> Side<E> {
             let entries = std::mem::take(&mut self.heap).into_vec();
             self.heap = entries
                 .into_iter()
-                .filter(|Reverse((_, seq, i))| matches!(&slots[*i as usize], Some(s) if s.seq == *seq))
+                .filter(
+                    |Reverse((_, seq, i))| matches!(&slots[*i as usize], Some(s) if s.seq == *seq),
+                )
                 .collect();
         }
     }
@@ -314,10 +328,13 @@ impl<P, O> JoinStore<P, O> {
             return PredictionArrival::Duplicate;
         }
         let outcomes = self.outcomes.chain(hash, key);
-        if outcomes
-            .iter()
-            .any(|&i| self.outcomes.slot(i).entry.joined.contains(&(model, version)))
-        {
+        if outcomes.iter().any(|&i| {
+            self.outcomes
+                .slot(i)
+                .entry
+                .joined
+                .contains(&(model, version))
+        }) {
             return PredictionArrival::Duplicate;
         }
         let partner = outcomes.into_iter().find(|&i| {

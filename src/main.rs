@@ -13,7 +13,11 @@ use feedback_loop::shutdown::Shutdown;
 use feedback_loop::traffic::{Stream, TrafficConfig, TrafficGenerator};
 
 #[derive(Parser)]
-#[command(name = "feedback-loop", version, about = "Closes the loop on ML models in production: joins predictions with outcomes, publishes quality metrics")]
+#[command(
+    name = "feedback-loop",
+    version,
+    about = "Closes the loop on ML models in production: joins predictions with outcomes, publishes quality metrics"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -23,7 +27,12 @@ struct Cli {
 enum Command {
     /// Runs the service: consumes the input topics, publishes metrics (the product).
     Run {
-        #[arg(long, short, env = "FEEDBACK_LOOP_CONFIG", default_value = "/etc/feedback-loop/feedback-loop.toml")]
+        #[arg(
+            long,
+            short,
+            env = "FEEDBACK_LOOP_CONFIG",
+            default_value = "/etc/feedback-loop/feedback-loop.toml"
+        )]
         config: PathBuf,
     },
     /// The whole loop on an embedded Kafka broker, with a live summary: no setup needed.
@@ -65,7 +74,11 @@ enum Command {
 #[derive(clap::Args)]
 struct GenerateArgs {
     /// Produce into this Kafka cluster, in real time.
-    #[arg(long, required_unless_present = "output_dir", conflicts_with = "output_dir")]
+    #[arg(
+        long,
+        required_unless_present = "output_dir",
+        conflicts_with = "output_dir"
+    )]
     bootstrap_servers: Option<String>,
     #[arg(long, default_value = "model-predictions")]
     predictions_topic: String,
@@ -126,11 +139,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let stdout = std::io::stdout();
             let mut out = BufWriter::new(stdout.lock());
             let mut diagnostics = std::io::stderr();
-            let summary = feedback_loop::replay::replay(&config, &predictions, &outcomes, &mut out, &mut diagnostics)?;
+            let summary = feedback_loop::replay::replay(
+                &config,
+                &predictions,
+                &outcomes,
+                &mut out,
+                &mut diagnostics,
+            )?;
             out.flush()?;
             eprintln!(
-                "replay: {} predictions, {} outcomes, {} bad lines, {} records",
-                summary.predictions, summary.outcomes, summary.invalid_lines, summary.records
+                "replay: {} predictions, {} outcomes, {} bad lines, {} records, {} alerts and triggers",
+                summary.predictions, summary.outcomes, summary.invalid_lines, summary.records, summary.events
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -190,8 +209,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {} (http.listen)", config.http.listen))?;
     tracing::info!(listen = %config.http.listen, "HTTP endpoints up");
-    let http = tokio::spawn(feedback_loop::http::serve(listener, state.clone(), Shutdown::new(notify.subscribe())));
-    let mut service = tokio::spawn(feedback_loop::service::run(config, state, Shutdown::new(notify.subscribe())));
+    let http = tokio::spawn(feedback_loop::http::serve(
+        listener,
+        state.clone(),
+        Shutdown::new(notify.subscribe()),
+    ));
+    let mut service = tokio::spawn(feedback_loop::service::run(
+        config,
+        state,
+        Shutdown::new(notify.subscribe()),
+    ));
     // Until a signal, or until the service stops by itself (an error at start, say).
     let result = tokio::select! {
         _ = feedback_loop::shutdown::signal() => {
@@ -226,7 +253,12 @@ fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
         };
         let produced = runtime()?.block_on(async {
             let (notify, _) = tokio::sync::broadcast::channel(1);
-            let run = feedback_loop::generate::produce(target, traffic(start), args.duration.map(|d| d.0), Shutdown::new(notify.subscribe()));
+            let run = feedback_loop::generate::produce(
+                target,
+                traffic(start),
+                args.duration.map(|d| d.0),
+                Shutdown::new(notify.subscribe()),
+            );
             tokio::pin!(run);
             tokio::select! {
                 result = &mut run => result,
@@ -246,10 +278,12 @@ fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("--start `{}` is not RFC 3339", args.start))?
         .timestamp_millis();
     let mut generator = TrafficGenerator::new(traffic(start));
-    std::fs::create_dir_all(output_dir).with_context(|| format!("creating {}", output_dir.display()))?;
+    std::fs::create_dir_all(output_dir)
+        .with_context(|| format!("creating {}", output_dir.display()))?;
     let open = |name: &str| -> anyhow::Result<BufWriter<std::fs::File>> {
         let path = output_dir.join(name);
-        let file = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        let file =
+            std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
         Ok(BufWriter::new(file))
     };
     let (mut predictions, mut outcomes) = (open("predictions.jsonl")?, open("outcomes.jsonl")?);
@@ -265,10 +299,14 @@ fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     }
     predictions.flush()?;
     outcomes.flush()?;
-    eprintln!("generate: {} messages into {}", messages.len(), output_dir.display());
+    eprintln!(
+        "generate: {} messages into {}",
+        messages.len(),
+        output_dir.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
-fn load_config(path: &PathBuf) -> anyhow::Result<Config> {
+fn load_config(path: &std::path::Path) -> anyhow::Result<Config> {
     Config::load(path).with_context(|| format!("invalid configuration {}", path.display()))
 }

@@ -183,7 +183,12 @@ impl Decoder {
 
         let model_name = match model {
             Some(Json::Str(name)) => name,
-            Some(other) => return Err(no_model(format!("`model` must be a string, got {}", other.kind()))),
+            Some(other) => {
+                return Err(no_model(format!(
+                    "`model` must be a string, got {}",
+                    other.kind()
+                )))
+            }
             None => return Err(no_model("missing field `model`".into())),
         };
         let model = self
@@ -361,14 +366,15 @@ const MIN_TS: i64 = -62_135_596_800_000;
 fn event_time(value: Option<Json<'_>>, fallback: Option<i64>) -> Result<i64, String> {
     let ms = match value {
         Some(Json::Int(i)) => i,
-        Some(Json::UInt(u)) => i64::try_from(u).map_err(|_| format!("`timestamp` {u} is out of range"))?,
+        Some(Json::UInt(u)) => {
+            i64::try_from(u).map_err(|_| format!("`timestamp` {u} is out of range"))?
+        }
         Some(Json::Float(f)) if f.is_finite() && f.abs() < 9.0e15 => f.trunc() as i64,
         Some(Json::Str(s)) => chrono::DateTime::parse_from_rfc3339(&s)
             .map(|t| t.timestamp_millis())
             .map_err(|e| format!("`timestamp` `{s}` is not RFC 3339 ({e})"))?,
-        Some(Json::Null) | None => {
-            fallback.ok_or_else(|| "missing field `timestamp` (and no message timestamp)".to_string())?
-        }
+        Some(Json::Null) | None => fallback
+            .ok_or_else(|| "missing field `timestamp` (and no message timestamp)".to_string())?,
         Some(other) => {
             return Err(format!(
                 "`timestamp` must be epoch milliseconds or an RFC 3339 string, got {}",
@@ -394,9 +400,8 @@ fn target<'a>(value: Json<'a>, task: Task, field: &str) -> Result<Target<'a>, St
 }
 
 fn decode_score(value: Json<'_>, task: Task) -> Result<Score<'_>, String> {
-    let probability = |v: &Json<'_>| -> Option<f64> {
-        number_of(v).filter(|p| (0.0..=1.0).contains(p))
-    };
+    let probability =
+        |v: &Json<'_>| -> Option<f64> { number_of(v).filter(|p| (0.0..=1.0).contains(p)) };
     match (value, task) {
         (Json::Object(entries), Task::Binary | Task::Multiclass) => {
             let mut per_class = Vec::with_capacity(entries.len());
@@ -407,9 +412,9 @@ fn decode_score(value: Json<'_>, task: Task) -> Result<Score<'_>, String> {
             }
             Ok(Score::PerClass(per_class))
         }
-        (value, Task::Binary) => probability(&value)
-            .map(Score::Positive)
-            .ok_or_else(|| "`score` must be a probability in [0, 1] or an object class -> probability".into()),
+        (value, Task::Binary) => probability(&value).map(Score::Positive).ok_or_else(|| {
+            "`score` must be a probability in [0, 1] or an object class -> probability".into()
+        }),
         (_, Task::Multiclass) => Err("`score` must be an object class -> probability".into()),
         (_, Task::Regression) => Err("`score` does not apply to a regression model".into()),
     }
@@ -672,7 +677,11 @@ impl PathTree {
 }
 
 /// Fills `slots` with the values at the configured paths; the rest of the record is skipped.
-fn extract<'a>(bytes: &'a [u8], tree: &PathTree, slots: &mut [Option<Json<'a>>]) -> Result<(), DecodeError> {
+fn extract<'a>(
+    bytes: &'a [u8],
+    tree: &PathTree,
+    slots: &mut [Option<Json<'a>>],
+) -> Result<(), DecodeError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     Extract { tree, slots }
         .deserialize(&mut deserializer)
@@ -789,7 +798,13 @@ task = "regression"
 
     #[test]
     fn labels_are_canonical() {
-        for (json, label) in [("1", "1"), ("\"1\"", "1"), ("1.0", "1"), ("true", "true"), ("0.5", "0.5")] {
+        for (json, label) in [
+            ("1", "1"),
+            ("\"1\"", "1"),
+            ("1.0", "1"),
+            ("true", "true"),
+            ("0.5", "0.5"),
+        ] {
             let value: Json = serde_json::from_str(json).unwrap();
             assert_eq!(canonical_label(value).unwrap(), label, "{json}");
         }
@@ -799,7 +814,10 @@ task = "regression"
     fn timestamps_rfc3339_and_fallbacks() {
         let d = decoder("");
         let o = d
-            .outcome(br#"{"id":"a","timestamp":"2023-11-14T22:13:20.5+01:00","actual":"1"}"#, Envelope::default())
+            .outcome(
+                br#"{"id":"a","timestamp":"2023-11-14T22:13:20.5+01:00","actual":"1"}"#,
+                Envelope::default(),
+            )
             .unwrap();
         assert_eq!(o.ts, 1_699_996_400_500);
         assert_eq!(o.model, None);
@@ -824,7 +842,10 @@ task = "regression"
                 Envelope::default(),
             )
             .unwrap();
-        assert_eq!((p.id.as_ref(), p.ts, p.predicted), ("r9", 5, Target::Value(2.5)));
+        assert_eq!(
+            (p.id.as_ref(), p.ts, p.predicted),
+            ("r9", 5, Target::Value(2.5))
+        );
     }
 
     #[test]
@@ -834,7 +855,10 @@ task = "regression"
         assert!(err(b"{not json").reason.starts_with("invalid JSON"));
         assert_eq!(err(br#"{"model":"nope"}"#).reason, "unknown model `nope`");
         let e = err(br#"{"model":"fraud","id":"a","timestamp":1}"#);
-        assert_eq!((e.model, e.reason.as_str()), (Some(0), "missing field `prediction`"));
+        assert_eq!(
+            (e.model, e.reason.as_str()),
+            (Some(0), "missing field `prediction`")
+        );
         let e = err(br#"{"model":"fraud","id":"a","timestamp":"yesterday","prediction":1}"#);
         assert!(e.reason.contains("RFC 3339"), "{}", e.reason);
         let e = err(br#"{"model":"fraud","id":"a","timestamp":1,"prediction":1,"score":1.5}"#);
@@ -842,6 +866,8 @@ task = "regression"
         let e = err(br#"{"model":"price","id":"a","timestamp":1,"prediction":"abc"}"#);
         assert!(e.reason.contains("finite number"), "{}", e.reason);
         assert!(err(br#"[1,2]"#).reason.contains("missing field `model`"));
-        assert!(err(b"{\"model\":\"fraud\"} trailing").reason.starts_with("invalid JSON"));
+        assert!(err(b"{\"model\":\"fraud\"} trailing")
+            .reason
+            .starts_with("invalid JSON"));
     }
 }

@@ -5,7 +5,8 @@
 //! (ties: predictions first, then by file line). A line that does not decode keeps its place
 //! in its file: it is ordered with the valid line before it. After each record the watermark
 //! becomes `largest event time - allowed_lateness`; at the end every window closes.
-//! Records go to `out` as JSON lines; bad lines are reported on `diagnostics` (the first
+//! Metrics records go to `out` as JSON lines, each window's alert events and retrain
+//! triggers right after its records (every line carries its `schema`); bad lines are reported on `diagnostics` (the first
 //! [`REPORTED_ERRORS_PER_FILE`] of each file, then a count).
 
 use std::io::Write;
@@ -13,8 +14,7 @@ use std::io::Write;
 use anyhow::Context;
 
 use crate::config::Config;
-use crate::engine::{Engine, EngineConfig};
-use crate::output::MetricsRecord;
+use crate::monitor::{Emitted, Monitor};
 use crate::record::{DecodeError, Decoder, Envelope, Outcome, Prediction};
 
 /// Bad lines reported one by one per file; the rest are only counted.
@@ -27,6 +27,8 @@ pub struct ReplaySummary {
     pub outcomes: usize,
     pub invalid_lines: usize,
     pub records: usize,
+    /// Alerts and retrain triggers.
+    pub events: usize,
 }
 
 enum Decoded<'a> {
@@ -55,7 +57,10 @@ pub fn replay(
     let decoder = Decoder::new(config);
     let mut events = Vec::new();
     let mut summary = ReplaySummary::default();
-    for (file, name, bytes) in [(0u8, "predictions", predictions), (1u8, "outcomes", outcomes)] {
+    for (file, name, bytes) in [
+        (0u8, "predictions", predictions),
+        (1u8, "outcomes", outcomes),
+    ] {
         let mut previous_ts = i64::MIN;
         let mut reported = 0;
         for (index, line) in bytes.split(|&b| b == b'\n').enumerate() {
@@ -68,7 +73,9 @@ pub fn replay(
                     .prediction(line, Envelope::default())
                     .map(Decoded::Prediction)
             } else {
-                decoder.outcome(line, Envelope::default()).map(Decoded::Outcome)
+                decoder
+                    .outcome(line, Envelope::default())
+                    .map(Decoded::Outcome)
             };
             let decoded = decoded.unwrap_or_else(Decoded::Invalid);
             let ts = match &decoded {
@@ -102,13 +109,20 @@ pub fn replay(
     events.sort_by_key(|e| (e.ts, e.file, e.line));
 
     let lateness = config.window.allowed_lateness.as_millis_i64();
-    let mut engine = Engine::new(EngineConfig::from_config(config));
+    let mut monitor = Monitor::new(config)?;
     let mut max_ts = i64::MIN;
-    let mut write = |records: Vec<MetricsRecord>, summary: &mut ReplaySummary| -> anyhow::Result<()> {
-        for record in records {
-            serde_json::to_writer(&mut *out, &record).context("writing a metrics record")?;
+    // Metrics records, then the alerts and triggers they caused; each line has its schema.
+    let mut write = |emitted: Emitted, summary: &mut ReplaySummary| -> anyhow::Result<()> {
+        for record in &emitted.metrics {
+            serde_json::to_writer(&mut *out, record).context("writing a metrics record")?;
             out.write_all(b"\n").context("writing a metrics record")?;
             summary.records += 1;
+        }
+        for event in &emitted.events {
+            out.write_all(event.to_json()?.as_bytes())
+                .context("writing a rule event")?;
+            out.write_all(b"\n").context("writing a rule event")?;
+            summary.events += 1;
         }
         Ok(())
     };
@@ -116,23 +130,30 @@ pub fn replay(
         match &event.decoded {
             Decoded::Prediction(p) => {
                 summary.predictions += 1;
-                if let Err(rejection) = engine.observe_prediction(p) {
-                    writeln!(diagnostics, "predictions line {}: {rejection}", event.line + 1)?;
+                if let Err(rejection) = monitor.engine_mut().observe_prediction(p) {
+                    writeln!(
+                        diagnostics,
+                        "predictions line {}: {rejection}",
+                        event.line + 1
+                    )?;
                 }
             }
             Decoded::Outcome(o) => {
                 summary.outcomes += 1;
-                engine.observe_outcome(o);
+                monitor.engine_mut().observe_outcome(o);
             }
             Decoded::Invalid(error) => {
-                engine.observe_invalid(error.model);
+                monitor.engine_mut().observe_invalid(error.model);
                 continue;
             }
         }
         max_ts = max_ts.max(event.ts);
-        write(engine.advance_watermark(max_ts.saturating_sub(lateness)), &mut summary)?;
+        write(
+            monitor.advance_watermark(max_ts.saturating_sub(lateness)),
+            &mut summary,
+        )?;
     }
-    write(engine.finish(), &mut summary)?;
+    write(monitor.finish(), &mut summary)?;
     out.flush()?;
     Ok(summary)
 }

@@ -20,16 +20,17 @@ use rdkafka::producer::FutureProducer;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use crate::config::Config;
-use crate::engine::{Engine, EngineConfig};
 use crate::kafka::client;
 use crate::kafka::consumer::{AssignmentChange, InputConsumer, InputContext};
 use crate::kafka::dead_letter::{DeadLetter, DeadLetterQueue};
 use crate::kafka::producer::OutputProducer;
+use crate::monitor::{Emitted, Monitor};
 use crate::output::MetricsRecord;
 use crate::record::{Decoder, Envelope};
 use crate::shutdown::Shutdown;
 use crate::telemetry::Telemetry;
 use crate::watermark::Watermark;
+use crate::webhook::RetrainWebhook;
 
 /// Messages between two offset stores.
 pub const STORE_EVERY: u64 = 1000;
@@ -71,7 +72,11 @@ pub fn now_ms() -> i64 {
 }
 
 /// Runs the service until `shutdown` fires.
-pub async fn run(config: Config, state: Arc<SharedState>, mut shutdown: Shutdown) -> anyhow::Result<()> {
+pub async fn run(
+    config: Config,
+    state: Arc<SharedState>,
+    mut shutdown: Shutdown,
+) -> anyhow::Result<()> {
     let telemetry = state.telemetry.clone();
     let consumer: InputConsumer = client::consumer(&config)
         .create_with_context(InputContext::new(telemetry.clone()))
@@ -90,14 +95,25 @@ pub async fn run(config: Config, state: Arc<SharedState>, mut shutdown: Shutdown
         .create()
         .context("creating the Kafka producer")?;
     let output = OutputProducer::new(producer.clone(), telemetry.clone());
-    let dead_letters = DeadLetterQueue::new(producer, config.kafka.dead_letter_topic.clone(), telemetry.clone());
+    let dead_letters = DeadLetterQueue::new(
+        producer,
+        config.kafka.dead_letter_topic.clone(),
+        telemetry.clone(),
+    );
     consumer
-        .subscribe(&[&config.kafka.predictions_topic, &config.kafka.outcomes_topic])
+        .subscribe(&[
+            &config.kafka.predictions_topic,
+            &config.kafka.outcomes_topic,
+        ])
         .context("subscribing to the input topics")?;
 
     let mut pipeline = Pipeline {
         decoder: Decoder::new(&config),
-        engine: Engine::new(EngineConfig::from_config(&config)),
+        monitor: Monitor::new(&config)?,
+        webhook: match &config.retrain.webhook {
+            Some(webhook) => Some(RetrainWebhook::new(webhook.clone(), telemetry.clone())?),
+            None => None,
+        },
         watermark: Watermark::new(
             config.window.allowed_lateness.as_millis_i64(),
             config.window.idle_timeout.as_millis_i64(),
@@ -147,7 +163,8 @@ pub async fn run(config: Config, state: Arc<SharedState>, mut shutdown: Shutdown
 struct Pipeline {
     config: Config,
     decoder: Decoder,
-    engine: Engine,
+    monitor: Monitor,
+    webhook: Option<RetrainWebhook>,
     watermark: Watermark,
     /// Next offset to commit per (topic, partition), not yet stored.
     offsets: HashMap<(String, i32), i64>,
@@ -171,6 +188,7 @@ impl Pipeline {
     fn handle(&mut self, consumer: &InputConsumer, message: &BorrowedMessage<'_>) {
         let started = Instant::now();
         let now = now_ms();
+        self.apply_assignment_changes(consumer, now);
         let topic = message.topic();
         let partition = message.partition();
         let telemetry = &self.state.telemetry;
@@ -186,24 +204,24 @@ impl Pipeline {
         // Ok(event time), or Err(reason) for the dead-letter topic.
         let outcome: Result<i64, String> = if index == 0 {
             match self.decoder.prediction(payload, envelope) {
-                Ok(p) => match self.engine.observe_prediction(&p) {
+                Ok(p) => match self.monitor.engine_mut().observe_prediction(&p) {
                     Ok(_) => Ok(p.ts),
                     // The engine counted the rejection itself.
                     Err(rejection) => Err(rejection.to_string()),
                 },
                 Err(error) => {
-                    self.engine.observe_invalid(error.model);
+                    self.monitor.engine_mut().observe_invalid(error.model);
                     Err(error.reason)
                 }
             }
         } else {
             match self.decoder.outcome(payload, envelope) {
                 Ok(o) => {
-                    self.engine.observe_outcome(&o);
+                    self.monitor.engine_mut().observe_outcome(&o);
                     Ok(o.ts)
                 }
                 Err(error) => {
-                    self.engine.observe_invalid(error.model);
+                    self.monitor.engine_mut().observe_invalid(error.model);
                     Err(error.reason)
                 }
             }
@@ -224,7 +242,8 @@ impl Pipeline {
             }
         }
         self.advance(now);
-        self.offsets.insert((topic.to_string(), partition), message.offset() + 1);
+        self.offsets
+            .insert((topic.to_string(), partition), message.offset() + 1);
         self.since_store += 1;
         if self.since_store >= STORE_EVERY {
             self.store_offsets(consumer);
@@ -240,34 +259,76 @@ impl Pipeline {
         let Some(watermark) = self.watermark.current(now) else {
             return;
         };
-        let records = self.engine.advance_watermark(watermark);
-        if !records.is_empty() {
-            self.publish(records);
+        let emitted = self.monitor.advance_watermark(watermark);
+        if !emitted.is_empty() {
+            self.publish(emitted);
         }
     }
 
-    fn publish(&mut self, records: Vec<MetricsRecord>) {
+    fn publish(&mut self, emitted: Emitted) {
         let telemetry = &self.state.telemetry;
-        for record in records {
+        for event in &emitted.events {
+            telemetry.observe_event(event);
+            let json = match event.to_json() {
+                Ok(json) => json,
+                Err(error) => {
+                    tracing::error!(%error, "could not serialize a rule event");
+                    continue;
+                }
+            };
+            let topic = match event {
+                crate::rules::RuleEvent::Alert(alert) => {
+                    tracing::warn!(alert = %alert.alert_id, status = ?alert.status, "{}", alert.summary);
+                    &self.config.kafka.alerts_topic
+                }
+                crate::rules::RuleEvent::Retrain(trigger) => {
+                    tracing::warn!(trigger = %trigger.trigger_id, rules = ?trigger.rules, "retrain trigger");
+                    if let Some(webhook) = &self.webhook {
+                        webhook.send(trigger.trigger_id.clone(), json.clone());
+                    }
+                    &self.config.kafka.retrain_topic
+                }
+            };
+            self.output.send(topic, event.kafka_key().to_string(), json);
+        }
+        if !emitted.events.is_empty() {
+            telemetry.set_firing_alerts(self.monitor.rules());
+        }
+        for record in emitted.metrics {
             telemetry.observe_record(&record);
             match serde_json::to_string(&record) {
-                Ok(json) => self
-                    .output
-                    .send(&self.config.kafka.metrics_topic, record.model.clone(), json),
-                Err(error) => tracing::error!(%error, record = %record.record_id, "could not serialize"),
+                Ok(json) => {
+                    self.output
+                        .send(&self.config.kafka.metrics_topic, record.model.clone(), json)
+                }
+                Err(error) => {
+                    tracing::error!(%error, record = %record.record_id, "could not serialize")
+                }
             }
             if record.segment.is_none() {
                 if let Ok(mut latest) = self.state.latest.lock() {
-                    let key = format!("{}/{}", record.model, record.model_version.as_deref().unwrap_or("-"));
+                    let key = format!(
+                        "{}/{}",
+                        record.model,
+                        record.model_version.as_deref().unwrap_or("-")
+                    );
                     latest.insert(key, record);
                 }
             }
         }
     }
 
-    fn tick(&mut self, consumer: &InputConsumer) {
-        let now = now_ms();
-        for change in consumer.context().take_changes() {
+    /// Applies rebalances to the watermark's partition set. Called before every message, so
+    /// that a newly assigned partition holds the watermark back before any message counts.
+    fn apply_assignment_changes(&mut self, consumer: &InputConsumer, now: i64) {
+        let changes = consumer.context().take_changes();
+        if changes.is_empty() {
+            return;
+        }
+        self.state
+            .assigned
+            .store(consumer.context().has_assignment(), Ordering::Relaxed);
+        for change in changes {
             match change {
                 AssignmentChange::Assigned(list) => {
                     for (topic, partition) in list {
@@ -285,19 +346,25 @@ impl Pipeline {
                 }
             }
         }
+    }
+
+    fn tick(&mut self, consumer: &InputConsumer) {
+        let now = now_ms();
+        self.apply_assignment_changes(consumer, now);
         self.state
             .assigned
             .store(consumer.context().has_assignment(), Ordering::Relaxed);
         self.advance(now);
         self.store_offsets(consumer);
         let telemetry = &self.state.telemetry;
+        let engine = self.monitor.engine();
         telemetry.observe_engine(
-            self.engine.stats(),
-            self.engine.pending_predictions(),
-            self.engine.pending_outcomes(),
-            self.engine.open_windows(),
+            engine.stats(),
+            engine.pending_predictions(),
+            engine.pending_outcomes(),
+            engine.open_windows(),
         );
-        let watermark = self.engine.watermark();
+        let watermark = engine.watermark();
         if watermark > i64::MIN / 2 {
             telemetry
                 .watermark_lag

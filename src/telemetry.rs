@@ -7,8 +7,8 @@
 //! (`_total` counters, base units, `_ratio` for 0..1 ratios); see docs/operations.md.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use prometheus::{GaugeVec, HistogramVec};
 
@@ -35,6 +35,11 @@ pub struct Telemetry {
     pub consumer_lag: IntGaugeVec,
     pub processing_seconds: Histogram,
     pub ready: IntGauge,
+    // rules
+    pub alert_firing: GaugeVec,
+    pub alerts: IntCounterVec,
+    pub retrain_triggers: IntCounterVec,
+    pub webhook_deliveries: IntCounterVec,
     // model quality, latest window
     quality: GaugeVec,
     averaged: GaugeVec,
@@ -121,6 +126,22 @@ impl Telemetry {
                 "ready",
                 "1 when partitions are assigned and the consumer runs."
             ))?),
+            alert_firing: register!(GaugeVec::new(
+                opts("alert_firing", "1 for each alert currently firing."),
+                &["rule", "model", "version", "segment", "severity"]
+            )?),
+            alerts: register!(IntCounterVec::new(
+                opts("alerts_total", "Alert events emitted, by status (firing, resolved)."),
+                &["rule", "model", "status"]
+            )?),
+            retrain_triggers: register!(IntCounterVec::new(
+                opts("retrain_triggers_total", "Retrain triggers emitted."),
+                &["model"]
+            )?),
+            webhook_deliveries: register!(IntCounterVec::new(
+                opts("webhook_deliveries_total", "Retrain webhook attempts: delivered, retried, failed (gave up)."),
+                &["result"]
+            )?),
             quality: register!(GaugeVec::new(
                 opts("model_quality", "Latest closed window's value of a quality metric (accuracy, precision, recall, f1, roc_auc, log_loss, brier, mae, rmse, mape, r2, label_coverage)."),
                 &["model", "version", "segment", "metric"]
@@ -168,14 +189,23 @@ impl Telemetry {
     pub fn render(&self) -> String {
         let mut buffer = Vec::new();
         let encoder = TextEncoder::new();
-        if encoder.encode(&self.registry.gather(), &mut buffer).is_err() {
+        if encoder
+            .encode(&self.registry.gather(), &mut buffer)
+            .is_err()
+        {
             return String::new();
         }
         String::from_utf8(buffer).unwrap_or_default()
     }
 
     /// Adds the engine's totals since the last call to the `join_events_total` counters.
-    pub fn observe_engine(&self, stats: &EngineStats, pending_predictions: usize, pending_outcomes: usize, open_windows: usize) {
+    pub fn observe_engine(
+        &self,
+        stats: &EngineStats,
+        pending_predictions: usize,
+        pending_outcomes: usize,
+        open_windows: usize,
+    ) {
         self.pending_predictions.set(pending_predictions as i64);
         self.pending_outcomes.set(pending_outcomes as i64);
         self.open_windows.set(open_windows as i64);
@@ -184,8 +214,16 @@ impl Telemetry {
         };
         let events = [
             ("joined", stats.joined, last.joined),
-            ("expired", stats.expired_predictions, last.expired_predictions),
-            ("evicted", stats.evicted_predictions + stats.evicted_outcomes, last.evicted_predictions + last.evicted_outcomes),
+            (
+                "expired",
+                stats.expired_predictions,
+                last.expired_predictions,
+            ),
+            (
+                "evicted",
+                stats.evicted_predictions + stats.evicted_outcomes,
+                last.evicted_predictions + last.evicted_outcomes,
+            ),
             ("orphaned", stats.orphan_outcomes, last.orphan_outcomes),
             ("duplicate", stats.duplicates, last.duplicates),
             ("late", stats.late, last.late),
@@ -193,13 +231,60 @@ impl Telemetry {
         ];
         for (event, now, before) in events {
             if now > before {
-                self.join_events.with_label_values(&[event]).inc_by(now - before);
+                self.join_events
+                    .with_label_values(&[event])
+                    .inc_by(now - before);
             }
         }
         if stats.windows_closed > last.windows_closed {
-            self.windows_emitted.inc_by(stats.windows_closed - last.windows_closed);
+            self.windows_emitted
+                .inc_by(stats.windows_closed - last.windows_closed);
         }
         *last = stats.clone();
+    }
+
+    /// Counts a rule event.
+    pub fn observe_event(&self, event: &crate::rules::RuleEvent) {
+        match event {
+            crate::rules::RuleEvent::Alert(alert) => {
+                let status = match alert.status {
+                    crate::rules::AlertStatus::Firing => "firing",
+                    crate::rules::AlertStatus::Resolved => "resolved",
+                };
+                self.alerts
+                    .with_label_values(&[alert.rule.as_str(), alert.model.as_str(), status])
+                    .inc();
+            }
+            crate::rules::RuleEvent::Retrain(trigger) => {
+                self.retrain_triggers
+                    .with_label_values(&[trigger.model.as_str()])
+                    .inc();
+            }
+        }
+    }
+
+    /// Sets `alert_firing` to exactly the alerts firing now.
+    pub fn set_firing_alerts(&self, rules: &crate::rules::RuleSet) {
+        self.alert_firing.reset();
+        for (rule, model, version, segment, severity) in rules.firing_alerts() {
+            let segment = segment
+                .map(|s| {
+                    s.iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default();
+            self.alert_firing
+                .with_label_values(&[
+                    rule,
+                    model,
+                    version.unwrap_or(""),
+                    segment.as_str(),
+                    severity,
+                ])
+                .set(1.0);
+        }
     }
 
     /// Updates the model gauges and counters from an emitted record.
@@ -208,7 +293,12 @@ impl Telemetry {
         let segment = record
             .segment
             .as_ref()
-            .map(|s| s.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","))
+            .map(|s| {
+                s.iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
             .unwrap_or_default();
         let series = [record.model.as_str(), version.as_str(), segment.as_str()];
         let set = |metric: &str, value: Option<f64>| {
@@ -226,9 +316,15 @@ impl Telemetry {
                 .set(end.timestamp_millis() as f64 / 1000.0);
         }
         set("label_coverage", record.counts.label_coverage);
-        self.predictions.with_label_values(&series).inc_by(record.counts.predictions);
-        self.joined.with_label_values(&series).inc_by(record.counts.joined);
-        self.expired.with_label_values(&series).inc_by(record.counts.expired_predictions);
+        self.predictions
+            .with_label_values(&series)
+            .inc_by(record.counts.predictions);
+        self.joined
+            .with_label_values(&series)
+            .inc_by(record.counts.joined);
+        self.expired
+            .with_label_values(&series)
+            .inc_by(record.counts.expired_predictions);
         if let Some(c) = &record.classification {
             for (metric, value) in [
                 ("accuracy", c.accuracy),
@@ -241,8 +337,16 @@ impl Telemetry {
             ] {
                 set(metric, value);
             }
-            for (average, prf) in [("micro", &c.averages.micro), ("macro", &c.averages.macro_), ("weighted", &c.averages.weighted)] {
-                for (metric, value) in [("precision", prf.precision), ("recall", prf.recall), ("f1", prf.f1)] {
+            for (average, prf) in [
+                ("micro", &c.averages.micro),
+                ("macro", &c.averages.macro_),
+                ("weighted", &c.averages.weighted),
+            ] {
+                for (metric, value) in [
+                    ("precision", prf.precision),
+                    ("recall", prf.recall),
+                    ("f1", prf.f1),
+                ] {
                     let labels = [series[0], series[1], series[2], average, metric];
                     match value {
                         Some(v) => self.averaged.with_label_values(&labels).set(v),
@@ -253,10 +357,20 @@ impl Telemetry {
                 }
             }
             for (class, m) in &c.per_class {
-                for (metric, value) in [("precision", m.precision), ("recall", m.recall), ("f1", m.f1)] {
+                for (metric, value) in [
+                    ("precision", m.precision),
+                    ("recall", m.recall),
+                    ("f1", m.f1),
+                ] {
                     if let Some(v) = value {
                         self.per_class
-                            .with_label_values(&[series[0], series[1], series[2], class.as_str(), metric])
+                            .with_label_values(&[
+                                series[0],
+                                series[1],
+                                series[2],
+                                class.as_str(),
+                                metric,
+                            ])
                             .set(v);
                     }
                 }
@@ -269,14 +383,25 @@ impl Telemetry {
                 for (j, &n) in row.iter().enumerate() {
                     if n > 0 {
                         self.confusion
-                            .with_label_values(&[series[0], series[1], series[2], labels[i].as_str(), labels[j].as_str()])
+                            .with_label_values(&[
+                                series[0],
+                                series[1],
+                                series[2],
+                                labels[i].as_str(),
+                                labels[j].as_str(),
+                            ])
                             .inc_by(n);
                     }
                 }
             }
         }
         if let Some(r) = &record.regression {
-            for (metric, value) in [("mae", r.mae), ("rmse", r.rmse), ("mape", r.mape), ("r2", r.r2)] {
+            for (metric, value) in [
+                ("mae", r.mae),
+                ("rmse", r.rmse),
+                ("mape", r.mape),
+                ("r2", r.r2),
+            ] {
                 set(metric, value);
             }
         }

@@ -9,6 +9,7 @@
 //!   segment `channel`. Its outcomes name no model, so one outcome joins both versions.
 //! - `intent`, multiclass (`billing`, `tech`, `sales`, `other`) with a score object;
 //!   features `length`, `lang`. Its outcomes name the model.
+//!
 //! After the drift time, amounts grow, a new country appears, and both models get worse.
 
 use std::collections::VecDeque;
@@ -218,15 +219,25 @@ impl TrafficGenerator {
                 ts,
             });
         }
-        self.schedule_outcome(ts, id.clone(), json!({ "id": id, "actual": if truth { 1 } else { 0 } }));
+        self.schedule_outcome(
+            ts,
+            id.clone(),
+            json!({ "id": id, "actual": if truth { 1 } else { 0 } }),
+        );
     }
 
     fn intent_request(&mut self, ts: i64, out: &mut Vec<Message>) {
         let drifted = self.drifted(ts);
         let id = format!("i-{}", self.sequence);
         let truth_index = (self.rng.next_u64() % 4) as usize;
-        let lang = *self.rng.pick(if drifted { &["en", "de", "es"] } else { &["en", "en", "de"] });
-        let length = (40.0 + 15.0 * truth_index as f64 + 12.0 * self.rng.normal()).max(1.0).round();
+        let lang = *self.rng.pick(if drifted {
+            &["en", "de", "es"]
+        } else {
+            &["en", "en", "de"]
+        });
+        let length = (40.0 + 15.0 * truth_index as f64 + 12.0 * self.rng.normal())
+            .max(1.0)
+            .round();
         let accuracy = if drifted && lang == "es" { 0.45 } else { 0.85 };
         let predicted_index = if self.rng.unit() < accuracy {
             truth_index
@@ -242,7 +253,12 @@ impl TrafficGenerator {
         let score: serde_json::Map<String, serde_json::Value> = INTENTS
             .iter()
             .zip(weights)
-            .map(|(class, w)| (class.to_string(), json!((w / total * 10_000.0).round() / 10_000.0)))
+            .map(|(class, w)| {
+                (
+                    class.to_string(),
+                    json!((w / total * 10_000.0).round() / 10_000.0),
+                )
+            })
             .collect();
         let payload = json!({
             "id": id, "model": "intent", "model_version": "2024-06", "timestamp": ts,
@@ -298,6 +314,9 @@ mod tests {
         assert!(a.windows(2).all(|w| w[0].ts <= w[1].ts));
         let outcomes = a.iter().filter(|m| m.stream == Stream::Outcomes).count();
         let predictions = a.len() - outcomes;
-        assert!(predictions > 3000 && outcomes > 1000, "{predictions} {outcomes}");
+        assert!(
+            predictions > 3000 && outcomes > 1000,
+            "{predictions} {outcomes}"
+        );
     }
 }

@@ -110,7 +110,11 @@ mod tests {
         w.assign((0, 0), 0);
         w.assign((0, 1), 0);
         w.observe((0, 0), 100, 10);
-        assert_eq!(w.current(10), None, "partition 1 has delivered nothing and is not idle");
+        assert_eq!(
+            w.current(10),
+            None,
+            "partition 1 has delivered nothing and is not idle"
+        );
         w.observe((0, 1), 50, 20);
         assert_eq!(w.current(20), Some(45));
         w.observe((0, 1), 200, 30);

@@ -5,23 +5,53 @@ use std::borrow::Cow;
 
 use feedback_loop::config::{AttributeTo, Task};
 use feedback_loop::engine::{Disposition, Engine, EngineConfig, ModelSpec};
-use feedback_loop::metrics::{classification_metrics, ConfusionMatrix, LabelContext, RegressionAggregate, ScoreAggregate};
+use feedback_loop::metrics::{
+    classification_metrics, ConfusionMatrix, LabelContext, RegressionAggregate, ScoreAggregate,
+};
 use feedback_loop::output::MetricsRecord;
 use feedback_loop::record::{Actual, Outcome, Prediction, Target};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
 enum Input {
-    Prediction { id: u8, model: u16, version: u8, ts: i64, label: bool },
-    Outcome { id: u8, model: Option<u16>, ts: i64, label: bool },
+    Prediction {
+        id: u8,
+        model: u16,
+        version: u8,
+        ts: i64,
+        label: bool,
+    },
+    Outcome {
+        id: u8,
+        model: Option<u16>,
+        ts: i64,
+        label: bool,
+    },
 }
 
 fn input() -> impl Strategy<Value = Input> {
     prop_oneof![
-        (0u8..20, 0u16..2, 0u8..2, 0i64..600_000, any::<bool>())
-            .prop_map(|(id, model, version, ts, label)| Input::Prediction { id, model, version, ts, label }),
-        (0u8..20, prop::option::of(0u16..2), 0i64..600_000, any::<bool>())
-            .prop_map(|(id, model, ts, label)| Input::Outcome { id, model, ts, label }),
+        (0u8..20, 0u16..2, 0u8..2, 0i64..600_000, any::<bool>()).prop_map(
+            |(id, model, version, ts, label)| Input::Prediction {
+                id,
+                model,
+                version,
+                ts,
+                label
+            }
+        ),
+        (
+            0u8..20,
+            prop::option::of(0u16..2),
+            0i64..600_000,
+            any::<bool>()
+        )
+            .prop_map(|(id, model, ts, label)| Input::Outcome {
+                id,
+                model,
+                ts,
+                label
+            }),
     ]
 }
 
@@ -46,7 +76,11 @@ fn engine(attribute_to: AttributeTo, max_pending: usize) -> Engine {
 }
 
 fn label(b: bool) -> &'static str {
-    if b { "true" } else { "false" }
+    if b {
+        "true"
+    } else {
+        "false"
+    }
 }
 
 proptest! {

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use feedback_loop::config::Config;
 use serde_json::Value;
 
-const TOLERANCE: f64 = 1e-9;
+mod common;
+
+use common::compare;
 
 fn cases() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracle/core");
@@ -17,39 +19,12 @@ fn cases() -> Vec<PathBuf> {
         .filter(|path| path.join("expected.jsonl").exists())
         .collect();
     cases.sort();
-    assert!(cases.len() >= 5, "expected the oracle cases under {}", root.display());
+    assert!(
+        cases.len() >= 5,
+        "expected the oracle cases under {}",
+        root.display()
+    );
     cases
-}
-
-/// Compares two JSON values; numbers within TOLERANCE (absolute, or relative above 1).
-fn compare(path: &str, expected: &Value, actual: &Value, problems: &mut Vec<String>) {
-    match (expected, actual) {
-        (Value::Number(e), Value::Number(a)) => {
-            let (e, a) = (e.as_f64().unwrap_or(f64::NAN), a.as_f64().unwrap_or(f64::NAN));
-            let scale = e.abs().max(1.0);
-            if !((e - a).abs() <= TOLERANCE * scale) {
-                problems.push(format!("{path}: expected {e}, got {a}"));
-            }
-        }
-        (Value::Object(e), Value::Object(a)) => {
-            for (key, ev) in e {
-                match a.get(key) {
-                    Some(av) => compare(&format!("{path}.{key}"), ev, av, problems),
-                    None => problems.push(format!("{path}.{key}: missing")),
-                }
-            }
-            for key in a.keys().filter(|k| !e.contains_key(*k)) {
-                problems.push(format!("{path}.{key}: not expected"));
-            }
-        }
-        (Value::Array(e), Value::Array(a)) if e.len() == a.len() => {
-            for (i, (ev, av)) in e.iter().zip(a).enumerate() {
-                compare(&format!("{path}[{i}]"), ev, av, problems);
-            }
-        }
-        (e, a) if e == a => {}
-        (e, a) => problems.push(format!("{path}: expected {e}, got {a}")),
-    }
 }
 
 #[test]
@@ -78,7 +53,11 @@ fn replay_matches_the_scikit_learn_oracle() {
         assert!(!expected.is_empty(), "{name}: no expected records");
         let mut problems = Vec::new();
         if expected.len() != actual.len() {
-            problems.push(format!("{} records expected, {} produced", expected.len(), actual.len()));
+            problems.push(format!(
+                "{} records expected, {} produced",
+                expected.len(),
+                actual.len()
+            ));
         }
         for (e, a) in expected.iter().zip(&actual) {
             let id = e["record_id"].as_str().unwrap_or("?").to_string();
@@ -86,8 +65,15 @@ fn replay_matches_the_scikit_learn_oracle() {
         }
         if !problems.is_empty() {
             let shown: Vec<&String> = problems.iter().take(15).collect();
-            failures.push(format!("case {name}: {} differences, first:\n  {}", problems.len(),
-                shown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n  ")));
+            failures.push(format!(
+                "case {name}: {} differences, first:\n  {}",
+                problems.len(),
+                shown
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join("\n  ")
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

@@ -57,17 +57,33 @@ pub fn producer(config: &Config) -> ClientConfig {
 
 /// Checks that both input topics exist and have the same number of partitions (they must be
 /// co-partitioned: same key, same partitioner). Returns that number.
-pub fn check_input_topics(consumer: &BaseConsumer, config: &Config, timeout: Duration) -> anyhow::Result<i32> {
+pub fn check_input_topics(
+    consumer: &BaseConsumer,
+    config: &Config,
+    timeout: Duration,
+) -> anyhow::Result<i32> {
     let mut counts = Vec::new();
-    for topic in [&config.kafka.predictions_topic, &config.kafka.outcomes_topic] {
+    for topic in [
+        &config.kafka.predictions_topic,
+        &config.kafka.outcomes_topic,
+    ] {
         let metadata = consumer
             .fetch_metadata(Some(topic), timeout)
-            .with_context(|| format!("fetching metadata of topic `{topic}` from {}", config.kafka.bootstrap_servers))?;
-        let Some(found) = metadata.topics().iter().find(|t| t.name() == topic.as_str()) else {
+            .with_context(|| {
+                format!(
+                    "fetching metadata of topic `{topic}` from {}",
+                    config.kafka.bootstrap_servers
+                )
+            })?;
+        let Some(found) = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic.as_str())
+        else {
             bail!("input topic `{topic}` does not exist");
         };
         if let Some(error) = found.error() {
-            bail!("input topic `{topic}` is not usable: {:?}", rdkafka::types::RDKafkaRespErr::from(error));
+            bail!("input topic `{topic}` is not usable: {:?}", error);
         }
         if found.partitions().is_empty() {
             bail!("input topic `{topic}` does not exist (no partitions)");

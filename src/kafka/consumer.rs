@@ -23,6 +23,8 @@ pub type InputConsumer = StreamConsumer<InputContext>;
 pub struct InputContext {
     telemetry: Arc<Telemetry>,
     changes: Mutex<Vec<AssignmentChange>>,
+    /// Set when `changes` is not empty, so the loop can check it per message for free.
+    changed: AtomicBool,
     assigned: AtomicBool,
 }
 
@@ -31,13 +33,27 @@ impl InputContext {
         InputContext {
             telemetry,
             changes: Mutex::new(Vec::new()),
+            changed: AtomicBool::new(false),
             assigned: AtomicBool::new(false),
         }
     }
 
     /// Assignment changes since the last call.
     pub fn take_changes(&self) -> Vec<AssignmentChange> {
-        self.changes.lock().map(|mut c| std::mem::take(&mut *c)).unwrap_or_default()
+        if !self.changed.swap(false, Ordering::AcqRel) {
+            return Vec::new();
+        }
+        self.changes
+            .lock()
+            .map(|mut c| std::mem::take(&mut *c))
+            .unwrap_or_default()
+    }
+
+    fn push_change(&self, change: AssignmentChange) {
+        if let Ok(mut changes) = self.changes.lock() {
+            changes.push(change);
+            self.changed.store(true, Ordering::Release);
+        }
     }
 
     pub fn has_assignment(&self) -> bool {
@@ -46,7 +62,10 @@ impl InputContext {
 }
 
 fn partitions(list: &TopicPartitionList) -> Vec<(String, i32)> {
-    list.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect()
+    list.elements()
+        .iter()
+        .map(|e| (e.topic().to_string(), e.partition()))
+        .collect()
 }
 
 impl ClientContext for InputContext {
@@ -69,9 +88,7 @@ impl ConsumerContext for InputContext {
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(list) = rebalance {
             tracing::info!(partitions = ?partitions(list), "partitions revoked");
-            if let Ok(mut changes) = self.changes.lock() {
-                changes.push(AssignmentChange::Revoked(partitions(list)));
-            }
+            self.push_change(AssignmentChange::Revoked(partitions(list)));
             self.assigned.store(false, Ordering::Relaxed);
             self.telemetry.ready.set(0);
         }
@@ -81,9 +98,7 @@ impl ConsumerContext for InputContext {
         match rebalance {
             Rebalance::Assign(list) => {
                 tracing::info!(partitions = ?partitions(list), "partitions assigned");
-                if let Ok(mut changes) = self.changes.lock() {
-                    changes.push(AssignmentChange::Assigned(partitions(list)));
-                }
+                self.push_change(AssignmentChange::Assigned(partitions(list)));
                 let any = list.count() > 0;
                 self.assigned.store(any, Ordering::Relaxed);
                 self.telemetry.ready.set(any as i64);
@@ -93,7 +108,11 @@ impl ConsumerContext for InputContext {
         }
     }
 
-    fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, _offsets: &TopicPartitionList) {
+    fn commit_callback(
+        &self,
+        result: rdkafka::error::KafkaResult<()>,
+        _offsets: &TopicPartitionList,
+    ) {
         if let Err(e) = result {
             tracing::warn!(error = %e, "offset commit failed");
         }

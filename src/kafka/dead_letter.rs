@@ -28,11 +28,26 @@ impl DeadLetter {
         let offset = self.offset.to_string();
         let timestamp = self.timestamp_ms.map(|t| t.to_string()).unwrap_or_default();
         OwnedHeaders::new()
-            .insert(Header { key: "feedback-loop.reason", value: Some(self.reason.as_bytes()) })
-            .insert(Header { key: "feedback-loop.source.topic", value: Some(self.source_topic.as_bytes()) })
-            .insert(Header { key: "feedback-loop.source.partition", value: Some(partition.as_bytes()) })
-            .insert(Header { key: "feedback-loop.source.offset", value: Some(offset.as_bytes()) })
-            .insert(Header { key: "feedback-loop.source.timestamp", value: Some(timestamp.as_bytes()) })
+            .insert(Header {
+                key: "feedback-loop.reason",
+                value: Some(self.reason.as_bytes()),
+            })
+            .insert(Header {
+                key: "feedback-loop.source.topic",
+                value: Some(self.source_topic.as_bytes()),
+            })
+            .insert(Header {
+                key: "feedback-loop.source.partition",
+                value: Some(partition.as_bytes()),
+            })
+            .insert(Header {
+                key: "feedback-loop.source.offset",
+                value: Some(offset.as_bytes()),
+            })
+            .insert(Header {
+                key: "feedback-loop.source.timestamp",
+                value: Some(timestamp.as_bytes()),
+            })
     }
 }
 
@@ -45,7 +60,11 @@ pub struct DeadLetterQueue {
 
 impl DeadLetterQueue {
     pub fn new(producer: FutureProducer, topic: String, telemetry: Arc<Telemetry>) -> Self {
-        DeadLetterQueue { producer, topic, telemetry }
+        DeadLetterQueue {
+            producer,
+            topic,
+            telemetry,
+        }
     }
 
     /// Enqueues a dead letter; delivery (with retries) continues in the background.

@@ -17,7 +17,10 @@ pub struct OutputProducer {
 
 impl OutputProducer {
     pub fn new(producer: FutureProducer, telemetry: Arc<Telemetry>) -> Self {
-        OutputProducer { producer, telemetry }
+        OutputProducer {
+            producer,
+            telemetry,
+        }
     }
 
     pub fn inner(&self) -> &FutureProducer {
@@ -33,9 +36,15 @@ impl OutputProducer {
         tokio::spawn(async move {
             let record = FutureRecord::to(&topic).key(&key).payload(&payload);
             match producer.send(record, Duration::from_secs(30)).await {
-                Ok(_) => telemetry.output_records.with_label_values(&[topic.as_str()]).inc(),
+                Ok(_) => telemetry
+                    .output_records
+                    .with_label_values(&[topic.as_str()])
+                    .inc(),
                 Err((error, _)) => {
-                    telemetry.output_errors.with_label_values(&[topic.as_str()]).inc();
+                    telemetry
+                        .output_errors
+                        .with_label_values(&[topic.as_str()])
+                        .inc();
                     tracing::error!(%topic, %key, %error, "could not produce an output record");
                 }
             }

@@ -58,7 +58,11 @@ impl ScoreAggregate {
     /// A binary pair: `p` is the probability of the positive class.
     pub fn add_binary(&mut self, p: f64, actual_positive: bool) {
         let clipped = p.clamp(LOG_LOSS_EPS, 1.0 - LOG_LOSS_EPS);
-        let q = if actual_positive { clipped } else { 1.0 - clipped };
+        let q = if actual_positive {
+            clipped
+        } else {
+            1.0 - clipped
+        };
         let y = if actual_positive { 1.0 } else { 0.0 };
         self.binary = true;
         self.scored += 1;
@@ -92,7 +96,8 @@ impl ScoreAggregate {
     }
 
     pub fn log_loss(&self) -> Option<f64> {
-        self.complete().then(|| self.log_loss_sum / self.scored as f64)
+        self.complete()
+            .then(|| self.log_loss_sum / self.scored as f64)
     }
 
     pub fn brier(&self) -> Option<f64> {
@@ -158,7 +163,11 @@ pub fn classification_metrics(
     }
     let total: u64 = confusion.total();
     let names: Vec<String> = per_label.keys().cloned().collect();
-    let position = |name: &str| names.binary_search_by(|n| n.as_str().cmp(name)).unwrap_or(0);
+    let position = |name: &str| {
+        names
+            .binary_search_by(|n| n.as_str().cmp(name))
+            .unwrap_or(0)
+    };
     let mut matrix = vec![vec![0u64; names.len()]; names.len()];
     for (a, p, n) in &matrix_cells {
         matrix[position(a)][position(p)] += n;
@@ -188,19 +197,27 @@ pub fn classification_metrics(
 
     let defined = total > 0;
     let averages = Averages {
-        micro: defined.then(|| prf(tp_sum, pred_sum, true_sum)).unwrap_or_default(),
-        macro_: defined
-            .then(|| macro_sum.scaled(1.0 / names.len() as f64))
-            .unwrap_or_default(),
-        weighted: defined
-            .then(|| {
+        micro: if defined {
+            prf(tp_sum, pred_sum, true_sum)
+        } else {
+            Default::default()
+        },
+        macro_: if defined {
+            macro_sum.scaled(1.0 / names.len() as f64)
+        } else {
+            Default::default()
+        },
+        weighted: if defined {
+            {
                 if true_sum == 0 {
                     Prf::zero()
                 } else {
                     weighted_sum.scaled(1.0 / true_sum as f64)
                 }
-            })
-            .unwrap_or_default(),
+            }
+        } else {
+            Default::default()
+        },
     };
     let headline = match labels.positive_class {
         Some(positive) if defined => {
@@ -229,7 +246,13 @@ pub fn classification_metrics(
 
 /// Precision, recall and F1 from counts, with zero_division = 0.
 fn prf(tp: u64, predicted: u64, actual: u64) -> Prf {
-    let ratio = |num: u64, den: u64| if den == 0 { 0.0 } else { num as f64 / den as f64 };
+    let ratio = |num: u64, den: u64| {
+        if den == 0 {
+            0.0
+        } else {
+            num as f64 / den as f64
+        }
+    };
     Prf {
         precision: Some(ratio(tp, predicted)),
         recall: Some(ratio(tp, actual)),
@@ -244,7 +267,13 @@ mod tests {
     #[test]
     fn auc_with_ties() {
         let mut s = ScoreAggregate::default();
-        for (p, y) in [(0.1, false), (0.4, true), (0.35, false), (0.8, true), (0.4, false)] {
+        for (p, y) in [
+            (0.1, false),
+            (0.4, true),
+            (0.35, false),
+            (0.8, true),
+            (0.4, false),
+        ] {
             s.add_binary(p, y);
         }
         // sklearn.metrics.roc_auc_score([0,1,0,1,0], [0.1,0.4,0.35,0.8,0.4]) == 0.916666...

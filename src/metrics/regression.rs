@@ -93,7 +93,11 @@ mod tests {
         let (mut a, mut b, mut all) = Default::default();
         for i in 0..50 {
             let (y, p) = (i as f64 * 0.7 - 3.0, i as f64 * 0.69);
-            if i % 3 == 0 { RegressionAggregate::add(&mut a, y, p) } else { RegressionAggregate::add(&mut b, y, p) }
+            if i % 3 == 0 {
+                RegressionAggregate::add(&mut a, y, p)
+            } else {
+                RegressionAggregate::add(&mut b, y, p)
+            }
             RegressionAggregate::add(&mut all, y, p);
         }
         let mut merged: RegressionAggregate = a;

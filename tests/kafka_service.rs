@@ -1,0 +1,445 @@
+//! The Kafka service against a Kafka-protocol broker over TCP, with real rdkafka clients on
+//! the other side: librdkafka's mock cluster by default, a real broker when
+//! `KAFKA_BOOTSTRAP_SERVERS` is set (CI: tansu).
+//!
+//! A known stream is produced; the metrics records the service publishes must equal what
+//! `replay` prints for the same input (numbers within 1e-9: sums may be taken in another
+//! order). Bad messages go to the dead-letter topic with their reason and leave the good
+//! records' metrics unchanged. `/metrics` passes `promtool check metrics`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::kafka::{consume, produce, unique, Broker};
+use feedback_loop::config::Config;
+use feedback_loop::service::{self, SharedState};
+use feedback_loop::shutdown::Shutdown;
+use feedback_loop::telemetry::Telemetry;
+use feedback_loop::traffic::{Stream, TrafficConfig, TrafficGenerator, DEMO_MODELS_TOML};
+use serde_json::Value;
+
+struct Topics {
+    predictions: String,
+    outcomes: String,
+    metrics: String,
+    alerts: String,
+    retrain: String,
+    dead_letters: String,
+}
+
+async fn topics(broker: &Broker) -> Topics {
+    let t = Topics {
+        predictions: unique("predictions"),
+        outcomes: unique("outcomes"),
+        metrics: unique("metrics"),
+        alerts: unique("alerts"),
+        retrain: unique("retrain"),
+        dead_letters: unique("dlq"),
+    };
+    broker.create_topic(&t.predictions, 4).await;
+    broker.create_topic(&t.outcomes, 4).await;
+    for topic in [&t.metrics, &t.alerts, &t.retrain, &t.dead_letters] {
+        broker.create_topic(topic, 1).await;
+    }
+    t
+}
+
+fn config(bootstrap: &str, t: &Topics) -> Config {
+    Config::from_toml_str(&format!(
+        r#"
+[kafka]
+bootstrap_servers = "{bootstrap}"
+group_id = "{group}"
+predictions_topic = "{}"
+outcomes_topic = "{}"
+metrics_topic = "{}"
+alerts_topic = "{}"
+retrain_topic = "{}"
+dead_letter_topic = "{}"
+[kafka.client]
+"session.timeout.ms" = 6000
+"heartbeat.interval.ms" = 1000
+[join]
+max_label_delay = "10s"
+max_outcome_lead = "5s"
+[window]
+size = "10s"
+allowed_lateness = "1s"
+idle_timeout = "3s"
+{DEMO_MODELS_TOML}
+[[rules]]
+name = "accuracy-drop"
+model = "fraud"
+metric = "classification.accuracy"
+op = "<"
+threshold = 0.75
+min_samples = 20
+retrain = true
+cooldown = "30s"
+"#,
+        t.predictions,
+        t.outcomes,
+        t.metrics,
+        t.alerts,
+        t.retrain,
+        t.dead_letters,
+        group = unique("group"),
+    ))
+    .expect("test config")
+}
+
+/// Two minutes of event time at 40 requests/s, outcomes up to 8 s late, drift after 1 min.
+fn stream() -> Vec<feedback_loop::traffic::Message> {
+    let start = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+    let mut generator = TrafficGenerator::new(TrafficConfig {
+        seed: 11,
+        rate_per_s: 40.0,
+        min_label_delay_ms: 0,
+        max_label_delay_ms: 8_000,
+        missing_outcome_rate: 0.1,
+        drift_at_ms: Some(start + 60_000),
+        start_ms: start,
+    });
+    let mut messages = generator.until(start + 120_000);
+    messages.extend(generator.drain());
+    messages
+}
+
+/// What replay prints for the same messages, by record id; alerts and triggers apart.
+fn replay(
+    config: &Config,
+    messages: &[feedback_loop::traffic::Message],
+) -> (BTreeMap<String, Value>, Vec<Value>) {
+    let (mut predictions, mut outcomes) = (String::new(), String::new());
+    for m in messages {
+        let file = match m.stream {
+            Stream::Predictions => &mut predictions,
+            Stream::Outcomes => &mut outcomes,
+        };
+        file.push_str(&m.payload);
+        file.push('\n');
+    }
+    let mut out = Vec::new();
+    feedback_loop::replay::replay(
+        config,
+        predictions.as_bytes(),
+        outcomes.as_bytes(),
+        &mut out,
+        &mut Vec::new(),
+    )
+    .expect("replay");
+    let mut metrics = BTreeMap::new();
+    let mut events = Vec::new();
+    for line in String::from_utf8(out).unwrap().lines() {
+        let value: Value = serde_json::from_str(line).unwrap();
+        if value["schema"] == "feedback-loop.metrics.v1" {
+            metrics.insert(value["record_id"].as_str().unwrap().to_string(), value);
+        } else {
+            events.push(value);
+        }
+    }
+    (metrics, events)
+}
+
+fn to_kafka(
+    t: &Topics,
+    messages: &[feedback_loop::traffic::Message],
+) -> Vec<(String, String, Vec<u8>, i64)> {
+    messages
+        .iter()
+        .map(|m| {
+            let topic = match m.stream {
+                Stream::Predictions => t.predictions.clone(),
+                Stream::Outcomes => t.outcomes.clone(),
+            };
+            (topic, m.key.clone(), m.payload.clone().into_bytes(), m.ts)
+        })
+        .collect()
+}
+
+struct Running {
+    state: Arc<SharedState>,
+    notify: tokio::sync::broadcast::Sender<()>,
+    service: tokio::task::JoinHandle<anyhow::Result<()>>,
+    http: std::net::SocketAddr,
+}
+
+async fn start_service(config: Config) -> Running {
+    let (notify, _) = tokio::sync::broadcast::channel(1);
+    let state = SharedState::new(Arc::new(Telemetry::new().unwrap()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let http = listener.local_addr().unwrap();
+    tokio::spawn(feedback_loop::http::serve(
+        listener,
+        state.clone(),
+        Shutdown::new(notify.subscribe()),
+    ));
+    let service = tokio::spawn(service::run(
+        config,
+        state.clone(),
+        Shutdown::new(notify.subscribe()),
+    ));
+    Running {
+        state,
+        notify,
+        service,
+        http,
+    }
+}
+
+impl Running {
+    async fn stop(self) {
+        let _ = self.notify.send(());
+        tokio::time::timeout(Duration::from_secs(20), self.service)
+            .await
+            .expect("service stops within 20 s")
+            .expect("service task")
+            .expect("service ends cleanly");
+    }
+}
+
+/// Records the service published, by record id.
+fn by_id(received: &[common::kafka::Received]) -> BTreeMap<String, Value> {
+    received
+        .iter()
+        .map(|m| {
+            let value: Value = serde_json::from_slice(&m.payload).expect("metrics record is JSON");
+            (value["record_id"].as_str().unwrap().to_string(), value)
+        })
+        .collect()
+}
+
+fn assert_same(
+    expected: &BTreeMap<String, Value>,
+    actual: &BTreeMap<String, Value>,
+    ignore_invalid: bool,
+) {
+    let missing: Vec<&String> = expected
+        .keys()
+        .filter(|k| !actual.contains_key(*k))
+        .collect();
+    let extra: Vec<&String> = actual
+        .keys()
+        .filter(|k| !expected.contains_key(*k))
+        .collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {missing:?}, extra {extra:?}"
+    );
+    let mut problems = Vec::new();
+    for (id, e) in expected {
+        let mut a = actual[id].clone();
+        let mut e = e.clone();
+        if ignore_invalid {
+            a["counts"]["invalid"] = Value::Null;
+            e["counts"]["invalid"] = Value::Null;
+        }
+        common::compare(id, &e, &a, &mut problems);
+    }
+    assert!(
+        problems.is_empty(),
+        "{} differences: {:#?}",
+        problems.len(),
+        &problems[..problems.len().min(10)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn published_metrics_equal_replay() {
+    let broker = Broker::start();
+    let t = topics(&broker).await;
+    let config = config(&broker.bootstrap(), &t);
+    let messages = stream();
+    let (expected, expected_events) = replay(&config, &messages);
+    assert!(expected.len() > 50, "the stream makes enough windows");
+    produce(&broker.bootstrap(), &to_kafka(&t, &messages)).await;
+
+    let running = start_service(config.clone()).await;
+    let received = consume(
+        &broker.bootstrap(),
+        &t.metrics,
+        expected.len(),
+        Duration::from_secs(120),
+    )
+    .await;
+    // Keys are model names.
+    assert!(received
+        .iter()
+        .all(|m| m.key.as_deref() == Some(b"fraud".as_slice())
+            || m.key.as_deref() == Some(b"intent".as_slice())));
+    assert_same(&expected, &by_id(&received), false);
+
+    // Alerts and triggers equal replay's too.
+    let alerts = consume(&broker.bootstrap(), &t.alerts, 1000, Duration::from_secs(5)).await;
+    let triggers = consume(
+        &broker.bootstrap(),
+        &t.retrain,
+        1000,
+        Duration::from_secs(5),
+    )
+    .await;
+    let mut published: Vec<Value> = alerts
+        .iter()
+        .chain(&triggers)
+        .map(|m| serde_json::from_slice(&m.payload).unwrap())
+        .collect();
+    let mut replayed = expected_events.clone();
+    let id = |v: &Value| format!("{}{}{}", v["alert_id"], v["status"], v["trigger_id"]);
+    published.sort_by_key(id);
+    replayed.sort_by_key(id);
+    assert!(!replayed.is_empty(), "the drift makes the rule fire");
+    assert_eq!(published, replayed);
+
+    // The Prometheus endpoint, as a scraper sees it.
+    let body = reqwest::get(format!("http://{}/metrics", running.http))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains("feedback_loop_model_quality{"), "{body}");
+    assert!(
+        body.contains("feedback_loop_input_records_total{"),
+        "{body}"
+    );
+    promtool_check_metrics(&body);
+    let ready = reqwest::get(format!("http://{}/readyz", running.http))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    let models: Value = reqwest::get(format!("http://{}/api/v1/models", running.http))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        models["models"].as_array().map(Vec::len),
+        Some(3),
+        "fraud 1.0, fraud 2.0-shadow, intent"
+    );
+    assert!(running.state.is_ready());
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_goes_to_the_dead_letter_topic() {
+    let broker = Broker::start();
+    let t = topics(&broker).await;
+    let config = config(&broker.bootstrap(), &t);
+    let messages = stream();
+    let (expected, _) = replay(&config, &messages);
+    let mut kafka = to_kafka(&t, &messages);
+    let ts = messages[500].ts;
+    let bad: Vec<(String, &[u8], &str)> = vec![
+        (t.predictions.clone(), b"{not json", "invalid JSON"),
+        (t.predictions.clone(), br#"{"id":"b1","model":"nope","timestamp":1767225630000,"prediction":1}"#, "unknown model `nope`"),
+        (t.predictions.clone(), br#"{"id":"b2","model":"fraud","timestamp":1767225630000}"#, "missing field `prediction`"),
+        (t.predictions.clone(), br#"{"id":"b3","model":"fraud","timestamp":1767225630000,"prediction":1,"score":"NaN"}"#, "probability"),
+        (t.predictions.clone(), b"\xff\xfe\x00garbage", "invalid JSON"),
+        (t.outcomes.clone(), br#"{"id":"b4","timestamp":"yesterday","actual":1}"#, "RFC 3339"),
+        (t.outcomes.clone(), br#"[1,2,3]"#, "missing field `actual`"),
+    ];
+    for (i, (topic, payload, _)) in bad.iter().enumerate() {
+        kafka.insert(
+            500 + i * 37,
+            (topic.clone(), format!("bad-{i}"), payload.to_vec(), ts),
+        );
+    }
+    produce(&broker.bootstrap(), &kafka).await;
+
+    let running = start_service(config.clone()).await;
+    let received = consume(
+        &broker.bootstrap(),
+        &t.metrics,
+        expected.len(),
+        Duration::from_secs(120),
+    )
+    .await;
+    assert_same(&expected, &by_id(&received), true);
+    let dead = consume(
+        &broker.bootstrap(),
+        &t.dead_letters,
+        bad.len(),
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(dead.len(), bad.len(), "every bad message is dead-lettered");
+    for (topic, payload, reason) in &bad {
+        let letter = dead
+            .iter()
+            .find(|d| d.payload == *payload)
+            .unwrap_or_else(|| panic!("no dead letter for {:?}", String::from_utf8_lossy(payload)));
+        let header = |name: &str| {
+            letter
+                .headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        assert!(
+            header("feedback-loop.reason").contains(reason),
+            "{:?} vs {reason}",
+            header("feedback-loop.reason")
+        );
+        assert_eq!(&header("feedback-loop.source.topic"), topic);
+        assert!(header("feedback-loop.source.offset").parse::<i64>().is_ok());
+        assert!(header("feedback-loop.source.partition")
+            .parse::<i32>()
+            .is_ok());
+        assert!(letter.key.is_some());
+    }
+    let body = reqwest::get(format!("http://{}/metrics", running.http))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let dead_count: u64 = body
+        .lines()
+        .filter(|l| l.starts_with("feedback_loop_dead_letters_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(dead_count, bad.len() as u64);
+    running.stop().await;
+}
+
+/// Runs `promtool check metrics` on an exposition. promtool comes with Debian's
+/// `prometheus` package; CI installs it, so there it must be present.
+fn promtool_check_metrics(body: &str) {
+    use std::io::Write;
+    let child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(error) if std::env::var("CI").is_err() => {
+            eprintln!("promtool not available ({error}); skipped outside CI");
+            return;
+        }
+        Err(error) => panic!("promtool is required in CI: {error}"),
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success() && text.trim().is_empty(),
+        "promtool check metrics:\n{text}"
+    );
+}

@@ -1,0 +1,182 @@
+//! SIGTERM: the `run` binary stops consuming, flushes, commits its offsets and exits 0
+//! within 10 s.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::kafka::{produce, unique, Broker};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+/// The child process, killed if the test fails half-way.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn metric_sum(client: &reqwest::Client, address: &str, name: &str) -> Option<f64> {
+    let body = client
+        .get(format!("http://{address}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    Some(
+        body.lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_commits_and_exits_zero() {
+    let broker = Broker::start();
+    let bootstrap = broker.bootstrap();
+    let (predictions, outcomes, group) = (unique("p"), unique("o"), unique("group"));
+    broker.create_topic(&predictions, 2).await;
+    broker.create_topic(&outcomes, 2).await;
+    let mut messages = Vec::new();
+    for i in 0..2000i64 {
+        let ts = 1_767_225_600_000 + i * 100;
+        let id = format!("r{i}");
+        let prediction = format!(
+            r#"{{"id":"{id}","model":"m","timestamp":{ts},"prediction":{}}}"#,
+            i % 2
+        );
+        messages.push((predictions.clone(), id.clone(), prediction.into_bytes(), ts));
+        let outcome = format!(
+            r#"{{"id":"{id}","timestamp":{},"actual":{}}}"#,
+            ts + 500,
+            (i / 3) % 2
+        );
+        messages.push((outcomes.clone(), id, outcome.into_bytes(), ts + 500));
+    }
+    let ends = produce(&bootstrap, &messages).await;
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let address = format!("127.0.0.1:{port}");
+    let dir = std::env::temp_dir().join(unique("shutdown"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("feedback-loop.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[kafka]
+bootstrap_servers = "{bootstrap}"
+group_id = "{group}"
+predictions_topic = "{predictions}"
+outcomes_topic = "{outcomes}"
+metrics_topic = "{metrics}"
+dead_letter_topic = "{dlq}"
+[kafka.client]
+"session.timeout.ms" = 6000
+"heartbeat.interval.ms" = 1000
+[http]
+listen = "{address}"
+[[models]]
+name = "m"
+task = "binary"
+positive_class = "1"
+"#,
+            metrics = unique("metrics"),
+            dlq = unique("dlq"),
+        ),
+    )
+    .unwrap();
+    let mut child = KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_feedback-loop"))
+            .args(["run", "--config"])
+            .arg(&config)
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .expect("start the binary"),
+    );
+    let child = &mut child.0;
+
+    // Wait until it has consumed everything.
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let consumed = metric_sum(&client, &address, "feedback_loop_input_records_total{")
+            .await
+            .unwrap_or(0.0);
+        if consumed as usize >= messages.len() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "consumed only {consumed} of {}",
+            messages.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    loop {
+        let ready = client
+            .get(format!("http://{address}/readyz"))
+            .send()
+            .await
+            .unwrap();
+        if ready.status() == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let stopped = Instant::now();
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        if stopped.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("still running 10 s after SIGTERM");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "exit status {exit}");
+
+    // The group's committed offsets are the ends of the input partitions.
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", &group)
+        .create()
+        .unwrap();
+    let mut wanted = TopicPartitionList::new();
+    for (topic, partition) in ends.keys() {
+        wanted.add_partition(topic, *partition);
+    }
+    let committed = consumer
+        .committed_offsets(wanted, Duration::from_secs(10))
+        .unwrap();
+    let mut found = std::collections::BTreeMap::new();
+    for element in committed.elements() {
+        if let Offset::Offset(o) = element.offset() {
+            found.insert((element.topic().to_string(), element.partition()), o);
+        }
+    }
+    // Drop the list before the consumer (a live list makes the consumer's drop hang).
+    drop(committed);
+    drop(consumer);
+    assert_eq!(found, ends);
+    let _ = std::fs::remove_dir_all(dir);
+}
