@@ -133,15 +133,15 @@ impl<E> Side<E> {
             .unwrap_or(NONE)
     }
 
-    /// Slots of `key`'s chain, in insertion order.
-    fn chain(&self, hash: u64, key: &str) -> Vec<u32> {
-        let mut out = Vec::new();
+    /// Slots of `key`'s chain, in insertion order, written into `out` (a reused buffer:
+    /// no allocation per record on the hot path).
+    fn chain_into(&self, hash: u64, key: &str, out: &mut Vec<u32>) {
+        out.clear();
         let mut i = self.head(hash, key);
         while i != NONE {
             out.push(i);
             i = self.slot(i).next;
         }
-        out
     }
 
     /// Appends an entry at the end of `key`'s chain.
@@ -278,6 +278,9 @@ pub struct JoinStore<P, O> {
     max_outcome_lead: i64,
     max_pending: usize,
     seq: u32,
+    /// Reused buffers for chain walks.
+    scratch_predictions: Vec<u32>,
+    scratch_outcomes: Vec<u32>,
 }
 
 impl<P, O> JoinStore<P, O> {
@@ -290,6 +293,8 @@ impl<P, O> JoinStore<P, O> {
             max_outcome_lead,
             max_pending: max_pending.max(1),
             seq: 0,
+            scratch_predictions: Vec::new(),
+            scratch_outcomes: Vec::new(),
         }
     }
 
@@ -319,15 +324,32 @@ impl<P, O> JoinStore<P, O> {
         sink: &mut impl JoinSink<P, O>,
     ) -> PredictionArrival {
         let hash = self.hasher.hash_one(key);
+        let mut pending = std::mem::take(&mut self.scratch_predictions);
+        let mut outcomes = std::mem::take(&mut self.scratch_outcomes);
+        self.predictions.chain_into(hash, key, &mut pending);
+        self.outcomes.chain_into(hash, key, &mut outcomes);
+        let arrival = self.insert_prediction_with(key, hash, prediction, &pending, &outcomes, sink);
+        self.scratch_predictions = pending;
+        self.scratch_outcomes = outcomes;
+        arrival
+    }
+
+    fn insert_prediction_with(
+        &mut self,
+        key: &str,
+        hash: u64,
+        prediction: PredictionEntry<P>,
+        pending: &[u32],
+        outcomes: &[u32],
+        sink: &mut impl JoinSink<P, O>,
+    ) -> PredictionArrival {
         let (model, version) = (prediction.model, prediction.version);
-        let pending = self.predictions.chain(hash, key);
         if pending.iter().any(|&i| {
             let e = &self.predictions.slot(i).entry;
             e.model == model && e.version == version
         }) {
             return PredictionArrival::Duplicate;
         }
-        let outcomes = self.outcomes.chain(hash, key);
         if outcomes.iter().any(|&i| {
             self.outcomes
                 .slot(i)
@@ -337,7 +359,7 @@ impl<P, O> JoinStore<P, O> {
         }) {
             return PredictionArrival::Duplicate;
         }
-        let partner = outcomes.into_iter().find(|&i| {
+        let partner = outcomes.iter().copied().find(|&i| {
             let o = &self.outcomes.slot(i).entry;
             o.covers(model) && self.matches(prediction.ts, o.ts)
         });
@@ -369,16 +391,21 @@ impl<P, O> JoinStore<P, O> {
         sink: &mut impl JoinSink<P, O>,
     ) -> OutcomeArrival {
         let hash = self.hasher.hash_one(key);
-        let stored = self.outcomes.chain(hash, key);
-        if stored.iter().any(|&i| {
+        let mut stored = std::mem::take(&mut self.scratch_outcomes);
+        self.outcomes.chain_into(hash, key, &mut stored);
+        let duplicate = stored.iter().any(|&i| {
             let s = &self.outcomes.slot(i).entry;
             s.scope == ALL_MODELS || s.scope == outcome.scope
-        }) {
+        });
+        self.scratch_outcomes = stored;
+        if duplicate {
             return OutcomeArrival::Duplicate;
         }
         let mut outcome = outcome;
         let mut joined = 0;
-        for i in self.predictions.chain(hash, key) {
+        let mut pending = std::mem::take(&mut self.scratch_predictions);
+        self.predictions.chain_into(hash, key, &mut pending);
+        for &i in &pending {
             let p = &self.predictions.slot(i).entry;
             if outcome.covers(p.model) && self.matches(p.ts, outcome.ts) {
                 let prediction = self.predictions.remove(&self.hasher, i);
@@ -387,6 +414,7 @@ impl<P, O> JoinStore<P, O> {
                 joined += 1;
             }
         }
+        self.scratch_predictions = pending;
         if self.outcomes.live >= self.max_pending {
             if let Some(i) = self.outcomes.pop_due(i64::MAX) {
                 let evicted = self.outcomes.remove(&self.hasher, i);

@@ -444,8 +444,11 @@ fn bool_label(b: bool) -> &'static str {
 
 /// The canonical string form of a label (see docs/semantics.md).
 pub fn canonical_label(value: Json<'_>) -> Result<Cow<'_, str>, String> {
+    /// The commonest integer labels, without an allocation.
+    const SMALL: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
     match value {
         Json::Str(s) => Ok(s),
+        Json::Int(i) if (0..10).contains(&i) => Ok(Cow::Borrowed(SMALL[i as usize])),
         Json::Int(i) => Ok(Cow::Owned(i.to_string())),
         Json::UInt(u) => Ok(Cow::Owned(u.to_string())),
         Json::Bool(b) => Ok(Cow::Borrowed(bool_label(b))),

@@ -69,11 +69,21 @@ fn has_marker(block: &str, marker: &str) -> bool {
 fn every_toml_block_in_configuration_md_loads() {
     let doc = read("docs/configuration.md");
     let blocks = toml_blocks(&doc);
-    assert!(blocks.len() >= 5, "expected TOML examples in docs/configuration.md, found {}", blocks.len());
+    assert!(
+        blocks.len() >= 5,
+        "expected TOML examples in docs/configuration.md, found {}",
+        blocks.len()
+    );
     let mut failures = Vec::new();
     for (line, block) in &blocks {
-        if let Some(reason) = block.lines().find_map(|l| l.trim_start().strip_prefix("# skip-check:")) {
-            assert!(!reason.trim().is_empty(), "docs/configuration.md:{line}: `# skip-check:` needs a reason");
+        if let Some(reason) = block
+            .lines()
+            .find_map(|l| l.trim_start().strip_prefix("# skip-check:"))
+        {
+            assert!(
+                !reason.trim().is_empty(),
+                "docs/configuration.md:{line}: `# skip-check:` needs a reason"
+            );
             eprintln!("docs/configuration.md:{line}: skipped ({})", reason.trim());
             continue;
         }
@@ -84,7 +94,9 @@ fn every_toml_block_in_configuration_md_loads() {
         let result = Config::from_toml_str(&text);
         match (has_marker(block, "# invalid"), result) {
             (false, Err(e)) => failures.push(format!("docs/configuration.md:{line}: {e}\n{text}")),
-            (true, Ok(_)) => failures.push(format!("docs/configuration.md:{line}: marked `# invalid` but loads\n{text}")),
+            (true, Ok(_)) => failures.push(format!(
+                "docs/configuration.md:{line}: marked `# invalid` but loads\n{text}"
+            )),
             _ => {}
         }
     }
@@ -93,7 +105,11 @@ fn every_toml_block_in_configuration_md_loads() {
 
 #[test]
 fn shipped_config_files_load() {
-    for path in ["config/feedback-loop.toml", "config/feedback-loop.compose.toml", "examples/feedback-loop.toml"] {
+    for path in [
+        "config/feedback-loop.toml",
+        "config/feedback-loop.compose.toml",
+        "examples/feedback-loop.toml",
+    ] {
         if !root().join(path).exists() {
             continue;
         }
@@ -108,7 +124,11 @@ fn keys(prefix: &str, value: &Value, out: &mut Vec<String>) {
     match value {
         Value::Dict(_, dict) => {
             for (k, v) in dict {
-                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 let free_form = key == "kafka.client" || key.ends_with(".headers");
                 let table = matches!(v, Value::Dict(..))
                     || matches!(v, Value::Array(_, items) if items.iter().any(|i| matches!(i, Value::Dict(..))));
@@ -141,8 +161,14 @@ fn every_key_of_the_reference_config_is_documented() {
     keys("", &value, &mut all);
     all.sort();
     all.dedup();
-    let missing: Vec<_> = all.iter().filter(|k| !doc.contains(&format!("`{k}`"))).collect();
-    assert!(missing.is_empty(), "keys of config/feedback-loop.toml not documented in docs/configuration.md: {missing:?}");
+    let missing: Vec<_> = all
+        .iter()
+        .filter(|k| !doc.contains(&format!("`{k}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "keys of config/feedback-loop.toml not documented in docs/configuration.md: {missing:?}"
+    );
 }
 
 #[test]
