@@ -297,6 +297,14 @@ pub struct LimitsConfig {
     pub max_versions_per_model: usize,
     pub max_classes_per_model: usize,
     pub max_segment_values: usize,
+    /// Larger messages are dead-lettered (the service; replay reads files).
+    pub max_message_bytes: usize,
+    /// The service dead-letters records whose event time is further than this ahead of
+    /// its wall clock.
+    pub max_clock_skew: Duration,
+    /// The service dead-letters records older than this (by wall clock); `"0s"` disables
+    /// the check (e.g. to process an old backlog).
+    pub max_event_age: Duration,
 }
 
 impl Default for LimitsConfig {
@@ -305,6 +313,9 @@ impl Default for LimitsConfig {
             max_versions_per_model: 32,
             max_classes_per_model: 1000,
             max_segment_values: 100,
+            max_message_bytes: 1_048_576,
+            max_clock_skew: Duration::from_millis(3_600_000),
+            max_event_age: Duration::from_millis(7 * 86_400_000),
         }
     }
 }
@@ -619,6 +630,7 @@ impl Config {
                 self.limits.max_classes_per_model,
             ),
             ("limits.max_segment_values", self.limits.max_segment_values),
+            ("limits.max_message_bytes", self.limits.max_message_bytes),
         ] {
             if value == 0 {
                 return Err(ConfigError::invalid(key, "must be at least 1"));

@@ -177,10 +177,7 @@ async fn print_summaries(state: Arc<SharedState>, mut shutdown: Shutdown) {
                 .unwrap_or(""),
             t.pending_predictions.get(),
             t.windows_emitted.get(),
-            t.dead_letters
-                .with_label_values(&["model-predictions"])
-                .get()
-                + t.dead_letters.with_label_values(&["actual-outcomes"]).get(),
+            t.dead_letter_count(),
             if state.is_ready() { "yes" } else { "no" },
         );
         for record in latest.values() {

@@ -197,6 +197,19 @@ impl Pipeline {
             return;
         };
         let payload = message.payload().unwrap_or(&[]);
+        let limits = &self.config.limits;
+        if payload.len() > limits.max_message_bytes {
+            let reason = format!(
+                "message of {} bytes exceeds limits.max_message_bytes ({})",
+                payload.len(),
+                limits.max_message_bytes
+            );
+            self.monitor.engine_mut().observe_invalid(None);
+            self.watermark.touch((index, partition), now);
+            self.dead_letter(message, reason);
+            self.finish_message(consumer, message, started, now);
+            return;
+        }
         let envelope = Envelope {
             key: message.key(),
             timestamp_ms: message.timestamp().to_millis(),
@@ -204,6 +217,10 @@ impl Pipeline {
         // Ok(event time), or Err(reason) for the dead-letter topic.
         let outcome: Result<i64, String> = if index == 0 {
             match self.decoder.prediction(payload, envelope) {
+                Ok(p) if self.implausible(p.ts, now).is_some() => {
+                    self.monitor.engine_mut().observe_invalid(Some(p.model));
+                    Err(self.implausible(p.ts, now).unwrap_or_default())
+                }
                 Ok(p) => match self.monitor.engine_mut().observe_prediction(&p) {
                     Ok(_) => Ok(p.ts),
                     // The engine counted the rejection itself.
@@ -216,6 +233,10 @@ impl Pipeline {
             }
         } else {
             match self.decoder.outcome(payload, envelope) {
+                Ok(o) if self.implausible(o.ts, now).is_some() => {
+                    self.monitor.engine_mut().observe_invalid(o.model);
+                    Err(self.implausible(o.ts, now).unwrap_or_default())
+                }
                 Ok(o) => {
                     self.monitor.engine_mut().observe_outcome(&o);
                     Ok(o.ts)
@@ -230,20 +251,65 @@ impl Pipeline {
             Ok(ts) => self.watermark.observe((index, partition), ts, now),
             Err(reason) => {
                 self.watermark.touch((index, partition), now);
-                self.dead_letters.send(DeadLetter {
-                    source_topic: topic.to_string(),
-                    partition,
-                    offset: message.offset(),
-                    timestamp_ms: message.timestamp().to_millis(),
-                    key: message.key().map(<[u8]>::to_vec),
-                    payload: payload.to_vec(),
-                    reason,
-                });
+                self.dead_letter(message, reason);
             }
         }
+        self.finish_message(consumer, message, started, now);
+    }
+
+    /// Why an event time cannot be right, judged by the wall clock; `None` if plausible.
+    fn implausible(&self, ts: i64, now: i64) -> Option<String> {
+        let limits = &self.config.limits;
+        let skew = limits.max_clock_skew.as_millis_i64();
+        if ts > now.saturating_add(skew) {
+            return Some(format!(
+                "timestamp {} is more than limits.max_clock_skew ({}) in the future",
+                crate::output::rfc3339(ts),
+                limits.max_clock_skew
+            ));
+        }
+        let age = limits.max_event_age.as_millis_i64();
+        if age > 0 && ts < now.saturating_sub(age) {
+            return Some(format!(
+                "timestamp {} is older than limits.max_event_age ({})",
+                crate::output::rfc3339(ts),
+                limits.max_event_age
+            ));
+        }
+        None
+    }
+
+    /// Sends a message to the dead-letter topic. A payload over `limits.max_message_bytes`
+    /// is cut to that size (header `feedback-loop.truncated` gives the original length), so
+    /// that the dead letter itself can be produced.
+    fn dead_letter(&self, message: &BorrowedMessage<'_>, reason: String) {
+        let payload = message.payload().unwrap_or(&[]);
+        let limit = self.config.limits.max_message_bytes;
+        self.dead_letters.send(DeadLetter {
+            source_topic: message.topic().to_string(),
+            partition: message.partition(),
+            offset: message.offset(),
+            timestamp_ms: message.timestamp().to_millis(),
+            key: message.key().map(<[u8]>::to_vec),
+            payload: payload[..payload.len().min(limit)].to_vec(),
+            original_length: (payload.len() > limit).then_some(payload.len()),
+            reason,
+        });
+    }
+
+    /// After a message: advance the watermark, remember the offset, time it.
+    fn finish_message(
+        &mut self,
+        consumer: &InputConsumer,
+        message: &BorrowedMessage<'_>,
+        started: Instant,
+        now: i64,
+    ) {
         self.advance(now);
-        self.offsets
-            .insert((topic.to_string(), partition), message.offset() + 1);
+        self.offsets.insert(
+            (message.topic().to_string(), message.partition()),
+            message.offset() + 1,
+        );
         self.since_store += 1;
         if self.since_store >= STORE_EVERY {
             self.store_offsets(consumer);

@@ -27,6 +27,7 @@ pub struct Telemetry {
     pub output_records: IntCounterVec,
     pub output_errors: IntCounterVec,
     pub join_events: IntCounterVec,
+    pub segment_overflows: IntCounter,
     pub pending_predictions: IntGauge,
     pub pending_outcomes: IntGauge,
     pub open_windows: IntGauge,
@@ -72,8 +73,10 @@ impl Telemetry {
                 &["topic"]
             )?),
             dead_letters: register!(IntCounterVec::new(
-                opts("dead_letters_total", "Messages sent to the dead-letter topic, by source topic."),
-                &["topic"]
+                opts("dead_letters_total",
+                    "Messages sent to the dead-letter topic, by source topic and reason class."
+                ),
+                &["topic", "reason"]
             )?),
             dead_letter_failures: register!(IntCounter::with_opts(opts(
                 "dead_letter_failures_total",
@@ -94,6 +97,10 @@ impl Telemetry {
                 ),
                 &["event"]
             )?),
+            segment_overflows: register!(IntCounter::with_opts(opts(
+                "segment_overflows_total",
+                "Segment values beyond limits.max_segment_values, counted under __other__."
+            ))?),
             pending_predictions: register!(IntGauge::with_opts(opts(
                 "pending_predictions",
                 "Predictions waiting in the join store for their outcome."
@@ -236,11 +243,26 @@ impl Telemetry {
                     .inc_by(now - before);
             }
         }
+        if stats.segment_overflows > last.segment_overflows {
+            self.segment_overflows
+                .inc_by(stats.segment_overflows - last.segment_overflows);
+        }
         if stats.windows_closed > last.windows_closed {
             self.windows_emitted
                 .inc_by(stats.windows_closed - last.windows_closed);
         }
         *last = stats.clone();
+    }
+
+    /// Dead letters so far, over all topics and reasons.
+    pub fn dead_letter_count(&self) -> u64 {
+        use prometheus::core::Collector;
+        self.dead_letters
+            .collect()
+            .iter()
+            .flat_map(|family| family.get_metric())
+            .map(|m| m.get_counter().get_value() as u64)
+            .sum()
     }
 
     /// Counts a rule event.

@@ -69,6 +69,9 @@ max_outcome_lead = "5s"
 size = "10s"
 allowed_lateness = "1s"
 idle_timeout = "3s"
+[limits]
+max_event_age = "0s"     # the test stream is from 2026-01-01
+max_message_bytes = 2000000
 {DEMO_MODELS_TOML}
 [[rules]]
 name = "accuracy-drop"
@@ -342,7 +345,24 @@ async fn bad_input_goes_to_the_dead_letter_topic() {
         (t.predictions.clone(), b"\xff\xfe\x00garbage", "invalid JSON"),
         (t.outcomes.clone(), br#"{"id":"b4","timestamp":"yesterday","actual":1}"#, "RFC 3339"),
         (t.outcomes.clone(), br#"[1,2,3]"#, "missing field `actual`"),
+        (t.predictions.clone(), br#"{"id":"b5","model":"fraud","timestamp":4102444800000,"prediction":1}"#, "in the future"),
+        (t.outcomes.clone(), br#"{"id":"b6","model":"fraud","timestamp":1767225630000,"actual":Infinity}"#, "invalid JSON"),
+        (t.predictions.clone(), br#"{"id":"b7","model":"fraud","timestamp":1767225630000,"prediction":{"a":1}}"#, "label must be"),
+        (t.predictions.clone(), br#"{"id":7,"model":"intent","timestamp":1767225630000,"prediction":"tech","score":[0.5]}"#, "score"),
     ];
+    // A 3 MB message (over limits.max_message_bytes = 2 MB): dead-lettered, cut to 2 MB.
+    let huge = {
+        let mut v =
+            br#"{"id":"huge","model":"fraud","timestamp":1767225630000,"prediction":1,"pad":""#
+                .to_vec();
+        v.extend(std::iter::repeat_n(b'x', 3_000_000));
+        v.extend(br#""}"#);
+        v
+    };
+    kafka.insert(
+        900,
+        (t.predictions.clone(), "huge".into(), huge.clone(), ts),
+    );
     for (i, (topic, payload, _)) in bad.iter().enumerate() {
         kafka.insert(
             500 + i * 37,
@@ -360,14 +380,38 @@ async fn bad_input_goes_to_the_dead_letter_topic() {
     )
     .await;
     assert_same(&expected, &by_id(&received), true);
-    let dead = consume(
+    let mut dead = consume(
         &broker.bootstrap(),
         &t.dead_letters,
-        bad.len(),
+        bad.len() + 1,
         Duration::from_secs(20),
     )
     .await;
-    assert_eq!(dead.len(), bad.len(), "every bad message is dead-lettered");
+    assert_eq!(
+        dead.len(),
+        bad.len() + 1,
+        "every bad message is dead-lettered"
+    );
+    let huge_letter = dead
+        .iter()
+        .position(|d| d.key.as_deref() == Some(b"huge".as_slice()))
+        .expect("the huge message is dead-lettered");
+    let huge_letter = dead.remove(huge_letter);
+    assert_eq!(&huge_letter.payload[..], &huge[..2_000_000]);
+    let huge_header = |name: &str| {
+        huge_letter
+            .headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    assert!(huge_header("feedback-loop.reason")
+        .unwrap_or_default()
+        .contains("max_message_bytes"));
+    assert_eq!(
+        huge_header("feedback-loop.truncated"),
+        Some(huge.len().to_string())
+    );
     for (topic, payload, reason) in &bad {
         let letter = dead
             .iter()
@@ -404,7 +448,7 @@ async fn bad_input_goes_to_the_dead_letter_topic() {
         .filter(|l| l.starts_with("feedback_loop_dead_letters_total{"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum();
-    assert_eq!(dead_count, bad.len() as u64);
+    assert_eq!(dead_count, bad.len() as u64 + 1);
     running.stop().await;
 }
 

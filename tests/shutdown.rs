@@ -87,6 +87,8 @@ dead_letter_topic = "{dlq}"
 "heartbeat.interval.ms" = 1000
 [http]
 listen = "{address}"
+[limits]
+max_event_age = "0s"
 [[models]]
 name = "m"
 task = "binary"

@@ -19,7 +19,28 @@ pub struct DeadLetter {
     pub timestamp_ms: Option<i64>,
     pub key: Option<Vec<u8>>,
     pub payload: Vec<u8>,
+    /// Set when `payload` was cut: the original length.
+    pub original_length: Option<usize>,
     pub reason: String,
+}
+
+/// A small fixed set of reason classes, for the `reason` label of the dead-letter counter.
+pub fn reason_class(reason: &str) -> &'static str {
+    if reason.starts_with("invalid JSON") {
+        "invalid_json"
+    } else if reason.starts_with("missing field") {
+        "missing_field"
+    } else if reason.starts_with("unknown model") {
+        "unknown_model"
+    } else if reason.contains("max_message_bytes") {
+        "too_large"
+    } else if reason.contains("timestamp") {
+        "timestamp"
+    } else if reason.contains("limits.") {
+        "limit"
+    } else {
+        "invalid_value"
+    }
 }
 
 impl DeadLetter {
@@ -27,27 +48,27 @@ impl DeadLetter {
         let partition = self.partition.to_string();
         let offset = self.offset.to_string();
         let timestamp = self.timestamp_ms.map(|t| t.to_string()).unwrap_or_default();
-        OwnedHeaders::new()
-            .insert(Header {
-                key: "feedback-loop.reason",
-                value: Some(self.reason.as_bytes()),
-            })
-            .insert(Header {
-                key: "feedback-loop.source.topic",
-                value: Some(self.source_topic.as_bytes()),
-            })
-            .insert(Header {
-                key: "feedback-loop.source.partition",
-                value: Some(partition.as_bytes()),
-            })
-            .insert(Header {
-                key: "feedback-loop.source.offset",
-                value: Some(offset.as_bytes()),
-            })
-            .insert(Header {
-                key: "feedback-loop.source.timestamp",
-                value: Some(timestamp.as_bytes()),
-            })
+        let original = self.original_length.map(|n| n.to_string());
+        let mut headers = OwnedHeaders::new();
+        for (key, value) in [
+            ("feedback-loop.reason", Some(self.reason.as_str())),
+            (
+                "feedback-loop.source.topic",
+                Some(self.source_topic.as_str()),
+            ),
+            ("feedback-loop.source.partition", Some(partition.as_str())),
+            ("feedback-loop.source.offset", Some(offset.as_str())),
+            ("feedback-loop.source.timestamp", Some(timestamp.as_str())),
+            ("feedback-loop.truncated", original.as_deref()),
+        ] {
+            if let Some(value) = value {
+                headers = headers.insert(Header {
+                    key,
+                    value: Some(value.as_bytes()),
+                });
+            }
+        }
+        headers
     }
 }
 
@@ -71,7 +92,7 @@ impl DeadLetterQueue {
     pub fn send(&self, letter: DeadLetter) {
         self.telemetry
             .dead_letters
-            .with_label_values(&[letter.source_topic.as_str()])
+            .with_label_values(&[letter.source_topic.as_str(), reason_class(&letter.reason)])
             .inc();
         let this = self.clone();
         tokio::spawn(async move {

@@ -94,6 +94,7 @@ pub async fn produce(
         .set("bootstrap.servers", bootstrap)
         .set("linger.ms", "5")
         .set("message.timeout.ms", "30000")
+        .set("message.max.bytes", "10000000")
         .create()
         .expect("producer");
     let mut deliveries = Vec::with_capacity(messages.len());
@@ -138,6 +139,7 @@ pub async fn consume(
         .set("group.id", unique("reader"))
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
+        .set("fetch.max.bytes", "20000000")
         .set("session.timeout.ms", "6000")
         .set("heartbeat.interval.ms", "1000")
         .create()
