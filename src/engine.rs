@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use crate::config::{AttributeTo, Config, Task};
+use crate::drift::fnv1a64;
 use crate::drift::stream::{Baseline, DriftEngine, ModelDriftSpec, SeriesOutput};
 use crate::interner::Interner;
 use crate::join::{
@@ -174,6 +175,9 @@ pub struct OutcomePayload {
     label: Box<str>,
     /// NaN when the actual is not a number.
     value: f64,
+    /// FNV-1a of the join id (the pair's tie-breaker in the detectors' order). Kept on the
+    /// outcome rather than on the (more numerous, longer-lived) pending predictions.
+    id_hash: u64,
 }
 
 /// The engine. See the module documentation.
@@ -394,6 +398,7 @@ impl Engine {
                     &p.features,
                     &p.predicted,
                     score,
+                    fnv1a64(p.id.as_bytes()),
                 );
                 if arrival == PredictionArrival::Joined {
                     Disposition::Joined
@@ -488,6 +493,7 @@ impl Engine {
             return Disposition::Late;
         }
         self.note_event_time(o.ts);
+        let id_hash = fnv1a64(o.id.as_bytes());
         let entry = OutcomeEntry {
             ts: o.ts,
             scope,
@@ -495,6 +501,7 @@ impl Engine {
             payload: OutcomePayload {
                 label: o.actual.label.as_ref().into(),
                 value: o.actual.value.unwrap_or(f64::NAN),
+                id_hash,
             },
         };
         let arrival = self
@@ -526,7 +533,7 @@ impl Engine {
                 .or_default());
             if matches!(arrival, OutcomeArrival::Accepted { .. }) {
                 self.drift
-                    .observe_outcome(model, start, &o.actual.label, o.actual.value);
+                    .observe_outcome(model, start, &o.actual.label, o.actual.value, id_hash);
             }
         }
         disposition
@@ -936,8 +943,15 @@ impl JoinSink<PredictionPayload, OutcomePayload> for Attribution<'_> {
             Contribution::Value { actual, predicted } => (actual - predicted).abs(),
         };
         let start = self.windows_spec.start_of(at);
-        self.drift
-            .observe_pair(p.model, p.version, at, start, error);
+        self.drift.observe_pair(
+            p.model,
+            p.version,
+            at,
+            p.ts,
+            o.payload.id_hash,
+            start,
+            error,
+        );
         let keys: Vec<SeriesKey> = Self::series_keys(p).collect();
         let window = self.window(at);
         for key in keys {

@@ -20,7 +20,7 @@ pub use detectors::{
 };
 pub use reference::{CategoricalReference, NumericReference};
 pub use rule::{DriftMethod, DriftRule};
-pub use summary::{CategoricalSummary, NumericSummary};
+pub use summary::{fnv1a64, CategoricalSummary, NumericSummary};
 pub use two_sample::{
     chi_square_gof, jensen_shannon_distance, ks_2samp, psi, wasserstein_1, KsResult, TestResult,
 };

@@ -4,8 +4,13 @@
 //!
 //! Memory: a window holds, per series and feature, one [`NumericSummary`] (at most
 //! `sample_capacity` values) and one [`CategoricalSummary`] (at most 1000 names); a
-//! reference holds the same (a `"first"` reference exactly its `reference_size` values).
-//! Nothing grows with traffic beyond these bounds.
+//! reference holds the same (a `"first"` reference: its whole first windows, within the
+//! same `sample_capacity` bound). The detectors' input is buffered per open window: 32 bytes
+//! per joined pair attributed to it ([`PendingPair`]), released when the window closes.
+//!
+//! Order independence: everything here is a function of the input's event times and
+//! contents, not of arrival order — bottom-k samples keyed by the join id's hash,
+//! references from whole closed windows, detectors fed at window close in a sorted order.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -13,6 +18,7 @@ use std::sync::Arc;
 
 use hashbrown::HashMap;
 
+use super::summary::sample_key;
 use super::{
     compare_categorical, compare_numeric, Adwin, AdwinConfig, CategoricalReference,
     CategoricalSummary, Ddm, DdmConfig, DriftRule, NumericReference, NumericSummary, PageHinkley,
@@ -205,34 +211,63 @@ impl ModelDriftSpec {
     }
 }
 
-/// Values of one kind-agnostic variable: numbers in a reservoir, strings in counts.
+/// Sampling slots of the variables of a record (the `slot` of [`sample_key`]).
+const SLOT_LABEL: u64 = 0;
+const SLOT_PREDICTION: u64 = 1;
+const SLOT_SCORE: u64 = 2;
+const SLOT_FIRST_FEATURE: u64 = 3;
+
+/// Values of one kind-agnostic variable: numbers in a bottom-k sample, strings in counts.
 #[derive(Debug, Clone)]
 struct ValueSummary {
     numeric: NumericSummary,
     categorical: CategoricalSummary,
+    /// The variable's sampling slot.
+    slot: u64,
+    /// Values pushed (numbers, including non-finite ones, and strings).
+    values: u64,
 }
 
 impl ValueSummary {
-    fn new(capacity: usize, seed: u64) -> ValueSummary {
+    fn new(capacity: usize, slot: u64) -> ValueSummary {
         ValueSummary {
-            numeric: NumericSummary::with_capacity(capacity.max(1), seed)
-                .unwrap_or_else(|_| NumericSummary::new(seed)),
+            numeric: NumericSummary::with_capacity(capacity.max(1)).unwrap_or_default(),
             categorical: CategoricalSummary::default(),
+            slot,
+            values: 0,
         }
     }
 
-    fn push(&mut self, value: &FeatureValue<'_>) {
+    #[inline]
+    fn push_number(&mut self, x: f64, id_hash: u64) {
+        self.values += 1;
+        self.numeric.push(x, sample_key(id_hash, self.slot));
+    }
+
+    #[inline]
+    fn push_category(&mut self, c: &str) {
+        self.values += 1;
+        self.categorical.push(c);
+    }
+
+    fn push(&mut self, value: &FeatureValue<'_>, id_hash: u64) {
         match value {
-            FeatureValue::Number(x) => self.numeric.push(*x),
-            FeatureValue::Category(c) => self.categorical.push(c),
+            FeatureValue::Number(x) => self.push_number(*x, id_hash),
+            FeatureValue::Category(c) => self.push_category(c),
         }
     }
 
-    fn push_ref(&mut self, value: &RefValue) {
+    fn push_ref(&mut self, value: &RefValue, id_hash: u64) {
         match value {
-            RefValue::Number(x) => self.numeric.push(*x),
-            RefValue::Category(c) => self.categorical.push(c),
+            RefValue::Number(x) => self.push_number(*x, id_hash),
+            RefValue::Category(c) => self.push_category(c),
         }
+    }
+
+    fn merge(&mut self, other: &ValueSummary) {
+        self.values += other.values;
+        self.numeric.merge(&other.numeric);
+        self.categorical.merge(&other.categorical);
     }
 
     /// The frozen reference: numeric when at least as many numbers as strings were seen
@@ -289,14 +324,14 @@ struct PredictionSet {
 }
 
 impl PredictionSet {
-    fn new(spec: &ModelDriftSpec, capacity: usize, seed: u64) -> PredictionSet {
+    fn new(spec: &ModelDriftSpec, capacity: usize) -> PredictionSet {
         PredictionSet {
             predictions: 0,
             features: (0..spec.features.len())
-                .map(|i| ValueSummary::new(capacity, seed ^ ((i as u64 + 3) << 40)))
+                .map(|i| ValueSummary::new(capacity, SLOT_FIRST_FEATURE + i as u64))
                 .collect(),
-            prediction: ValueSummary::new(capacity, seed ^ (1 << 40)),
-            score: ValueSummary::new(capacity, seed ^ (2 << 40)),
+            prediction: ValueSummary::new(capacity, SLOT_PREDICTION),
+            score: ValueSummary::new(capacity, SLOT_SCORE),
         }
     }
 
@@ -306,21 +341,40 @@ impl PredictionSet {
         features: &[(Cow<'_, str>, FeatureValue<'_>)],
         predicted: &Target<'_>,
         score: Option<f64>,
+        id_hash: u64,
     ) {
         self.predictions += 1;
+        // Feature names are matched against the model's list without allocating; records
+        // usually list them in the model's order, so the next expected name is tried first.
+        let names = &spec.features;
+        let mut next = 0;
         for (name, value) in features {
-            // Feature names are matched against the model's list: no allocation per record.
-            if let Some(i) = spec.features.iter().position(|f| f == name) {
-                self.features[i].push(value);
-            }
+            let i = if names.get(next).is_some_and(|f| f == name) {
+                next
+            } else if let Some(i) = names.iter().position(|f| f == name) {
+                i
+            } else {
+                continue;
+            };
+            next = i + 1;
+            self.features[i].push(value, id_hash);
         }
         match predicted {
-            Target::Class(label) => self.prediction.categorical.push(label),
-            Target::Value(v) => self.prediction.numeric.push(*v),
+            Target::Class(label) => self.prediction.push_category(label),
+            Target::Value(v) => self.prediction.push_number(*v, id_hash),
         }
         if let Some(s) = score {
-            self.score.numeric.push(s);
+            self.score.push_number(s, id_hash);
         }
+    }
+
+    fn merge(&mut self, other: &PredictionSet) {
+        self.predictions += other.predictions;
+        for (a, b) in self.features.iter_mut().zip(&other.features) {
+            a.merge(b);
+        }
+        self.prediction.merge(&other.prediction);
+        self.score.merge(&other.score);
     }
 
     fn freeze(&self) -> FrozenSet {
@@ -359,6 +413,27 @@ impl Detectors {
     }
 }
 
+/// A joined pair waiting for its window to close: what orders it and its error.
+/// 32 bytes per joined pair of an open window.
+#[derive(Debug, Clone, Copy)]
+struct PendingPair {
+    /// The time the pair is attributed to.
+    at: i64,
+    /// The prediction's event time.
+    prediction_ts: i64,
+    /// FNV-1a of the join id.
+    id_hash: u64,
+    error: f64,
+}
+
+impl PendingPair {
+    fn order(a: &PendingPair, b: &PendingPair) -> std::cmp::Ordering {
+        (a.at, a.prediction_ts, a.id_hash)
+            .cmp(&(b.at, b.prediction_ts, b.id_hash))
+            .then(a.error.total_cmp(&b.error))
+    }
+}
+
 /// Detections of one detector in one window.
 #[derive(Debug, Clone, Copy, Default)]
 struct Detections {
@@ -386,7 +461,7 @@ impl Detections {
 /// Per (model, version) state that outlives windows.
 #[derive(Debug, Clone)]
 struct SeriesState {
-    /// `"first"`: the reference being filled; `None` once frozen.
+    /// `"first"`: the closed windows merged so far; `None` once frozen.
     filling: Option<PredictionSet>,
     frozen: Option<Arc<FrozenSet>>,
     /// `"previous"`: the last closed window of the series that had predictions.
@@ -400,7 +475,6 @@ struct ModelState {
     spec: ModelDriftSpec,
     series: Vec<SeriesState>,
     label_filling: Option<ValueSummary>,
-    label_seen: usize,
     label_frozen: Option<Frozen>,
     label_previous: Option<(i64, ValueSummary)>,
     baseline: Option<Arc<FrozenSet>>,
@@ -410,7 +484,8 @@ struct ModelState {
 struct DriftWindow {
     series: HashMap<(u16, u16), PredictionSet>,
     labels: HashMap<u16, ValueSummary>,
-    detections: HashMap<(u16, u16), [Detections; 3]>,
+    /// Joined pairs attributed to the window, fed to the detectors when it closes.
+    pairs: HashMap<(u16, u16), Vec<PendingPair>>,
 }
 
 /// What drift adds to the unsegmented record of a series.
@@ -439,7 +514,6 @@ impl DriftEngine {
                     .map(|b| Arc::new(freeze_baseline(&spec, b)));
                 ModelState {
                     label_filling: None,
-                    label_seen: 0,
                     label_frozen: None,
                     label_previous: None,
                     series: Vec::new(),
@@ -475,7 +549,9 @@ impl DriftEngine {
         m.series.get_mut(version as usize)
     }
 
-    /// A counted prediction (valid, not late, not a duplicate), in the window of its time.
+    /// A counted prediction (valid, not late, not a duplicate), in the window of its time;
+    /// `id_hash` = [`super::fnv1a64`] of its join id.
+    #[allow(clippy::too_many_arguments)]
     pub fn observe_prediction(
         &mut self,
         model: u16,
@@ -484,6 +560,7 @@ impl DriftEngine {
         features: &[(Cow<'_, str>, FeatureValue<'_>)],
         predicted: &Target<'_>,
         score: Option<f64>,
+        id_hash: u64,
     ) {
         let Some(m) = self.models.get(model as usize) else {
             return;
@@ -491,48 +568,26 @@ impl DriftEngine {
         if !m.spec.enabled {
             return;
         }
-        let seed = (window_start as u64) ^ ((model as u64) << 56) ^ ((version as u64) << 32);
         let spec = &m.spec;
-        let window = self.windows.entry(window_start).or_default();
-        window
+        self.windows
+            .entry(window_start)
+            .or_default()
             .series
             .entry((model, version))
-            .or_insert_with(|| PredictionSet::new(spec, spec.sample_capacity, seed))
-            .add(spec, features, predicted, score);
-        if spec.reference == ReferenceKind::First {
-            let m = &mut self.models[model as usize];
-            let size = m.spec.reference_size;
-            while m.series.len() <= version as usize {
-                m.series.push(SeriesState {
-                    filling: None,
-                    frozen: None,
-                    previous: None,
-                    detectors: Detectors::new(&m.spec.detectors),
-                });
-            }
-            let spec = &m.spec;
-            let s = &mut m.series[version as usize];
-            if s.frozen.is_none() {
-                let set = s
-                    .filling
-                    .get_or_insert_with(|| PredictionSet::new(spec, size, seed ^ 0x5eed));
-                set.add(spec, features, predicted, score);
-                if set.predictions as usize >= size {
-                    s.frozen = Some(Arc::new(set.freeze()));
-                    s.filling = None;
-                }
-            }
-        }
+            .or_insert_with(|| PredictionSet::new(spec, spec.sample_capacity))
+            .add(spec, features, predicted, score, id_hash);
     }
 
     /// An accepted outcome, for one model in its scope, in the window of its time.
-    /// `value` is the actual as a number (regression models; `None` if it is not one).
+    /// `value` is the actual as a number (regression models; `None` if it is not one);
+    /// `id_hash` = [`super::fnv1a64`] of its join id.
     pub fn observe_outcome(
         &mut self,
         model: u16,
         window_start: i64,
         label: &str,
         value: Option<f64>,
+        id_hash: u64,
     ) {
         let Some(m) = self.models.get_mut(model as usize) else {
             return;
@@ -548,62 +603,125 @@ impl DriftEngine {
             Task::Binary | Task::Multiclass => FeatureValue::Category(Cow::Borrowed(label)),
         };
         let capacity = m.spec.sample_capacity;
-        let seed = (window_start as u64) ^ ((model as u64) << 56) ^ 0x1abe1;
         self.windows
             .entry(window_start)
             .or_default()
             .labels
             .entry(model)
-            .or_insert_with(|| ValueSummary::new(capacity, seed))
-            .push(&v);
-        if m.spec.reference == ReferenceKind::First && m.label_frozen.is_none() {
-            let size = m.spec.reference_size;
-            let filling = m
-                .label_filling
-                .get_or_insert_with(|| ValueSummary::new(size, 0x1abe1 ^ model as u64));
-            filling.push(&v);
-            m.label_seen += 1;
-            if m.label_seen >= size {
-                m.label_frozen = filling.freeze();
-                m.label_filling = None;
-                if m.label_frozen.is_none() {
-                    m.label_seen = 0;
-                }
-            }
-        }
+            .or_insert_with(|| ValueSummary::new(capacity, SLOT_LABEL))
+            .push(&v, id_hash);
     }
 
-    /// A joined pair's error, in join order; `at` is the time the pair is attributed to.
+    /// A joined pair's error; `at` is the time the pair is attributed to (in the window
+    /// starting at `window_start`). Buffered: the detectors are fed when the window closes.
+    #[allow(clippy::too_many_arguments)]
     pub fn observe_pair(
         &mut self,
         model: u16,
         version: u16,
         at: i64,
+        prediction_ts: i64,
+        id_hash: u64,
         window_start: i64,
         error: f64,
     ) {
-        let Some(s) = self.series(model, version) else {
+        let Some(m) = self.models.get(model as usize) else {
             return;
         };
-        let d = &mut s.detectors;
-        let index = d.pairs;
-        d.pairs += 1;
-        let fired = [
-            d.adwin.as_mut().is_some_and(|a| a.update(error)),
-            d.ddm.as_mut().is_some_and(|a| a.update(error)),
-            d.page_hinkley.as_mut().is_some_and(|a| a.update(error)),
-        ];
-        if fired.iter().any(|&f| f) {
-            let slots = self
-                .windows
-                .entry(window_start)
-                .or_default()
-                .detections
-                .entry((model, version))
-                .or_default();
-            for (slot, fired) in slots.iter_mut().zip(fired) {
-                if fired {
-                    slot.add(index, at);
+        if !m.spec.detectors.any() {
+            return;
+        }
+        self.windows
+            .entry(window_start)
+            .or_default()
+            .pairs
+            .entry((model, version))
+            .or_default()
+            .push(PendingPair {
+                at,
+                prediction_ts,
+                id_hash,
+                error,
+            });
+    }
+
+    /// Feeds a closing window's pairs to the detectors of their series, in the documented
+    /// order: (attributed time, prediction time, id hash, error).
+    fn feed_detectors(
+        &mut self,
+        pairs: HashMap<(u16, u16), Vec<PendingPair>>,
+    ) -> HashMap<(u16, u16), [Detections; 3]> {
+        let mut found = HashMap::new();
+        for ((model, version), mut list) in pairs {
+            let Some(s) = self.series(model, version) else {
+                continue;
+            };
+            list.sort_unstable_by(PendingPair::order);
+            let d = &mut s.detectors;
+            let mut slots = [Detections::default(); 3];
+            for pair in &list {
+                let index = d.pairs;
+                d.pairs += 1;
+                let fired = [
+                    d.adwin.as_mut().is_some_and(|a| a.update(pair.error)),
+                    d.ddm.as_mut().is_some_and(|a| a.update(pair.error)),
+                    d.page_hinkley
+                        .as_mut()
+                        .is_some_and(|a| a.update(pair.error)),
+                ];
+                for (slot, fired) in slots.iter_mut().zip(fired) {
+                    if fired {
+                        slot.add(index, pair.at);
+                    }
+                }
+            }
+            found.insert((model, version), slots);
+        }
+        found
+    }
+
+    /// `"first"` references: a closing window's predictions (and labels) join the
+    /// references that are not complete yet; complete = at least `reference_size` values.
+    fn fill_references(&mut self, window: &DriftWindow) {
+        for (&(model, version), set) in &window.series {
+            if self.models[model as usize].spec.reference != ReferenceKind::First {
+                continue;
+            }
+            let size = self.models[model as usize].spec.reference_size;
+            let Some(s) = self.series(model, version) else {
+                continue;
+            };
+            if s.frozen.is_some() {
+                continue;
+            }
+            let filling = match &mut s.filling {
+                Some(f) => {
+                    f.merge(set);
+                    f
+                }
+                None => s.filling.insert(set.clone()),
+            };
+            if filling.predictions as usize >= size {
+                s.frozen = Some(Arc::new(filling.freeze()));
+                s.filling = None;
+            }
+        }
+        for (&model, summary) in &window.labels {
+            let m = &mut self.models[model as usize];
+            if m.spec.reference != ReferenceKind::First || m.label_frozen.is_some() {
+                continue;
+            }
+            let filling = match &mut m.label_filling {
+                Some(f) => {
+                    f.merge(summary);
+                    f
+                }
+                None => m.label_filling.insert(summary.clone()),
+            };
+            if filling.values as usize >= m.spec.reference_size {
+                m.label_frozen = filling.freeze();
+                if m.label_frozen.is_some() {
+                    m.label_filling = None;
                 }
             }
         }
@@ -616,7 +734,9 @@ impl DriftEngine {
         start: i64,
         series: &[(u16, u16)],
     ) -> HashMap<(u16, u16), SeriesOutput> {
-        let window = self.windows.remove(&start).unwrap_or_default();
+        let mut window = self.windows.remove(&start).unwrap_or_default();
+        self.fill_references(&window);
+        let detections = self.feed_detectors(std::mem::take(&mut window.pairs));
         let empty_cache: HashMap<u16, Option<DriftValue>> = HashMap::new();
         let mut label_cache = empty_cache;
         let mut out = HashMap::new();
@@ -646,7 +766,7 @@ impl DriftEngine {
                 let current = match window.series.get(&(model, version)) {
                     Some(set) => set,
                     None => {
-                        empty = PredictionSet::new(spec, 1, 0);
+                        empty = PredictionSet::new(spec, 1);
                         &empty
                     }
                 };
@@ -696,8 +816,7 @@ impl DriftEngine {
                         &fresh
                     }
                 };
-                let found = window
-                    .detections
+                let found = detections
                     .get(&(model, version))
                     .copied()
                     .unwrap_or_default();
@@ -740,7 +859,7 @@ fn label_drift(
     let current = match window {
         Some(w) => w,
         None => {
-            empty = ValueSummary::new(1, 0);
+            empty = ValueSummary::new(1, SLOT_LABEL);
             &empty
         }
     };
@@ -762,17 +881,20 @@ fn label_drift(
 
 fn freeze_baseline(spec: &ModelDriftSpec, baseline: &Baseline) -> FrozenSet {
     let n = baseline.records.len().max(1);
-    let mut set = PredictionSet::new(spec, n, 0xba5e);
-    for r in &baseline.records {
+    // Capacity = the number of records: a baseline is kept exactly (the keys only matter
+    // beyond the capacity).
+    let mut set = PredictionSet::new(spec, n);
+    for (line, r) in baseline.records.iter().enumerate() {
+        let key = line as u64;
         set.predictions += 1;
         for (i, v) in &r.features {
             if let Some(s) = set.features.get_mut(*i) {
-                s.push_ref(v);
+                s.push_ref(v, key);
             }
         }
-        set.prediction.push_ref(&r.predicted);
+        set.prediction.push_ref(&r.predicted, key);
         if let Some(s) = r.score {
-            set.score.numeric.push(s);
+            set.score.push_number(s, key);
         }
     }
     set.freeze()

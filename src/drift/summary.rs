@@ -1,6 +1,6 @@
 //! Mergeable, bounded-memory summaries of a feature over a time window:
 //! [`NumericSummary`] keeps the samples KS and Wasserstein need (exact up to
-//! a capacity, then a deterministic uniform reservoir) and
+//! a capacity, then an order-independent bottom-k sample by hash) and
 //! [`CategoricalSummary`] keeps per-category counts with a cap on the number
 //! of distinct categories. Both merge, so per-partition summaries can be
 //! combined into one window.
@@ -18,32 +18,48 @@ pub const DEFAULT_MAX_CATEGORIES: usize = 1_000;
 /// Bucket receiving counts of categories beyond the cap.
 pub const OTHER_CATEGORY: &str = "__other__";
 
-/// SplitMix64: a tiny, seedable, deterministic generator (Steele et al. 2014).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct SplitMix64 {
-    state: u64,
+/// FNV-1a, 64 bits: the deterministic hash of a join id (std's hasher is randomized per
+/// process, so it cannot be used for anything that must be reproducible).
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
 }
 
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform integer in `0..bound` (multiply-shift; bias < bound / 2^64).
-    fn below(&mut self, bound: u64) -> u64 {
-        ((u128::from(self.next_u64()) * u128::from(bound)) >> 64) as u64
-    }
+/// SplitMix64's finalizer: a bijective 64-bit mix with full avalanche.
+#[inline]
+fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
-/// Samples of a numeric feature. While `count <= capacity` the samples are
-/// exactly the finite values seen; beyond that they are a uniform random
-/// sample of size `capacity` (reservoir sampling, Algorithm R) drawn with a
-/// generator seeded by the caller, so results are reproducible.
-/// Non-finite inputs (NaN, +-inf) are not sampled; they are counted in
+/// The sampling hash of one observation: `key` identifies the observation (the caller mixes
+/// the record's id hash and the variable), `x` is the value.
+#[inline]
+pub fn sample_hash(key: u64, x: f64) -> u64 {
+    mix64(
+        mix64(key)
+            .wrapping_add(x.to_bits())
+            .wrapping_add(0x9E37_79B9_7F4A_7C15),
+    )
+}
+
+/// The key of variable `slot` of the record whose id hashes to `id_hash`.
+#[inline]
+pub fn sample_key(id_hash: u64, slot: u64) -> u64 {
+    id_hash ^ slot.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// Samples of a numeric feature. While `count <= capacity` the samples are exactly the
+/// finite values seen. Beyond that they are a **bottom-k sample**: the `capacity` values
+/// with the smallest [`sample_hash`] of (observation key, value) — a uniform sample without
+/// replacement (for a good hash) that depends only on the set of observations, not on the
+/// order they arrive in, and merges exactly (the bottom-k of a union is the bottom-k of
+/// the bottom-k's). Non-finite inputs (NaN, +-inf) are not sampled; they are counted in
 /// `non_finite`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NumericSummary {
@@ -51,23 +67,33 @@ pub struct NumericSummary {
     count: u64,
     non_finite: u64,
     samples: Vec<f64>,
-    rng: SplitMix64,
+    /// `sample_hash` of each sample (same order); a max-heap on `(hash, value bits)` once
+    /// `count > capacity`.
+    hashes: Vec<u64>,
+    heap: bool,
+}
+
+impl Default for NumericSummary {
+    fn default() -> Self {
+        NumericSummary::new()
+    }
 }
 
 impl NumericSummary {
     /// Summary keeping up to [`DEFAULT_SAMPLE_CAPACITY`] exact samples.
-    pub fn new(seed: u64) -> Self {
+    pub fn new() -> Self {
         NumericSummary {
             capacity: DEFAULT_SAMPLE_CAPACITY,
             count: 0,
             non_finite: 0,
             samples: Vec::new(),
-            rng: SplitMix64 { state: seed },
+            hashes: Vec::new(),
+            heap: false,
         }
     }
 
     /// Summary with a custom capacity (must be at least 1).
-    pub fn with_capacity(capacity: usize, seed: u64) -> Result<Self, DriftError> {
+    pub fn with_capacity(capacity: usize) -> Result<Self, DriftError> {
         if capacity == 0 {
             return Err(DriftError::InvalidParameter(
                 "sample capacity must be at least 1".into(),
@@ -75,71 +101,111 @@ impl NumericSummary {
         }
         Ok(NumericSummary {
             capacity,
-            ..NumericSummary::new(seed)
+            ..NumericSummary::new()
         })
     }
 
-    /// Adds one value; non-finite values are only counted.
-    pub fn push(&mut self, x: f64) {
+    /// Adds one value; `key` identifies the observation (see [`sample_key`]): equal
+    /// (key, value) observations are interchangeable. Non-finite values are only counted.
+    #[inline]
+    pub fn push(&mut self, x: f64, key: u64) {
         if !x.is_finite() {
             self.non_finite += 1;
             return;
         }
         self.count += 1;
+        let h = sample_hash(key, x);
         if self.samples.len() < self.capacity {
             self.samples.push(x);
-        } else {
-            let slot = self.rng.below(self.count) as usize;
-            if slot < self.capacity {
-                self.samples[slot] = x;
-            }
+            self.hashes.push(h);
+            return;
+        }
+        if !self.heap {
+            self.heapify();
+        }
+        if (h, x.to_bits()) < (self.hashes[0], self.samples[0].to_bits()) {
+            self.hashes[0] = h;
+            self.samples[0] = x;
+            self.sift_down(0);
         }
     }
 
-    /// Adds every value of a slice.
+    /// Adds every value of a slice; the key of a value is its position.
     pub fn extend(&mut self, values: &[f64]) {
-        for &x in values {
-            self.push(x);
+        for (i, &x) in values.iter().enumerate() {
+            self.push(x, sample_key(i as u64, 0));
         }
     }
 
-    /// Merges `other` into `self`. If the combined count fits the capacity
-    /// the samples are concatenated (exact). Otherwise each side contributes
-    /// a share of `capacity` proportional to the number of values it
-    /// represents (`round(capacity * n_self / (n_self + n_other))`, limited
-    /// by what each side holds), chosen uniformly without replacement
-    /// (partial Fisher-Yates) from its samples with `self`'s generator.
+    fn less(&self, i: usize, j: usize) -> bool {
+        (self.hashes[i], self.samples[i].to_bits()) < (self.hashes[j], self.samples[j].to_bits())
+    }
+
+    fn swap(&mut self, i: usize, j: usize) {
+        self.hashes.swap(i, j);
+        self.samples.swap(i, j);
+    }
+
+    fn sift_down(&mut self, mut i: usize) {
+        let n = self.samples.len();
+        loop {
+            let (l, r) = (2 * i + 1, 2 * i + 2);
+            let mut largest = i;
+            if l < n && self.less(largest, l) {
+                largest = l;
+            }
+            if r < n && self.less(largest, r) {
+                largest = r;
+            }
+            if largest == i {
+                return;
+            }
+            self.swap(i, largest);
+            i = largest;
+        }
+    }
+
+    fn heapify(&mut self) {
+        for i in (0..self.samples.len() / 2).rev() {
+            self.sift_down(i);
+        }
+        self.heap = true;
+    }
+
+    /// Merges `other` into `self`: the result is exactly the summary of the union of the
+    /// observations (concatenation while it fits the capacity, else the bottom-k of the
+    /// union) provided both sides have the same capacity; with different capacities the
+    /// smaller one is kept.
     pub fn merge(&mut self, other: &NumericSummary) {
         self.non_finite += other.non_finite;
         let total = self.count + other.count;
-        if total as usize <= self.capacity {
-            self.samples.extend_from_slice(&other.samples);
-            self.count = total;
-            return;
+        if !other.is_exact() {
+            self.capacity = self.capacity.min(other.capacity);
         }
-        let own_share = (self.capacity as f64 * self.count as f64 / total as f64).round() as usize;
-        let own_take = own_share.min(self.samples.len());
-        let other_take = (self.capacity - own_take).min(other.samples.len());
-        let own_take = (self.capacity - other_take).min(self.samples.len());
-        let mut own = std::mem::take(&mut self.samples);
-        let mut theirs = other.samples.clone();
-        let mut merged = self.choose(&mut own, own_take);
-        merged.extend(self.choose(&mut theirs, other_take));
-        self.samples = merged;
+        self.samples.extend_from_slice(&other.samples);
+        self.hashes.extend_from_slice(&other.hashes);
         self.count = total;
-    }
-
-    /// `k` elements of `pool` chosen uniformly without replacement.
-    fn choose(&mut self, pool: &mut [f64], k: usize) -> Vec<f64> {
-        let n = pool.len();
-        for i in 0..k.min(n) {
-            let j = i + self.rng.below((n - i) as u64) as usize;
-            pool.swap(i, j);
+        self.heap = false;
+        let k = self.capacity;
+        if self.samples.len() > k {
+            let mut pairs: Vec<(u64, u64)> = self
+                .hashes
+                .iter()
+                .zip(&self.samples)
+                .map(|(&h, x)| (h, x.to_bits()))
+                .collect();
+            pairs.select_nth_unstable(k - 1);
+            pairs.truncate(k);
+            pairs.sort_unstable();
+            self.hashes = pairs.iter().map(|p| p.0).collect();
+            self.samples = pairs.iter().map(|p| f64::from_bits(p.1)).collect();
         }
-        pool[..k.min(n)].to_vec()
+        if self.count as usize > k {
+            self.heapify();
+        }
     }
 
-    /// The kept samples (insertion order, unsorted).
+    /// The kept samples (unsorted; the order depends on the history, the set does not).
     pub fn samples(&self) -> &[f64] {
         &self.samples
     }
@@ -247,12 +313,12 @@ mod tests {
     fn merge_under_capacity_equals_union() {
         let a: Vec<f64> = (0..300).map(|i| (i as f64 * 0.37).sin()).collect();
         let b: Vec<f64> = (0..200).map(|i| (i as f64 * 0.11).cos()).collect();
-        let mut sa = NumericSummary::with_capacity(1000, 1).expect("capacity");
+        let mut sa = NumericSummary::with_capacity(1000).expect("capacity");
         sa.extend(&a);
-        let mut sb = NumericSummary::with_capacity(1000, 2).expect("capacity");
+        let mut sb = NumericSummary::with_capacity(1000).expect("capacity");
         sb.extend(&b);
         sa.merge(&sb);
-        let mut union = NumericSummary::with_capacity(1000, 3).expect("capacity");
+        let mut union = NumericSummary::with_capacity(1000).expect("capacity");
         union.extend(&a);
         union.extend(&b);
         assert_eq!(sa.count(), union.count());
@@ -262,9 +328,9 @@ mod tests {
 
     #[test]
     fn reservoir_memory_is_bounded() {
-        let mut s = NumericSummary::with_capacity(100, 42).expect("capacity");
-        for i in 0..100_000 {
-            s.push(i as f64);
+        let mut s = NumericSummary::with_capacity(100).expect("capacity");
+        for i in 0..100_000u64 {
+            s.push(i as f64, sample_key(fnv1a64(&i.to_le_bytes()), 0));
         }
         assert_eq!(s.samples().len(), 100);
         assert_eq!(s.count(), 100_000);
@@ -272,29 +338,52 @@ mod tests {
         // A uniform sample of 0..100000 has a mean near 50000.
         let mean = s.samples().iter().sum::<f64>() / 100.0;
         assert!((mean - 50_000.0).abs() < 10_000.0, "mean {mean}");
-        let mut other = NumericSummary::with_capacity(100, 7).expect("capacity");
-        other.extend(&vec![1.0; 500]);
+        let mut other = NumericSummary::with_capacity(100).expect("capacity");
+        for i in 0..500u64 {
+            other.push(1.0, sample_key(fnv1a64(&(1_000_000 + i).to_le_bytes()), 0));
+        }
         s.merge(&other);
         assert_eq!(s.samples().len(), 100);
         assert_eq!(s.count(), 100_500);
     }
 
     #[test]
-    fn reservoir_is_deterministic() {
-        let run = |seed| {
-            let mut s = NumericSummary::with_capacity(10, seed).expect("capacity");
-            for i in 0..1000 {
-                s.push(i as f64);
+    fn bottom_k_is_order_independent_and_mergeable() {
+        let obs: Vec<(f64, u64)> = (0..5000u64)
+            .map(|i| {
+                let x = ((i * 7919) % 1000) as f64 / 10.0;
+                (x, sample_key(fnv1a64(format!("req-{i}").as_bytes()), 3))
+            })
+            .collect();
+        let build = |items: &[(f64, u64)]| {
+            let mut s = NumericSummary::with_capacity(300).expect("capacity");
+            for &(x, k) in items {
+                s.push(x, k);
             }
-            s.samples().to_vec()
+            s
         };
-        assert_eq!(run(5), run(5));
-        assert_ne!(run(5), run(6));
+        let forward = build(&obs);
+        let mut reversed_obs = obs.clone();
+        reversed_obs.reverse();
+        let reversed = build(&reversed_obs);
+        assert_eq!(sorted(forward.samples()), sorted(reversed.samples()));
+        // Any split, merged in any order, gives the same sample.
+        for cut in [0, 1, 299, 300, 301, 2500, 4999] {
+            let (a, b) = obs.split_at(cut);
+            let mut ab = build(a);
+            ab.merge(&build(b));
+            let mut ba = build(b);
+            ba.merge(&build(a));
+            assert_eq!(sorted(ab.samples()), sorted(forward.samples()), "cut {cut}");
+            assert_eq!(sorted(ba.samples()), sorted(forward.samples()), "cut {cut}");
+            assert_eq!(ab.count(), 5000);
+        }
+        assert_eq!(forward.samples().len(), 300);
     }
 
     #[test]
     fn non_finite_values_are_ignored_and_counted() {
-        let mut s = NumericSummary::new(0);
+        let mut s = NumericSummary::new();
         s.extend(&[1.0, f64::NAN, 2.0, f64::INFINITY, f64::NEG_INFINITY]);
         assert_eq!(s.count(), 2);
         assert_eq!(s.non_finite(), 3);
@@ -303,7 +392,7 @@ mod tests {
 
     #[test]
     fn zero_capacity_is_rejected() {
-        assert!(NumericSummary::with_capacity(0, 0).is_err());
+        assert!(NumericSummary::with_capacity(0).is_err());
     }
 
     #[test]

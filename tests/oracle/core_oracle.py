@@ -350,6 +350,8 @@ class Window:
         self.preds = defaultdict(list)  # (model, version) -> counted predictions (own ts)
         self.outs = defaultdict(list)  # model -> label values of accepted outcomes (own ts)
         self.det = defaultdict(dict)  # (model, version) -> detector -> [count, index, at]
+        # (model, version) -> [(attributed time, prediction time, fnv1a64(id), error)]
+        self.pairs = defaultdict(list)
 
 
 class Engine:
@@ -371,9 +373,9 @@ class Engine:
         self.snapshot = {}  # window start -> {model: versions seen when it closed}
         self.versions_seen = {m: set() for m in cfg.models}
         self.stats = defaultdict(int)
-        # drift: first-N references, detectors, and what each window saw when it closed
-        self.first = defaultdict(list)  # (model, version) -> first counted predictions
-        self.label_first = defaultdict(list)  # model -> first label values
+        # drift: first-windows references, detectors, and what each window saw when it closed
+        self.first = defaultdict(list)  # (model, version) -> predictions of its first windows
+        self.label_first = defaultdict(list)  # model -> label values of its first windows
         self.detectors = {}  # (model, version) -> (ADWIN, DDM, PageHinkley, [pairs])
         self.close_state = {}  # window start -> state at close
 
@@ -430,9 +432,6 @@ class Engine:
             return
         self.add_version(p["ts"], p, "predictions")
         self.windows[self.win(p["ts"])].preds[(p["model"], p["version"])].append(p)
-        n_ref = ref_size(cfg.models[p["model"]])
-        if len(self.first[(p["model"], p["version"])]) < n_ref:
-            self.first[(p["model"], p["version"])].append(p)
         # the earliest accepted stored outcome that matches and has not joined this series
         best = None
         for oseq in self.stored_by_id.get(p["id"], []):
@@ -485,8 +484,6 @@ class Engine:
             except ValueError:
                 continue  # not a number, for a regression model
             self.windows[self.win(o["ts"])].outs[m].append(value)
-            if len(self.label_first[m]) < ref_size(cfg.models[m]):
-                self.label_first[m].append(value)
         self.seq += 1
         o["seq"] = self.seq
         o["joined"] = set()
@@ -523,23 +520,42 @@ class Engine:
         t = max(p["ts"], o["ts"]) if self.cfg.attribute_to == "outcome" else p["ts"]
         actual = actual_for(self.cfg.models[p["model"]], o["actual"])
         self.add_version(t, p, "joined", pair=(p["value"], actual, p["score"]))
-        # streaming detectors on the series' error stream, in join order
+        # the error goes to the series' detectors when the pair's window closes
         if self.cfg.models[p["model"]]["task"] == "regression":
             err = abs(actual - p["value"])
         else:
             err = 0.0 if actual == p["value"] else 1.0
-        dets = self.series_detectors(p["model"], p["version"])
-        index = dets[3][0]
-        dets[3][0] += 1
-        for name, d in zip(DETECTORS, dets[:3]):
-            if d is None:
-                continue
-            d.update(err)
-            if d.drift_detected:
-                slot = self.windows[self.win(t)].det[(p["model"], p["version"])].setdefault(
-                    name, [0, None, None])
-                slot[0] += 1
-                slot[1], slot[2] = index, t
+        self.windows[self.win(t)].pairs[(p["model"], p["version"])].append(
+            (t, p["ts"], fnv1a64(p["id"]), err))
+
+    def feed_detectors(self, w):
+        """Window close: the window's pairs, per series, sorted by (attributed time,
+        prediction time, FNV-1a 64 of the id, error), go through the series' detectors."""
+        win = self.windows[w]
+        for key, pairs in win.pairs.items():
+            dets = self.series_detectors(*key)
+            for t, _, _, err in sorted(pairs):
+                index = dets[3][0]
+                dets[3][0] += 1
+                for name, d in zip(DETECTORS, dets[:3]):
+                    if d is None:
+                        continue
+                    d.update(err)
+                    if d.drift_detected:
+                        slot = win.det[key].setdefault(name, [0, None, None])
+                        slot[0] += 1
+                        slot[1], slot[2] = index, t
+
+    def fill_references(self, w):
+        """Window close: "first" references take whole closed windows, in window order,
+        until they hold at least reference_size values."""
+        win = self.windows[w]
+        for key, preds in win.preds.items():
+            if preds and len(self.first[key]) < ref_size(self.cfg.models[key[0]]):
+                self.first[key].extend(preds)
+        for m, values in win.outs.items():
+            if values and len(self.label_first[m]) < ref_size(self.cfg.models[m]):
+                self.label_first[m].extend(values)
 
     def series_detectors(self, model, version):
         key = (model, version)
@@ -594,8 +610,10 @@ class Engine:
         # 2. windows close
         upto = self.wm if cfg.attribute_to == "outcome" else self.wm - cfg.delay
         if upto > self.closed_upto:
-            for w in self.windows:
+            for w in sorted(self.windows):
                 if w + cfg.size <= upto and w not in self.snapshot:
+                    self.fill_references(w)
+                    self.feed_detectors(w)
                     self.snapshot[w] = {m: set(v) for m, v in self.versions_seen.items()}
                     self.close_state[w] = {
                         "first_complete": {k for k, v in self.first.items()
@@ -721,6 +739,14 @@ def make_record(cfg, w, model, version, vcounts, mcounts, pairs, segment=None):
 
 DETECTORS = ("adwin", "ddm", "page_hinkley")
 FLOOR = 1e-4  # docs/drift.md: proportions floored at 1e-4 for PSI and expected counts
+
+
+def fnv1a64(text):
+    """FNV-1a, 64 bits, of the UTF-8 bytes of a join id."""
+    h = 0xcbf29ce484222325
+    for b in text.encode("utf-8"):
+        h = ((h ^ b) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return h
 
 
 def ref_size(model_cfg):
