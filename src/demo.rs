@@ -15,7 +15,7 @@ use crate::generate::{self, TrafficTarget};
 use crate::service::{self, SharedState};
 use crate::shutdown::{self, Shutdown};
 use crate::telemetry::Telemetry;
-use crate::traffic::{TrafficConfig, DEMO_MODELS_TOML};
+use crate::traffic::{TrafficConfig, DEMO_MODELS_TOML, DEMO_RULES_TOML};
 
 /// Partitions of the demo's input topics.
 pub const DEMO_PARTITIONS: i32 = 4;
@@ -49,6 +49,7 @@ size = "10s"
 allowed_lateness = "2s"
 idle_timeout = "10s"
 {DEMO_MODELS_TOML}
+{DEMO_RULES_TOML}
 "#
     );
     Ok(Config::from_toml_str(&text)?)

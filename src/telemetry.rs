@@ -47,6 +47,9 @@ pub struct Telemetry {
     per_class: GaugeVec,
     class_support: GaugeVec,
     window_end: GaugeVec,
+    drift: GaugeVec,
+    drifted: GaugeVec,
+    detections: IntCounterVec,
     // model quality, counters
     predictions: IntCounterVec,
     joined: IntCounterVec,
@@ -168,6 +171,21 @@ impl Telemetry {
             window_end: register!(GaugeVec::new(
                 opts("model_window_end_timestamp_seconds", "End of the latest closed window (event time)."),
                 SERIES
+            )?),
+            drift: register!(GaugeVec::new(
+                opts(
+                    "model_drift",
+                    "Latest closed window's drift statistic per variable (kind: feature, prediction, score, label; statistic: psi, js, wasserstein, ks_statistic, ks_p_value, chi_square_statistic, chi_square_p_value)."
+                ),
+                &["model", "version", "kind", "feature", "statistic"]
+            )?),
+            drifted: register!(GaugeVec::new(
+                opts("model_drifted", "1 when the latest closed window's variable is flagged as drifted."),
+                &["model", "version", "kind", "feature"]
+            )?),
+            detections: register!(IntCounterVec::new(
+                opts("model_detector_detections_total", "Detections of the streaming detectors (adwin, ddm, page_hinkley) on the error stream."),
+                &["model", "version", "detector"]
             )?),
             predictions: register!(IntCounterVec::new(
                 opts("model_predictions_total", "Predictions, counted as their windows close."),
@@ -414,6 +432,66 @@ impl Telemetry {
                             ])
                             .inc_by(n);
                     }
+                }
+            }
+        }
+        if let Some(drift) = &record.drift {
+            let mut variables: Vec<(&str, &str, &crate::output::DriftValue)> = Vec::new();
+            for (name, value) in drift.features.iter().flatten() {
+                if let Some(value) = value {
+                    variables.push(("feature", name.as_str(), value));
+                }
+            }
+            for (kind, value) in [("prediction", &drift.prediction), ("score", &drift.score), ("label", &drift.label)] {
+                if let Some(value) = value {
+                    variables.push((kind, "", value));
+                }
+            }
+            for (kind, feature, value) in variables {
+                let statistics: Vec<(&str, Option<f64>)>;
+                let drifted;
+                match value {
+                    crate::output::DriftValue::Numeric(n) => {
+                        statistics = vec![
+                            ("psi", n.psi),
+                            ("js", n.js),
+                            ("wasserstein", n.wasserstein),
+                            ("ks_statistic", n.ks.statistic),
+                            ("ks_p_value", n.ks.p_value),
+                        ];
+                        drifted = n.drifted;
+                    }
+                    crate::output::DriftValue::Categorical(c) => {
+                        statistics = vec![
+                            ("psi", c.psi),
+                            ("js", c.js),
+                            ("chi_square_statistic", c.chi_square.statistic),
+                            ("chi_square_p_value", c.chi_square.p_value),
+                        ];
+                        drifted = c.drifted;
+                    }
+                }
+                for (statistic, v) in statistics {
+                    let labels = [series[0], series[1], kind, feature, statistic];
+                    match v {
+                        Some(v) if v.is_finite() => self.drift.with_label_values(&labels).set(v),
+                        _ => {
+                            let _ = self.drift.remove_label_values(&labels);
+                        }
+                    }
+                }
+                self.drifted
+                    .with_label_values(&[series[0], series[1], kind, feature])
+                    .set(if drifted { 1.0 } else { 0.0 });
+            }
+        }
+        if let Some(detectors) = &record.detectors {
+            for (name, detector) in [("adwin", &detectors.adwin), ("ddm", &detectors.ddm), ("page_hinkley", &detectors.page_hinkley)] {
+                if let Some(d) = detector {
+                    // Created at 0 so that the series exists before the first detection.
+                    self.detections
+                        .with_label_values(&[series[0], series[1], name])
+                        .inc_by(d.detections);
                 }
             }
         }
