@@ -116,6 +116,7 @@ pub struct Config {
     pub models: Vec<ModelConfig>,
     pub rules: Vec<RuleConfig>,
     pub retrain: RetrainConfig,
+    pub checkpoint: CheckpointConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -205,7 +206,7 @@ impl Default for JoinConfig {
 }
 
 /// Which event time a joined pair is counted at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AttributeTo {
     /// The time the pair became complete (normally the outcome's time).
@@ -320,6 +321,30 @@ impl Default for LimitsConfig {
     }
 }
 
+/// Crash recovery: snapshots of the engine, with the input offsets they reflect, in a
+/// compacted topic.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckpointConfig {
+    pub enabled: bool,
+    pub topic: String,
+    /// How often a snapshot is written (and the group's offsets committed after it).
+    pub interval: Duration,
+    /// Snapshots are split into messages of at most this many bytes.
+    pub chunk_bytes: usize,
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        CheckpointConfig {
+            enabled: true,
+            topic: "feedback-loop-state".into(),
+            interval: Duration::from_millis(10_000),
+            chunk_bytes: 512 * 1024,
+        }
+    }
+}
+
 /// Where retrain triggers go besides the retrain topic.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -350,7 +375,7 @@ fn default_webhook_attempts() -> u32 {
 }
 
 /// What a model predicts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Task {
     Binary,
@@ -631,6 +656,7 @@ impl Config {
             ),
             ("limits.max_segment_values", self.limits.max_segment_values),
             ("limits.max_message_bytes", self.limits.max_message_bytes),
+            ("checkpoint.chunk_bytes", self.checkpoint.chunk_bytes),
         ] {
             if value == 0 {
                 return Err(ConfigError::invalid(key, "must be at least 1"));

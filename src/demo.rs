@@ -63,11 +63,13 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     for topic in [&k.predictions_topic, &k.outcomes_topic] {
         cluster.create_topic(topic, DEMO_PARTITIONS, 1)?;
     }
+    // The mock broker has no CreateTopics handler: the state topic is made here too.
     for topic in [
         &k.metrics_topic,
         &k.alerts_topic,
         &k.retrain_topic,
         &k.dead_letter_topic,
+        &config.checkpoint.topic,
     ] {
         cluster.create_topic(topic, 1, 1)?;
     }

@@ -42,7 +42,7 @@ use crate::window::{
 pub const OTHER_SEGMENT: &str = "__other__";
 
 /// The engine's settings, in milliseconds.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct EngineConfig {
     pub max_label_delay: i64,
     pub max_outcome_lead: i64,
@@ -57,7 +57,7 @@ pub struct EngineConfig {
     pub drift: Vec<ModelDriftSpec>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ModelSpec {
     pub name: String,
     pub task: Task,
@@ -96,7 +96,7 @@ impl EngineConfig {
 }
 
 /// Why the engine refused a decoded record (it counts as invalid for its model).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum Rejection {
     #[error("model `{model}` has more than {limit} versions (limits.max_versions_per_model)")]
     TooManyVersions { model: String, limit: usize },
@@ -107,7 +107,7 @@ pub enum Rejection {
 }
 
 /// What became of an accepted record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Disposition {
     Joined,
     Pending,
@@ -116,7 +116,7 @@ pub enum Disposition {
 }
 
 /// Totals since start, for the Prometheus side and for tests.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EngineStats {
     pub predictions: u64,
     pub outcomes: u64,
@@ -134,7 +134,7 @@ pub struct EngineStats {
 }
 
 /// Per-model state: interned versions and segment values, the labels it has used.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct ModelState {
     spec: ModelSpec,
     /// Version names; `""` is the absent version.
@@ -144,7 +144,7 @@ struct ModelState {
 }
 
 /// What a pending prediction carries besides its join fields.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PredictionPayload {
     /// Class label id, or the bits of the predicted value (regression).
     predicted: u64,
@@ -161,7 +161,7 @@ const NO_SEGMENT: u32 = u32::MAX;
 const UNSEEN_VERSION: u16 = u16::MAX;
 const INLINE_SEGMENTS: usize = 2;
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 struct PredictionExtra {
     /// Multiclass: probability per label id.
     class_scores: Vec<(u32, f64)>,
@@ -170,7 +170,7 @@ struct PredictionExtra {
 }
 
 /// What a stored outcome carries.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct OutcomePayload {
     label: Box<str>,
     /// NaN when the actual is not a number.
@@ -181,7 +181,7 @@ pub struct OutcomePayload {
 }
 
 /// The engine. See the module documentation.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Engine {
     config: EngineConfig,
     windows_spec: TumblingWindows,

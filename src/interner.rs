@@ -5,7 +5,7 @@
 use hashbrown::HashMap;
 
 /// A bounded string table: `id` returns `None` once `capacity` strings are held.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Interner {
     ids: HashMap<Box<str>, u32>,
     names: Vec<Box<str>>,

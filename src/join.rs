@@ -54,7 +54,7 @@ pub trait JoinSink<P, O> {
 }
 
 /// A pending prediction's join fields and its payload.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PredictionEntry<P> {
     pub ts: i64,
     pub model: u16,
@@ -63,7 +63,7 @@ pub struct PredictionEntry<P> {
 }
 
 /// A stored outcome's join fields, what it joined, and its payload.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct OutcomeEntry<O> {
     pub ts: i64,
     /// A model id, or [`ALL_MODELS`].
@@ -269,7 +269,17 @@ impl<E> Side<E> {
 }
 
 /// The join store. `P` and `O` are the engine's payloads (labels, scores, segments).
-#[derive(Debug, Clone)]
+/// It serializes as its settings and its entries in insertion order (see [`JoinStoreState`]);
+/// the index and the deadline heap are rebuilt on load.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(
+    into = "JoinStoreState<P, O>",
+    from = "JoinStoreState<P, O>",
+    bound(
+        serialize = "P: Clone + serde::Serialize, O: Clone + serde::Serialize",
+        deserialize = "P: serde::de::DeserializeOwned, O: serde::de::DeserializeOwned"
+    )
+)]
 pub struct JoinStore<P, O> {
     predictions: Side<PredictionEntry<P>>,
     outcomes: Side<OutcomeEntry<O>>,
@@ -281,6 +291,69 @@ pub struct JoinStore<P, O> {
     /// Reused buffers for chain walks.
     scratch_predictions: Vec<u32>,
     scratch_outcomes: Vec<u32>,
+}
+
+/// The serialized form of a [`JoinStore`]: entries with their keys and sequence numbers.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct JoinStoreState<P, O> {
+    max_label_delay: i64,
+    max_outcome_lead: i64,
+    max_pending: usize,
+    seq: u32,
+    predictions: Vec<(Box<str>, u32, PredictionEntry<P>)>,
+    outcomes: Vec<(Box<str>, u32, OutcomeEntry<O>)>,
+}
+
+fn side_entries<E: Clone>(side: &Side<E>) -> Vec<(Box<str>, u32, E)> {
+    let mut entries: Vec<(Box<str>, u32, E)> = side
+        .slots
+        .iter()
+        .flatten()
+        .map(|slot| (slot.key.clone(), slot.seq, slot.entry.clone()))
+        .collect();
+    // Insertion order (sequence numbers grow; a wrap-around after 2^32 insertions only
+    // changes the order of ties).
+    entries.sort_by_key(|(_, seq, _)| *seq);
+    entries
+}
+
+impl<P: Clone, O: Clone> From<JoinStore<P, O>> for JoinStoreState<P, O> {
+    fn from(store: JoinStore<P, O>) -> Self {
+        JoinStoreState {
+            max_label_delay: store.max_label_delay,
+            max_outcome_lead: store.max_outcome_lead,
+            max_pending: store.max_pending,
+            seq: store.seq,
+            predictions: side_entries(&store.predictions),
+            outcomes: side_entries(&store.outcomes),
+        }
+    }
+}
+
+impl<P, O> From<JoinStoreState<P, O>> for JoinStore<P, O> {
+    fn from(state: JoinStoreState<P, O>) -> Self {
+        let mut store = JoinStore::new(
+            state.max_label_delay,
+            state.max_outcome_lead,
+            state.max_pending,
+        );
+        for (key, seq, entry) in state.predictions {
+            let hash = store.hasher.hash_one(&*key);
+            let deadline = entry.ts.saturating_add(store.max_label_delay);
+            store
+                .predictions
+                .insert(&store.hasher, hash, &key, deadline, seq, entry);
+        }
+        for (key, seq, entry) in state.outcomes {
+            let hash = store.hasher.hash_one(&*key);
+            let deadline = entry.ts.saturating_add(store.max_outcome_lead);
+            store
+                .outcomes
+                .insert(&store.hasher, hash, &key, deadline, seq, entry);
+        }
+        store.seq = state.seq;
+        store
+    }
 }
 
 impl<P, O> JoinStore<P, O> {

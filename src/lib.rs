@@ -5,6 +5,7 @@
 //! free of I/O; the shell (`replay`, the CLI, and later Kafka and HTTP) feeds it. See
 //! `docs/semantics.md` for the exact rules.
 
+pub mod checkpoint;
 pub mod config;
 pub mod demo;
 pub mod drift;

@@ -20,7 +20,7 @@ impl Emitted {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Monitor {
     engine: Engine,
     rules: RuleSet,

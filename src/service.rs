@@ -3,8 +3,13 @@
 //!
 //! One task owns the engine and the watermark (no locks on the hot path). Per message:
 //! decode, apply to the engine, advance the watermark, publish closed windows, remember the
-//! offset. Offsets are stored (for librdkafka's auto-commit) every [`STORE_EVERY`] messages
-//! and on each tick, always after the messages they cover were applied. A tick every
+//! offset. With checkpoints (the default), the state is snapshotted to the state topic every
+//! `checkpoint.interval` with the offsets it reflects, and only then are those offsets
+//! committed: committed offsets never run ahead of a checkpoint. On start the latest
+//! snapshot is restored and messages below its offsets are skipped. Without checkpoints,
+//! offsets are stored for librdkafka's auto-commit every [`STORE_EVERY`] messages and on
+//! each tick, after the messages they cover were applied (at-least-once, state lost on a
+//! crash). A tick every
 //! [`TICK`] applies rebalances to the watermark, advances it while partitions are idle, and
 //! refreshes gauges. On shutdown: stop consuming, flush the producer, commit, return.
 
@@ -118,13 +123,20 @@ pub async fn run(
             config.window.allowed_lateness.as_millis_i64(),
             config.window.idle_timeout.as_millis_i64(),
         ),
-        offsets: HashMap::new(),
+        positions: BTreeMap::new(),
+        skip_below: HashMap::new(),
         since_store: 0,
+        store: None,
+        snapshot_id: 0,
+        last_checkpoint: Instant::now(),
         output,
         dead_letters,
         state: state.clone(),
         config,
     };
+    if pipeline.config.checkpoint.enabled {
+        pipeline.restore().await?;
+    }
     state.running.store(true, Ordering::Relaxed);
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -133,7 +145,12 @@ pub async fn run(
         tokio::select! {
             biased;
             _ = shutdown.recv() => break,
-            _ = ticker.tick() => pipeline.tick(&consumer),
+            _ = ticker.tick() => {
+                pipeline.tick(&consumer);
+                if pipeline.checkpoint_due() {
+                    pipeline.checkpoint(&consumer).await;
+                }
+            }
             message = consumer.recv() => match message {
                 Ok(message) => pipeline.handle(&consumer, &message),
                 Err(error) => {
@@ -146,15 +163,22 @@ pub async fn run(
         }
     }
     state.running.store(false, Ordering::Relaxed);
-    tracing::info!("stopping: storing offsets, flushing the producer, committing");
-    pipeline.store_offsets(&consumer);
+    tracing::info!("stopping: flushing the producer, writing a checkpoint, committing");
+    let committable = if pipeline.config.checkpoint.enabled {
+        pipeline.checkpoint(&consumer).await
+    } else {
+        pipeline.store_offsets(&consumer);
+        true
+    };
     if let Err(error) = pipeline.output.flush(Duration::from_secs(5)) {
         tracing::warn!(%error, "producer flush incomplete");
     }
-    match consumer.commit_consumer_state(CommitMode::Sync) {
-        Ok(()) => tracing::info!("offsets committed"),
-        // Nothing stored yet is not an error worth failing the shutdown for.
-        Err(error) => tracing::warn!(%error, "final commit"),
+    // Commit exactly the positions the state (and the last checkpoint) reflects.
+    if committable && !pipeline.positions.is_empty() {
+        match consumer.commit(&pipeline.position_list(), CommitMode::Sync) {
+            Ok(()) => tracing::info!("offsets committed"),
+            Err(error) => tracing::warn!(%error, "final commit"),
+        }
     }
     Ok(())
 }
@@ -166,9 +190,14 @@ struct Pipeline {
     monitor: Monitor,
     webhook: Option<RetrainWebhook>,
     watermark: Watermark,
-    /// Next offset to commit per (topic, partition), not yet stored.
-    offsets: HashMap<(String, i32), i64>,
+    /// Next offset to read per (topic index, partition): what the state reflects.
+    positions: BTreeMap<(u8, i32), i64>,
+    /// After a restore: messages below these offsets are already in the state.
+    skip_below: HashMap<(u8, i32), i64>,
     since_store: u64,
+    store: Option<crate::kafka::state_store::StateStore>,
+    snapshot_id: u64,
+    last_checkpoint: Instant,
     output: OutputProducer,
     dead_letters: DeadLetterQueue,
     state: Arc<SharedState>,
@@ -196,6 +225,13 @@ impl Pipeline {
         let Some(index) = self.topic_index(topic) else {
             return;
         };
+        if self
+            .skip_below
+            .get(&(index, partition))
+            .is_some_and(|&below| message.offset() < below)
+        {
+            return;
+        }
         let payload = message.payload().unwrap_or(&[]);
         let limits = &self.config.limits;
         if payload.len() > limits.max_message_bytes {
@@ -306,12 +342,12 @@ impl Pipeline {
         now: i64,
     ) {
         self.advance(now);
-        self.offsets.insert(
-            (message.topic().to_string(), message.partition()),
-            message.offset() + 1,
-        );
+        if let Some(index) = self.topic_index(message.topic()) {
+            self.positions
+                .insert((index, message.partition()), message.offset() + 1);
+        }
         self.since_store += 1;
-        if self.since_store >= STORE_EVERY {
+        if self.since_store >= STORE_EVERY && !self.config.checkpoint.enabled {
             self.store_offsets(consumer);
         }
         self.state
@@ -322,6 +358,11 @@ impl Pipeline {
 
     /// Moves the engine's watermark and publishes the windows that closed.
     fn advance(&mut self, now: i64) {
+        // Without an assignment, silence means nothing (a rebalance, a restart): event time
+        // must not move on with the wall clock then.
+        if !self.state.assigned.load(Ordering::Relaxed) {
+            return;
+        }
         let Some(watermark) = self.watermark.current(now) else {
             return;
         };
@@ -421,7 +462,9 @@ impl Pipeline {
             .assigned
             .store(consumer.context().has_assignment(), Ordering::Relaxed);
         self.advance(now);
-        self.store_offsets(consumer);
+        if !self.config.checkpoint.enabled {
+            self.store_offsets(consumer);
+        }
         let telemetry = &self.state.telemetry;
         let engine = self.monitor.engine();
         telemetry.observe_engine(
@@ -438,23 +481,126 @@ impl Pipeline {
         }
     }
 
+    /// The positions as a partition list with topic names.
+    fn position_list(&self) -> TopicPartitionList {
+        let mut list = TopicPartitionList::new();
+        for (&(index, partition), &offset) in &self.positions {
+            let topic = if index == 0 {
+                &self.config.kafka.predictions_topic
+            } else {
+                &self.config.kafka.outcomes_topic
+            };
+            let _ = list.add_partition_offset(topic, partition, Offset::Offset(offset));
+        }
+        list
+    }
+
+    /// Without checkpoints: hands the positions to librdkafka's auto-commit.
     fn store_offsets(&mut self, consumer: &InputConsumer) {
         self.since_store = 0;
-        if self.offsets.is_empty() {
+        if self.positions.is_empty() {
             return;
         }
-        let mut list = TopicPartitionList::new();
-        for ((topic, partition), offset) in self.offsets.drain() {
-            if list
-                .add_partition_offset(&topic, partition, Offset::Offset(offset))
-                .is_err()
-            {
-                continue;
-            }
-        }
-        if let Err(error) = consumer.store_offsets(&list) {
+        if let Err(error) = consumer.store_offsets(&self.position_list()) {
             // A partition revoked in between: its offsets are no longer ours to store.
             tracing::debug!(%error, "storing offsets");
+        }
+    }
+
+    /// Loads the latest snapshot of the group and continues from it.
+    async fn restore(&mut self) -> anyhow::Result<()> {
+        let mut store = crate::kafka::state_store::StateStore::open(&self.config).await?;
+        let config = self.config.clone();
+        let loaded = tokio::task::block_in_place(|| store.load(&config))?;
+        self.store = Some(store);
+        let Some(snapshot) = loaded else {
+            tracing::info!("no checkpoint for this group: starting from an empty state");
+            return Ok(());
+        };
+        if snapshot.config_fingerprint != crate::checkpoint::config_fingerprint(&self.config) {
+            tracing::warn!(
+                snapshot = snapshot.id,
+                "the configuration changed since the checkpoint: its state is not restored; \
+                 reading resumes at the group's committed offsets with an empty state"
+            );
+            self.snapshot_id = snapshot.id;
+            return Ok(());
+        }
+        let now = now_ms();
+        for ((topic, partition), offset) in &snapshot.offsets {
+            if let Some(index) = self.topic_index(topic) {
+                self.skip_below.insert((index, *partition), *offset);
+                self.positions.insert((index, *partition), *offset);
+            }
+        }
+        self.monitor = snapshot.monitor;
+        self.watermark = snapshot.watermark;
+        self.watermark.restart(now);
+        self.snapshot_id = snapshot.id;
+        tracing::info!(
+            snapshot = snapshot.id,
+            pending = self.monitor.engine().pending_predictions(),
+            open_windows = self.monitor.engine().open_windows(),
+            "restored the state from the latest checkpoint"
+        );
+        Ok(())
+    }
+
+    fn checkpoint_due(&self) -> bool {
+        self.config.checkpoint.enabled
+            && self.store.is_some()
+            && self.last_checkpoint.elapsed() >= self.config.checkpoint.interval.0
+    }
+
+    /// Writes a snapshot with the current positions, then commits those positions. A failed
+    /// write commits nothing (the next checkpoint tries again).
+    async fn checkpoint(&mut self, consumer: &InputConsumer) -> bool {
+        self.last_checkpoint = Instant::now();
+        let Some(store) = self.store.as_mut() else {
+            return false;
+        };
+        let offsets: BTreeMap<(String, i32), i64> = self
+            .positions
+            .iter()
+            .map(|(&(index, partition), &offset)| {
+                let topic = if index == 0 {
+                    self.config.kafka.predictions_topic.clone()
+                } else {
+                    self.config.kafka.outcomes_topic.clone()
+                };
+                ((topic, partition), offset)
+            })
+            .collect();
+        let view = crate::checkpoint::SnapshotView {
+            id: self.snapshot_id + 1,
+            config_fingerprint: crate::checkpoint::config_fingerprint(&self.config),
+            offsets: &offsets,
+            monitor: &self.monitor,
+            watermark: &self.watermark,
+            created_at_ms: now_ms(),
+        };
+        let started = Instant::now();
+        match store.save(&view).await {
+            Ok(manifest) => {
+                self.snapshot_id = manifest.id;
+                let telemetry = &self.state.telemetry;
+                telemetry.checkpoints.inc();
+                telemetry.checkpoint_bytes.set(manifest.bytes as i64);
+                telemetry
+                    .checkpoint_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                if !self.positions.is_empty() {
+                    if let Err(error) = consumer.commit(&self.position_list(), CommitMode::Async) {
+                        tracing::warn!(%error, "committing offsets after a checkpoint");
+                    }
+                }
+                true
+            }
+            Err(error) => {
+                self.state.telemetry.checkpoint_failures.inc();
+                tracing::error!(error = %format!("{error:#}"), "checkpoint failed; offsets not committed");
+                false
+            }
         }
     }
 }

@@ -36,6 +36,10 @@ pub struct Telemetry {
     pub consumer_lag: IntGaugeVec,
     pub processing_seconds: Histogram,
     pub ready: IntGauge,
+    pub checkpoints: IntCounter,
+    pub checkpoint_failures: IntCounter,
+    pub checkpoint_bytes: IntGauge,
+    pub checkpoint_seconds: Histogram,
     // rules
     pub alert_firing: GaugeVec,
     pub alerts: IntCounterVec,
@@ -136,6 +140,25 @@ impl Telemetry {
                 "ready",
                 "1 when partitions are assigned and the consumer runs."
             ))?),
+            checkpoints: register!(IntCounter::with_opts(opts(
+                "checkpoints_total",
+                "Snapshots written to the state topic."
+            ))?),
+            checkpoint_failures: register!(IntCounter::with_opts(opts(
+                "checkpoint_failures_total",
+                "Snapshots that could not be written (offsets were not committed)."
+            ))?),
+            checkpoint_bytes: register!(IntGauge::with_opts(opts(
+                "checkpoint_size_bytes",
+                "Size of the latest snapshot."
+            ))?),
+            checkpoint_seconds: register!(Histogram::with_opts(
+                HistogramOpts::new(
+                    "feedback_loop_checkpoint_duration_seconds",
+                    "Time to write a snapshot (encode, produce, acknowledge)."
+                )
+                .buckets(vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0])
+            )?),
             alert_firing: register!(GaugeVec::new(
                 opts("alert_firing", "1 for each alert currently firing."),
                 &["rule", "model", "version", "segment", "severity"]
@@ -442,7 +465,11 @@ impl Telemetry {
                     variables.push(("feature", name.as_str(), value));
                 }
             }
-            for (kind, value) in [("prediction", &drift.prediction), ("score", &drift.score), ("label", &drift.label)] {
+            for (kind, value) in [
+                ("prediction", &drift.prediction),
+                ("score", &drift.score),
+                ("label", &drift.label),
+            ] {
                 if let Some(value) = value {
                     variables.push((kind, "", value));
                 }
@@ -486,7 +513,11 @@ impl Telemetry {
             }
         }
         if let Some(detectors) = &record.detectors {
-            for (name, detector) in [("adwin", &detectors.adwin), ("ddm", &detectors.ddm), ("page_hinkley", &detectors.page_hinkley)] {
+            for (name, detector) in [
+                ("adwin", &detectors.adwin),
+                ("ddm", &detectors.ddm),
+                ("page_hinkley", &detectors.page_hinkley),
+            ] {
                 if let Some(d) = detector {
                     // Created at 0 so that the series exists before the first detection.
                     self.detections

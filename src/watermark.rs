@@ -12,14 +12,14 @@ use std::collections::BTreeMap;
 /// A partition of one of the input topics: (topic index, partition number).
 pub type PartitionId = (u8, i32);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct PartitionClock {
     max_ts: Option<i64>,
     /// Processing time of the last message (or of the assignment).
     last_active: i64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Watermark {
     partitions: BTreeMap<PartitionId, PartitionClock>,
     allowed_lateness: i64,
@@ -43,10 +43,20 @@ impl Watermark {
     /// Starts tracking a partition (on assignment). It holds the watermark back until it
     /// delivers something or goes idle.
     pub fn assign(&mut self, partition: PartitionId, now: i64) {
-        self.partitions.entry(partition).or_insert(PartitionClock {
+        let clock = self.partitions.entry(partition).or_insert(PartitionClock {
             max_ts: None,
             last_active: now,
         });
+        clock.last_active = now;
+    }
+
+    /// After a restore: processing times from before the restart mean nothing now; every
+    /// partition counts as active from `now`.
+    pub fn restart(&mut self, now: i64) {
+        for clock in self.partitions.values_mut() {
+            clock.last_active = now;
+        }
+        self.last_activity = now;
     }
 
     /// Stops tracking a partition (on revocation).

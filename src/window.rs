@@ -9,7 +9,7 @@ use hashbrown::HashMap;
 use crate::metrics::{ConfusionMatrix, RegressionAggregate, ScoreAggregate};
 
 /// Window arithmetic for one size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TumblingWindows {
     size_ms: i64,
 }
@@ -36,7 +36,9 @@ impl TumblingWindows {
 }
 
 /// A series of records: one model version, optionally one value of one segment dimension.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct SeriesKey {
     pub model: u16,
     pub version: u16,
@@ -45,7 +47,7 @@ pub struct SeriesKey {
 }
 
 /// Counts that belong to a series (docs/semantics.md, "version-level").
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SeriesCounts {
     pub predictions: u64,
     pub joined: u64,
@@ -65,7 +67,7 @@ impl SeriesCounts {
 }
 
 /// Counts that belong to a model ("model-level").
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ModelCounts {
     pub outcomes: u64,
     pub orphan_outcomes: u64,
@@ -85,7 +87,7 @@ impl ModelCounts {
 }
 
 /// The quality aggregate of a series.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Quality {
     Classification {
         confusion: ConfusionMatrix,
@@ -115,7 +117,7 @@ impl Quality {
 }
 
 /// Everything a series accumulates in one window.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SeriesWindow {
     pub counts: SeriesCounts,
     pub quality: Quality,
@@ -129,7 +131,7 @@ impl SeriesWindow {
 }
 
 /// One open window.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Window {
     pub series: HashMap<SeriesKey, SeriesWindow>,
     pub models: HashMap<u16, ModelCounts>,

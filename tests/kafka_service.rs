@@ -28,6 +28,7 @@ struct Topics {
     alerts: String,
     retrain: String,
     dead_letters: String,
+    state: String,
 }
 
 async fn topics(broker: &Broker) -> Topics {
@@ -38,10 +39,11 @@ async fn topics(broker: &Broker) -> Topics {
         alerts: unique("alerts"),
         retrain: unique("retrain"),
         dead_letters: unique("dlq"),
+        state: unique("state"),
     };
     broker.create_topic(&t.predictions, 4).await;
     broker.create_topic(&t.outcomes, 4).await;
-    for topic in [&t.metrics, &t.alerts, &t.retrain, &t.dead_letters] {
+    for topic in [&t.metrics, &t.alerts, &t.retrain, &t.dead_letters, &t.state] {
         broker.create_topic(topic, 1).await;
     }
     t
@@ -69,6 +71,9 @@ max_outcome_lead = "5s"
 size = "10s"
 allowed_lateness = "1s"
 idle_timeout = "3s"
+[checkpoint]
+topic = "{state}"
+interval = "1s"
 [limits]
 max_event_age = "0s"     # the test stream is from 2026-01-01
 max_message_bytes = 2000000
@@ -90,6 +95,7 @@ cooldown = "30s"
         t.retrain,
         t.dead_letters,
         group = unique("group"),
+        state = t.state,
     ))
     .expect("test config")
 }
@@ -230,7 +236,11 @@ fn assert_same(
         .collect();
     assert!(
         missing.is_empty() && extra.is_empty(),
-        "missing {missing:?}, extra {extra:?}"
+        "{} records missing (first: {:?}), {} extra (first: {:?})",
+        missing.len(),
+        missing.iter().take(3).collect::<Vec<_>>(),
+        extra.len(),
+        extra.iter().take(3).collect::<Vec<_>>()
     );
     let mut problems = Vec::new();
     for (id, e) in expected {

@@ -44,6 +44,8 @@ async fn sigterm_commits_and_exits_zero() {
     let (predictions, outcomes, group) = (unique("p"), unique("o"), unique("group"));
     broker.create_topic(&predictions, 2).await;
     broker.create_topic(&outcomes, 2).await;
+    let state_topic = unique("state");
+    broker.create_topic(&state_topic, 1).await;
     let mut messages = Vec::new();
     for i in 0..2000i64 {
         let ts = 1_767_225_600_000 + i * 100;
@@ -89,6 +91,8 @@ dead_letter_topic = "{dlq}"
 listen = "{address}"
 [limits]
 max_event_age = "0s"
+[checkpoint]
+topic = "{state_topic}"
 [[models]]
 name = "m"
 task = "binary"

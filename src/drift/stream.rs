@@ -29,7 +29,7 @@ use crate::output::{rfc3339, DetectorOut, DetectorsOut, DriftOut, DriftValue};
 use crate::record::{Decoder, Envelope, FeatureValue, Target};
 
 /// Which reference a model's windows are compared with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ReferenceKind {
     First,
     Previous,
@@ -47,14 +47,14 @@ impl ReferenceKind {
 }
 
 /// A decoded value of a feature, prediction or score.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum RefValue {
     Number(f64),
     Category(Box<str>),
 }
 
 /// One baseline prediction, decoded.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BaselineRecord {
     /// (index in the model's `features`, value).
     pub features: Vec<(usize, RefValue)>,
@@ -64,7 +64,7 @@ pub struct BaselineRecord {
 }
 
 /// The decoded content of a baseline file.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Baseline {
     pub records: Vec<BaselineRecord>,
 }
@@ -124,7 +124,7 @@ fn ref_value(value: &FeatureValue<'_>) -> RefValue {
 }
 
 /// The detectors of a model, `None` = disabled.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct DetectorSpec {
     pub adwin: Option<AdwinConfig>,
     pub ddm: Option<DdmConfig>,
@@ -138,7 +138,7 @@ impl DetectorSpec {
 }
 
 /// A model's drift settings, as the engine uses them.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ModelDriftSpec {
     pub enabled: bool,
     pub task: Task,
@@ -218,7 +218,7 @@ const SLOT_SCORE: u64 = 2;
 const SLOT_FIRST_FEATURE: u64 = 3;
 
 /// Values of one kind-agnostic variable: numbers in a bottom-k sample, strings in counts.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct ValueSummary {
     numeric: NumericSummary,
     categorical: CategoricalSummary,
@@ -288,7 +288,7 @@ impl ValueSummary {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 enum Frozen {
     Numeric(NumericReference),
     Categorical(CategoricalReference),
@@ -315,7 +315,7 @@ impl Frozen {
 }
 
 /// What a series accumulates about its predictions (a window, or a reference).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct PredictionSet {
     predictions: u64,
     features: Vec<ValueSummary>,
@@ -386,14 +386,14 @@ impl PredictionSet {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct FrozenSet {
     features: Vec<Option<Frozen>>,
     prediction: Option<Frozen>,
     score: Option<Frozen>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 struct Detectors {
     adwin: Option<Adwin>,
     ddm: Option<Ddm>,
@@ -415,7 +415,7 @@ impl Detectors {
 
 /// A joined pair waiting for its window to close: what orders it and its error.
 /// 32 bytes per joined pair of an open window.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 struct PendingPair {
     /// The time the pair is attributed to.
     at: i64,
@@ -435,7 +435,7 @@ impl PendingPair {
 }
 
 /// Detections of one detector in one window.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
 struct Detections {
     count: u64,
     last: Option<(u64, i64)>,
@@ -459,7 +459,7 @@ impl Detections {
 }
 
 /// Per (model, version) state that outlives windows.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct SeriesState {
     /// `"first"`: the closed windows merged so far; `None` once frozen.
     filling: Option<PredictionSet>,
@@ -470,7 +470,7 @@ struct SeriesState {
 }
 
 /// Per model state: spec, series, label reference.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct ModelState {
     spec: ModelDriftSpec,
     series: Vec<SeriesState>,
@@ -480,7 +480,7 @@ struct ModelState {
     baseline: Option<Arc<FrozenSet>>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 struct DriftWindow {
     series: HashMap<(u16, u16), PredictionSet>,
     labels: HashMap<u16, ValueSummary>,
@@ -489,14 +489,14 @@ struct DriftWindow {
 }
 
 /// What drift adds to the unsegmented record of a series.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct SeriesOutput {
     pub drift: Option<DriftOut>,
     pub detectors: Option<DetectorsOut>,
 }
 
 /// All drift state of an engine.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct DriftEngine {
     models: Vec<ModelState>,
     windows: BTreeMap<i64, DriftWindow>,

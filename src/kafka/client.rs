@@ -26,7 +26,16 @@ pub fn consumer(config: &Config) -> ClientConfig {
     let mut client = ClientConfig::new();
     client.set("bootstrap.servers", &config.kafka.bootstrap_servers);
     client.set("group.id", &config.kafka.group_id);
-    client.set("enable.auto.commit", "true");
+    // With checkpoints, offsets are committed only after the state that reflects them is
+    // stored; without, librdkafka commits the offsets the service stores.
+    client.set(
+        "enable.auto.commit",
+        if config.checkpoint.enabled {
+            "false"
+        } else {
+            "true"
+        },
+    );
     client.set("enable.auto.offset.store", "false");
     client.set("auto.offset.reset", "earliest");
     client.set("statistics.interval.ms", "5000");
@@ -49,6 +58,9 @@ pub fn producer(config: &Config) -> ClientConfig {
     client.set("acks", "all");
     client.set("linger.ms", "5");
     client.set("message.timeout.ms", "300000");
+    // Room for a dead letter of limits.max_message_bytes plus its headers.
+    let max_message = (config.limits.max_message_bytes + 64 * 1024).max(1_000_000);
+    client.set("message.max.bytes", max_message.to_string());
     for (key, value) in &config.kafka.client {
         client.set(key, &value.0);
     }

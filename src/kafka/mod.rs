@@ -9,3 +9,4 @@ pub mod client;
 pub mod consumer;
 pub mod dead_letter;
 pub mod producer;
+pub mod state_store;

@@ -12,7 +12,7 @@ use crate::output::{Averages, ClassMetrics, ClassificationMetrics, ConfusionMatr
 pub const LOG_LOSS_EPS: f64 = f64::EPSILON;
 
 /// Counts of (actual, predicted) label pairs. Labels are interned ids.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ConfusionMatrix {
     cells: HashMap<(u32, u32), u64>,
 }
@@ -39,7 +39,7 @@ impl ConfusionMatrix {
 }
 
 /// Sums over the scored pairs of a window, for log loss, Brier score and ROC AUC.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ScoreAggregate {
     /// Pairs with a usable score.
     pub scored: u64,

@@ -4,7 +4,7 @@
 use crate::output::RegressionMetrics;
 
 /// Sums over the joined pairs of a window.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RegressionAggregate {
     pub n: u64,
     pub abs_error_sum: f64,
