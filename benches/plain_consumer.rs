@@ -223,6 +223,27 @@ fn consumer_config(bootstrap: &str) -> ClientConfig {
     config
 }
 
+/// Consumer errors: printed at most once a second; 100 in a row (no message between) abort.
+#[derive(Default)]
+struct Errors {
+    in_a_row: u32,
+    last_print: Option<Instant>,
+}
+
+impl Errors {
+    fn report(&mut self, error: KafkaError) -> Result<()> {
+        self.in_a_row += 1;
+        if self.in_a_row >= 100 {
+            return Err(format!("giving up after 100 consumer errors in a row: {error}").into());
+        }
+        if self.last_print.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
+            eprintln!("consumer error: {error}");
+            self.last_print = Some(Instant::now());
+        }
+        Ok(())
+    }
+}
+
 /// Keeps the payload read without doing anything else with it.
 #[inline]
 fn touch(payload: Option<&[u8]>, checksum: &mut u64, bytes: &mut u64) {
@@ -259,6 +280,7 @@ fn consume_base(bootstrap: &str, topics: &[String], count: u64) -> Result<()> {
     consumer.subscribe(&names)?;
     let (mut seen, mut bytes, mut checksum) = (0u64, 0u64, 0u64);
     let mut first = None;
+    let mut errors = Errors::default();
     while seen < count {
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(message)) => {
@@ -267,8 +289,9 @@ fn consume_base(bootstrap: &str, topics: &[String], count: u64) -> Result<()> {
                 }
                 touch(message.payload(), &mut checksum, &mut bytes);
                 seen += 1;
+                errors.in_a_row = 0;
             }
-            Some(Err(error)) => eprintln!("consumer error: {error}"),
+            Some(Err(error)) => errors.report(error)?,
             None => {}
         }
         if started.elapsed() > Duration::from_secs(600) {
@@ -290,6 +313,7 @@ fn consume_stream(bootstrap: &str, topics: &[String], count: u64) -> Result<()> 
         consumer.subscribe(&names)?;
         let (mut seen, mut bytes, mut checksum) = (0u64, 0u64, 0u64);
         let mut first = None;
+        let mut errors = Errors::default();
         while seen < count {
             match tokio::time::timeout(Duration::from_secs(600), consumer.recv()).await {
                 Ok(Ok(message)) => {
@@ -298,8 +322,9 @@ fn consume_stream(bootstrap: &str, topics: &[String], count: u64) -> Result<()> 
                     }
                     touch(message.payload(), &mut checksum, &mut bytes);
                     seen += 1;
+                    errors.in_a_row = 0;
                 }
-                Ok(Err(error)) => eprintln!("consumer error: {error}"),
+                Ok(Err(error)) => errors.report(error)?,
                 Err(_) => return Err(format!("timed out after {seen} of {count}").into()),
             }
         }
