@@ -236,7 +236,10 @@ impl Errors {
         if self.in_a_row >= 100 {
             return Err(format!("giving up after 100 consumer errors in a row: {error}").into());
         }
-        if self.last_print.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
+        if self
+            .last_print
+            .is_none_or(|t| t.elapsed() > Duration::from_secs(1))
+        {
             eprintln!("consumer error: {error}");
             self.last_print = Some(Instant::now());
         }

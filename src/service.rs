@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
+use futures_util::StreamExt;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::FutureProducer;
@@ -39,6 +40,8 @@ use crate::webhook::RetrainWebhook;
 
 /// Messages between two offset stores.
 pub const STORE_EVERY: u64 = 1000;
+/// Messages handled between two yields to the scheduler.
+pub const YIELD_EVERY: u32 = 256;
 /// Period of the housekeeping tick.
 pub const TICK: Duration = Duration::from_millis(500);
 
@@ -129,6 +132,14 @@ pub async fn run(
         store: None,
         snapshot_id: 0,
         last_checkpoint: Instant::now(),
+        input_counters: [
+            telemetry
+                .input_records
+                .with_label_values(&[config.kafka.predictions_topic.as_str()]),
+            telemetry
+                .input_records
+                .with_label_values(&[config.kafka.outcomes_topic.as_str()]),
+        ],
         output,
         dead_letters,
         state: state.clone(),
@@ -141,27 +152,43 @@ pub async fn run(
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_error_log = Instant::now() - Duration::from_secs(60);
+    let mut last_tick = Instant::now();
+    let mut stream = consumer.stream();
+    let mut since_yield = 0u32;
     loop {
         tokio::select! {
             biased;
             _ = shutdown.recv() => break,
-            _ = ticker.tick() => {
-                pipeline.tick(&consumer);
-                if pipeline.checkpoint_due() {
-                    pipeline.checkpoint(&consumer).await;
-                }
-            }
-            message = consumer.recv() => match message {
-                Ok(message) => pipeline.handle(&consumer, &message),
-                Err(error) => {
+            _ = ticker.tick() => {}
+            message = stream.next() => match message {
+                Some(Ok(message)) => pipeline.handle(&consumer, &message),
+                Some(Err(error)) => {
                     if last_error_log.elapsed() > Duration::from_secs(5) {
                         tracing::warn!(%error, "consumer error");
                         last_error_log = Instant::now();
                     }
                 }
+                None => break,
             },
         }
+        // Housekeeping on the clock, not only on the timer: while a backlog drains, the
+        // consumer is always ready and timers would not get a turn.
+        if last_tick.elapsed() >= TICK {
+            last_tick = Instant::now();
+            pipeline.tick(&consumer);
+            if pipeline.checkpoint_due() {
+                pipeline.checkpoint(&consumer).await;
+            }
+        }
+        // rdkafka's stream does not take part in tokio's cooperative budget: give the
+        // other tasks (HTTP, producer deliveries, the shutdown signal) their turn.
+        since_yield += 1;
+        if since_yield >= YIELD_EVERY {
+            since_yield = 0;
+            tokio::task::yield_now().await;
+        }
     }
+    drop(stream);
     state.running.store(false, Ordering::Relaxed);
     tracing::info!("stopping: flushing the producer, writing a checkpoint, committing");
     let committable = if pipeline.config.checkpoint.enabled {
@@ -198,6 +225,8 @@ struct Pipeline {
     store: Option<crate::kafka::state_store::StateStore>,
     snapshot_id: u64,
     last_checkpoint: Instant,
+    /// `input_records_total` of the predictions and the outcomes topic, resolved once.
+    input_counters: [prometheus::IntCounter; 2],
     output: OutputProducer,
     dead_letters: DeadLetterQueue,
     state: Arc<SharedState>,
@@ -220,11 +249,10 @@ impl Pipeline {
         self.apply_assignment_changes(consumer, now);
         let topic = message.topic();
         let partition = message.partition();
-        let telemetry = &self.state.telemetry;
-        telemetry.input_records.with_label_values(&[topic]).inc();
         let Some(index) = self.topic_index(topic) else {
             return;
         };
+        self.input_counters[index as usize].inc();
         if self
             .skip_below
             .get(&(index, partition))
@@ -467,6 +495,13 @@ impl Pipeline {
         }
         let telemetry = &self.state.telemetry;
         let engine = self.monitor.engine();
+        tracing::trace!(
+            stats = ?engine.stats(),
+            engine_watermark = engine.watermark(),
+            watermark = ?self.watermark.current(now),
+            assigned = self.state.assigned.load(Ordering::Relaxed),
+            "tick"
+        );
         telemetry.observe_engine(
             engine.stats(),
             engine.pending_predictions(),
@@ -556,6 +591,16 @@ impl Pipeline {
     /// write commits nothing (the next checkpoint tries again).
     async fn checkpoint(&mut self, consumer: &InputConsumer) -> bool {
         self.last_checkpoint = Instant::now();
+        if self.store.is_none() {
+            return false;
+        }
+        // Every output of the state being saved must be delivered first: after a crash,
+        // windows closed before this checkpoint are not emitted again.
+        let output = self.output.clone();
+        if let Err(error) = tokio::task::block_in_place(|| output.flush(Duration::from_secs(30))) {
+            tracing::warn!(%error, "outputs not delivered yet; checkpoint postponed");
+            return false;
+        }
         let Some(store) = self.store.as_mut() else {
             return false;
         };
@@ -583,6 +628,13 @@ impl Pipeline {
         match store.save(&view).await {
             Ok(manifest) => {
                 self.snapshot_id = manifest.id;
+                tracing::debug!(
+                    snapshot = manifest.id,
+                    bytes = manifest.bytes,
+                    pending = self.monitor.engine().pending_predictions(),
+                    positions = self.positions.len(),
+                    "checkpoint written"
+                );
                 let telemetry = &self.state.telemetry;
                 telemetry.checkpoints.inc();
                 telemetry.checkpoint_bytes.set(manifest.bytes as i64);

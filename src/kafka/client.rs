@@ -39,6 +39,9 @@ pub fn consumer(config: &Config) -> ClientConfig {
     client.set("enable.auto.offset.store", "false");
     client.set("auto.offset.reset", "earliest");
     client.set("statistics.interval.ms", "5000");
+    // librdkafka backs a partition's fetching off this long when its local queue is full
+    // (default 1 s); a consumer that does real work per message then idles between bursts.
+    client.set("fetch.queue.backoff.ms", "10");
     client.set("client.id", "feedback-loop");
     // The user's settings win, except the two that offset safety depends on.
     for (key, value) in &config.kafka.client {
