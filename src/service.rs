@@ -486,6 +486,11 @@ impl Pipeline {
     fn tick(&mut self, consumer: &InputConsumer) {
         let now = now_ms();
         self.apply_assignment_changes(consumer, now);
+        for (topic, partition, lag) in consumer.context().take_lags() {
+            if let Some(index) = self.topic_index(&topic) {
+                self.watermark.observe_lag((index, partition), lag);
+            }
+        }
         self.state
             .assigned
             .store(consumer.context().has_assignment(), Ordering::Relaxed);

@@ -3,7 +3,9 @@
 //! Each partition remembers the largest event time it delivered and when (processing time,
 //! passed in by the caller) it last delivered anything. The watermark is the minimum over the
 //! active partitions of their largest event time, less `allowed_lateness`. A partition that
-//! has been silent for `idle_timeout` stops holding it back. When every partition is idle,
+//! has been silent for `idle_timeout` *and has nothing left to read* (its consumer lag, from
+//! the client's statistics, is 0) stops holding it back: a partition that is merely slow to
+//! be fetched, as in a backlog, keeps holding it. When every partition is idle,
 //! event time is taken to advance with the wall clock from the last event seen, so windows
 //! still close and unlabeled predictions still expire during quiet periods.
 
@@ -17,6 +19,9 @@ struct PartitionClock {
     max_ts: Option<i64>,
     /// Processing time of the last message (or of the assignment).
     last_active: i64,
+    /// The last known consumer lag was 0: nothing waits to be read.
+    #[serde(default)]
+    caught_up: bool,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -46,6 +51,7 @@ impl Watermark {
         let clock = self.partitions.entry(partition).or_insert(PartitionClock {
             max_ts: None,
             last_active: now,
+            caught_up: false,
         });
         clock.last_active = now;
     }
@@ -55,6 +61,7 @@ impl Watermark {
     pub fn restart(&mut self, now: i64) {
         for clock in self.partitions.values_mut() {
             clock.last_active = now;
+            clock.caught_up = false;
         }
         self.last_activity = now;
     }
@@ -69,11 +76,19 @@ impl Watermark {
         let clock = self.partitions.entry(partition).or_insert(PartitionClock {
             max_ts: None,
             last_active: now,
+            caught_up: false,
         });
         clock.max_ts = Some(clock.max_ts.map_or(ts, |m| m.max(ts)));
         clock.last_active = now;
         self.max_ts = Some(self.max_ts.map_or(ts, |m| m.max(ts)));
         self.last_activity = now;
+    }
+
+    /// Notes a partition's consumer lag (messages left to read), when the client reports it.
+    pub fn observe_lag(&mut self, partition: PartitionId, lag: i64) {
+        if let Some(clock) = self.partitions.get_mut(&partition) {
+            clock.caught_up = lag == 0;
+        }
     }
 
     /// Notes activity without an event time (e.g. a message that did not decode).
@@ -89,7 +104,7 @@ impl Watermark {
         let active: Vec<&PartitionClock> = self
             .partitions
             .values()
-            .filter(|c| now.saturating_sub(c.last_active) < self.idle_timeout)
+            .filter(|c| now.saturating_sub(c.last_active) < self.idle_timeout || !c.caught_up)
             .collect();
         let event_time = if active.is_empty() {
             // Everything is idle: event time moves on with the wall clock.
@@ -140,8 +155,25 @@ mod tests {
         w.observe((1, 0), 5_000, 100);
         w.observe((0, 0), 12_000, 900);
         assert_eq!(w.current(900), Some(5_000));
-        // Partition (1, 0) silent for the idle timeout: only (0, 0) counts.
+        // Partition (1, 0) silent for the idle timeout, but its lag is unknown: it holds.
+        assert_eq!(w.current(1_200), Some(5_000));
+        // Caught up (lag 0) and silent: only (0, 0) counts.
+        w.observe_lag((1, 0), 0);
         assert_eq!(w.current(1_200), Some(12_000));
+    }
+
+    #[test]
+    fn a_partition_with_a_backlog_holds_it_back_however_long_it_is_silent() {
+        let mut w = Watermark::new(0, 1000);
+        w.assign((0, 0), 0);
+        w.assign((1, 0), 0);
+        w.observe((0, 0), 50_000, 100);
+        w.observe_lag((1, 0), 120_000);
+        assert_eq!(
+            w.current(60_000),
+            None,
+            "(1, 0) has not delivered and has data to read"
+        );
     }
 
     #[test]
@@ -149,6 +181,7 @@ mod tests {
         let mut w = Watermark::new(1_000, 1_000);
         w.assign((0, 0), 0);
         w.observe((0, 0), 50_000, 100);
+        w.observe_lag((0, 0), 0);
         assert_eq!(w.current(100), Some(49_000));
         // 10 s of silence: event time is taken to have moved 10 s on.
         assert_eq!(w.current(10_100), Some(59_000));

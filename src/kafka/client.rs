@@ -38,7 +38,9 @@ pub fn consumer(config: &Config) -> ClientConfig {
     );
     client.set("enable.auto.offset.store", "false");
     client.set("auto.offset.reset", "earliest");
-    client.set("statistics.interval.ms", "5000");
+    // Statistics carry the consumer lag per partition: the watermark needs it to tell an
+    // idle partition (nothing to read) from a slow one.
+    client.set("statistics.interval.ms", "1000");
     // librdkafka backs a partition's fetching off this long when its local queue is full
     // (default 1 s); a consumer that does real work per message then idles between bursts.
     client.set("fetch.queue.backoff.ms", "10");

@@ -26,6 +26,8 @@ pub struct InputContext {
     /// Set when `changes` is not empty, so the loop can check it per message for free.
     changed: AtomicBool,
     assigned: AtomicBool,
+    /// Consumer lag per (topic, partition), from the latest statistics.
+    lags: Mutex<Vec<(String, i32, i64)>>,
 }
 
 impl InputContext {
@@ -34,6 +36,7 @@ impl InputContext {
             telemetry,
             changes: Mutex::new(Vec::new()),
             changed: AtomicBool::new(false),
+            lags: Mutex::new(Vec::new()),
             assigned: AtomicBool::new(false),
         }
     }
@@ -56,6 +59,14 @@ impl InputContext {
         }
     }
 
+    /// Consumer lags reported since the last call.
+    pub fn take_lags(&self) -> Vec<(String, i32, i64)> {
+        self.lags
+            .lock()
+            .map(|mut l| std::mem::take(&mut *l))
+            .unwrap_or_default()
+    }
+
     pub fn has_assignment(&self) -> bool {
         self.assigned.load(Ordering::Relaxed)
     }
@@ -70,16 +81,21 @@ fn partitions(list: &TopicPartitionList) -> Vec<(String, i32)> {
 
 impl ClientContext for InputContext {
     fn stats(&self, statistics: Statistics) {
+        let mut lags = Vec::new();
         for (topic, stats) in &statistics.topics {
             for (partition, p) in &stats.partitions {
                 // -1 is librdkafka's "internal" partition; a negative lag means unknown.
                 if *partition >= 0 && p.consumer_lag >= 0 {
+                    lags.push((topic.clone(), *partition, p.consumer_lag));
                     self.telemetry
                         .consumer_lag
                         .with_label_values(&[topic.as_str(), &partition.to_string()])
                         .set(p.consumer_lag);
                 }
             }
+        }
+        if let Ok(mut stored) = self.lags.lock() {
+            *stored = lags;
         }
     }
 }

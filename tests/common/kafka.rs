@@ -181,3 +181,48 @@ pub async fn consume(
     }
     out
 }
+
+/// Reads one topic from the beginning without a consumer group (assigned partitions), so
+/// it can be polled repeatedly without paying a group join each time.
+pub struct Reader {
+    consumer: StreamConsumer,
+}
+
+impl Reader {
+    pub fn new(bootstrap: &str, topic: &str, partitions: i32) -> Reader {
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("group.id", unique("reader"))
+            .set("enable.auto.commit", "false")
+            .set("fetch.max.bytes", "20000000")
+            .create()
+            .expect("reader");
+        let mut list = rdkafka::TopicPartitionList::new();
+        for partition in 0..partitions {
+            list.add_partition_offset(topic, partition, rdkafka::Offset::Beginning)
+                .expect("partition");
+        }
+        consumer.assign(&list).expect("assign");
+        drop(list);
+        Reader { consumer }
+    }
+
+    /// Messages that arrive within `wait` (returns early after a quiet second).
+    pub async fn read_for(&self, wait: Duration) -> Vec<Vec<u8>> {
+        let deadline = Instant::now() + wait;
+        let mut out = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match tokio::time::timeout(left.min(Duration::from_secs(1)), self.consumer.recv()).await
+            {
+                Ok(Ok(message)) => out.push(message.payload().unwrap_or(&[]).to_vec()),
+                Ok(Err(error)) => panic!("reading: {error}"),
+                Err(_) => break,
+            }
+        }
+        out
+    }
+}

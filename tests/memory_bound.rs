@@ -1,0 +1,208 @@
+//! Memory stays flat under a flood of predictions that never get labels: 5 million of them
+//! at `join.max_pending = 100000`. Peak RSS stays under a stated bound, the evictions are
+//! counted, and the service stays ready. Needs a real broker (`KAFKA_BOOTSTRAP_SERVERS`;
+//! the mock cluster keeps at most 100k messages per partition).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::kafka::{unique, Broker};
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+const PREDICTIONS: u64 = 5_000_000;
+const MAX_PENDING: u64 = 100_000;
+/// The stated bound on the service's peak RSS (VmHWM), in MiB.
+const PEAK_RSS_BOUND_MIB: u64 = 512;
+
+fn metric(body: &str, name: &str) -> f64 {
+    body.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn peak_rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |kib| kib / 1024)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_unlabeled_predictions_keeps_memory_flat() {
+    let broker = Broker::start();
+    if !broker.is_real() {
+        eprintln!(
+            "memory test skipped: set KAFKA_BOOTSTRAP_SERVERS to run it against a real broker"
+        );
+        return;
+    }
+    let bootstrap = broker.bootstrap();
+    let (predictions, outcomes, state) = (unique("p"), unique("o"), unique("state"));
+    broker.create_topic(&predictions, 4).await;
+    broker.create_topic(&outcomes, 4).await;
+    broker.create_topic(&state, 1).await;
+
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("linger.ms", "20")
+        .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", "500000")
+        .create()
+        .unwrap();
+    let started = Instant::now();
+    let mut deliveries = Vec::new();
+    for i in 0..PREDICTIONS {
+        let key = format!("req-{i:09}");
+        // High-cardinality segment values too: capped, the rest counted under __other__.
+        let payload = format!(
+            r#"{{"id":"{key}","model":"fraud","model_version":"1.0","timestamp":{},"prediction":1,"score":0.5,"features":{{"amount":{}}},"segment":{{"channel":"c{}"}}}}"#,
+            1_767_225_600_000 + i as i64,
+            i % 1000,
+            i % 5000
+        );
+        let mut record = FutureRecord::to(&predictions).key(&key).payload(&payload);
+        loop {
+            match producer.send_result(record) {
+                Ok(delivery) => {
+                    deliveries.push(delivery);
+                    break;
+                }
+                Err((_, back)) => {
+                    record = back;
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            }
+        }
+        if deliveries.len() >= 200_000 {
+            for d in deliveries.drain(..) {
+                d.await.unwrap().unwrap();
+            }
+        }
+    }
+    for d in deliveries.drain(..) {
+        d.await.unwrap().unwrap();
+    }
+    eprintln!(
+        "produced {PREDICTIONS} predictions in {:?}",
+        started.elapsed()
+    );
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let address = format!("127.0.0.1:{port}");
+    let dir = std::env::temp_dir().join(unique("memory"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("feedback-loop.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[kafka]
+bootstrap_servers = "{bootstrap}"
+group_id = "{group}"
+predictions_topic = "{predictions}"
+outcomes_topic = "{outcomes}"
+[kafka.client]
+"session.timeout.ms" = 6000
+"heartbeat.interval.ms" = 1000
+[http]
+listen = "{address}"
+[join]
+max_label_delay = "1h"
+max_pending = {MAX_PENDING}
+[window]
+size = "1m"
+idle_timeout = "5s"
+[limits]
+max_event_age = "0s"
+max_segment_values = 100
+[checkpoint]
+topic = "{state}"
+interval = "5s"
+[[models]]
+name = "fraud"
+task = "binary"
+positive_class = "1"
+features = ["amount"]
+segments = ["channel"]
+"#,
+            group = unique("group"),
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_feedback-loop"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut max_pending_seen = 0.0f64;
+    let mut never_ready_after_start = false;
+    let mut was_ready = false;
+    let body = loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let Ok(response) = client.get(format!("http://{address}/metrics")).send().await else {
+            continue;
+        };
+        let body = response.text().await.unwrap_or_default();
+        max_pending_seen =
+            max_pending_seen.max(metric(&body, "feedback_loop_pending_predictions "));
+        let ready = client
+            .get(format!("http://{address}/readyz"))
+            .send()
+            .await
+            .map(|r| r.status() == 200)
+            .unwrap_or(false);
+        if was_ready && !ready {
+            never_ready_after_start = true;
+        }
+        was_ready |= ready;
+        let consumed = metric(&body, "feedback_loop_input_records_total{") as u64;
+        if consumed >= PREDICTIONS {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "consumed {consumed} of {PREDICTIONS} in 300 s"
+        );
+    };
+    let peak = peak_rss_mib(pid);
+    let evicted = metric(&body, "feedback_loop_join_events_total{event=\"evicted\"}") as u64;
+    let overflows = metric(&body, "feedback_loop_segment_overflows_total ") as u64;
+    eprintln!("peak RSS {peak} MiB; max pending {max_pending_seen}; evicted {evicted}; segment overflows {overflows}");
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(dir);
+
+    assert!(
+        max_pending_seen <= MAX_PENDING as f64,
+        "pending {max_pending_seen} above max_pending"
+    );
+    // Everything beyond the bound was evicted (the last ticks may not be counted yet).
+    assert!(
+        evicted >= PREDICTIONS - MAX_PENDING - 50_000,
+        "evicted only {evicted}"
+    );
+    assert!(overflows > 0, "segment values beyond the cap are counted");
+    assert!(
+        !never_ready_after_start,
+        "the service went unready during the flood"
+    );
+    assert!(
+        peak > 0 && peak <= PEAK_RSS_BOUND_MIB,
+        "peak RSS {peak} MiB above the {PEAK_RSS_BOUND_MIB} MiB bound"
+    );
+}
