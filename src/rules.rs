@@ -231,31 +231,10 @@ impl Op {
     }
 }
 
-/// Parses `<integer><unit>`, unit one of `ms`, `s`, `m`, `h`, `d`, into milliseconds.
+/// Parses `<integer><unit>`, unit one of `ms`, `s`, `m`, `h`, `d`, into milliseconds (the
+/// configuration's duration syntax, [`crate::config::Duration`]).
 pub fn parse_duration_ms(text: &str) -> Result<i64, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("\"{text}\" has no unit (use ms, s, m, h or d, e.g. \"90s\")"))?;
-    let (digits, unit) = text.split_at(split);
-    let value: i64 = digits
-        .parse()
-        .map_err(|_| format!("\"{text}\" does not start with a whole number (e.g. \"90s\")"))?;
-    let unit_ms: i64 = match unit {
-        "ms" => 1,
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        other => {
-            return Err(format!(
-                "\"{text}\" has an unknown unit \"{other}\" (use ms, s, m, h or d)"
-            ))
-        }
-    };
-    value
-        .checked_mul(unit_ms)
-        .ok_or_else(|| format!("\"{text}\" is too large"))
+    crate::config::Duration::parse(text).map(|d| d.as_millis_i64())
 }
 
 // ------------------------------------------------------------------------------------------
