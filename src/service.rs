@@ -13,7 +13,7 @@
 //! [`TICK`] applies rebalances to the watermark, advances it while partitions are idle, and
 //! refreshes gauges. On shutdown: stop consuming, flush the producer, commit, return.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -40,6 +40,9 @@ use crate::webhook::RetrainWebhook;
 
 /// Messages between two offset stores.
 pub const STORE_EVERY: u64 = 1000;
+/// How long after the last "brokers down" error the service reports not ready (while no
+/// message arrives): librdkafka repeats the error while the cluster stays unreachable.
+pub const BROKER_TROUBLE_MS: i64 = 10_000;
 /// Messages handled between two yields to the scheduler.
 pub const YIELD_EVERY: u32 = 256;
 /// Period of the housekeeping tick.
@@ -54,6 +57,8 @@ pub struct SharedState {
     pub running: AtomicBool,
     /// True while partitions are assigned.
     pub assigned: AtomicBool,
+    /// Wall-clock time of the latest "brokers down" error, 0 once a message arrived since.
+    pub broker_error_at: std::sync::atomic::AtomicI64,
 }
 
 impl SharedState {
@@ -63,11 +68,20 @@ impl SharedState {
             latest: Mutex::new(BTreeMap::new()),
             running: AtomicBool::new(false),
             assigned: AtomicBool::new(false),
+            broker_error_at: std::sync::atomic::AtomicI64::new(0),
         })
     }
 
+    /// A "brokers down" error less than [`BROKER_TROUBLE_MS`] ago and no message since.
+    pub fn broker_trouble(&self) -> bool {
+        let at = self.broker_error_at.load(Ordering::Relaxed);
+        at != 0 && now_ms().saturating_sub(at) < BROKER_TROUBLE_MS
+    }
+
     pub fn is_ready(&self) -> bool {
-        self.running.load(Ordering::Relaxed) && self.assigned.load(Ordering::Relaxed)
+        self.running.load(Ordering::Relaxed)
+            && self.assigned.load(Ordering::Relaxed)
+            && !self.broker_trouble()
     }
 }
 
@@ -127,7 +141,6 @@ pub async fn run(
             config.window.idle_timeout.as_millis_i64(),
         ),
         positions: BTreeMap::new(),
-        skip_below: HashMap::new(),
         since_store: 0,
         store: None,
         snapshot_id: 0,
@@ -161,8 +174,21 @@ pub async fn run(
             _ = shutdown.recv() => break,
             _ = ticker.tick() => {}
             message = stream.next() => match message {
-                Some(Ok(message)) => pipeline.handle(&consumer, &message),
+                Some(Ok(message)) => {
+                    if state.broker_error_at.swap(0, Ordering::Relaxed) != 0 {
+                        tracing::info!("the cluster is reachable again");
+                    }
+                    pipeline.handle(&consumer, &message)
+                }
                 Some(Err(error)) => {
+                    use rdkafka::types::RDKafkaErrorCode as Code;
+                    if matches!(
+                        error.rdkafka_error_code(),
+                        Some(Code::AllBrokersDown | Code::BrokerTransportFailure)
+                    ) {
+                        // librdkafka reconnects with backoff by itself; the state stays.
+                        state.broker_error_at.store(now_ms(), Ordering::Relaxed);
+                    }
                     if last_error_log.elapsed() > Duration::from_secs(5) {
                         tracing::warn!(%error, "consumer error");
                         last_error_log = Instant::now();
@@ -219,8 +245,6 @@ struct Pipeline {
     watermark: Watermark,
     /// Next offset to read per (topic index, partition): what the state reflects.
     positions: BTreeMap<(u8, i32), i64>,
-    /// After a restore: messages below these offsets are already in the state.
-    skip_below: HashMap<(u8, i32), i64>,
     since_store: u64,
     store: Option<crate::kafka::state_store::StateStore>,
     snapshot_id: u64,
@@ -253,10 +277,13 @@ impl Pipeline {
             return;
         };
         self.input_counters[index as usize].inc();
+        // Already reflected in the state: after a restore (the group's committed offsets may
+        // be older than the snapshot's) and after a rebalance that hands back a partition
+        // this instance kept reading (it restarts at the last commit).
         if self
-            .skip_below
+            .positions
             .get(&(index, partition))
-            .is_some_and(|&below| message.offset() < below)
+            .is_some_and(|&next| message.offset() < next)
         {
             return;
         }
@@ -569,7 +596,6 @@ impl Pipeline {
         let now = now_ms();
         for ((topic, partition), offset) in &snapshot.offsets {
             if let Some(index) = self.topic_index(topic) {
-                self.skip_below.insert((index, *partition), *offset);
                 self.positions.insert((index, *partition), *offset);
             }
         }
