@@ -210,9 +210,16 @@ interval = "500ms"
         let child = start(&config_path);
         let target = ((0.15 + 0.25 * rng.unit()) * total as f64) as u64;
         let deadline = Instant::now() + Duration::from_secs(90);
+        // Kill at the target, or when this run has read all that is left (later runs restart
+        // close to the end: what they must read can be less than the target).
+        let (mut last_n, mut last_change) = (0, Instant::now());
         loop {
             let n = consumed(&client, &address).await.unwrap_or(0);
-            if n >= target {
+            if n != last_n {
+                (last_n, last_change) = (n, Instant::now());
+            }
+            let drained = n > 0 && last_change.elapsed() > Duration::from_secs(3);
+            if n >= target || drained {
                 let body = client
                     .get(format!("http://{address}/metrics"))
                     .send()
