@@ -18,17 +18,8 @@ use feedback_loop::traffic::{
 };
 use serde_json::Value;
 
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(config: &std::path::Path) -> Child {
-    Child(
+fn start(config: &std::path::Path) -> common::KillOnDrop {
+    common::KillOnDrop(
         std::process::Command::new(env!("CARGO_BIN_EXE_feedback-loop"))
             .args(["run", "--config"])
             .arg(config)
@@ -47,12 +38,7 @@ async fn consumed(client: &reqwest::Client, address: &str) -> Option<u64> {
         .text()
         .await
         .ok()?;
-    Some(
-        body.lines()
-            .filter(|l| l.starts_with("feedback_loop_input_records_total{"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>() as u64,
-    )
+    Some(common::metric_sum(&body, "feedback_loop_input_records_total{") as u64)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,13 +16,6 @@ const MAX_PENDING: u64 = 100_000;
 /// The stated bound on the service's peak RSS (VmHWM), in MiB.
 const PEAK_RSS_BOUND_MIB: u64 = 512;
 
-fn metric(body: &str, name: &str) -> f64 {
-    body.lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 fn peak_rss_mib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
@@ -156,8 +149,10 @@ segments = ["channel"]
             continue;
         };
         let body = response.text().await.unwrap_or_default();
-        max_pending_seen =
-            max_pending_seen.max(metric(&body, "feedback_loop_pending_predictions "));
+        max_pending_seen = max_pending_seen.max(common::metric_sum(
+            &body,
+            "feedback_loop_pending_predictions ",
+        ));
         let ready = client
             .get(format!("http://{address}/readyz"))
             .send()
@@ -168,7 +163,7 @@ segments = ["channel"]
             never_ready_after_start = true;
         }
         was_ready |= ready;
-        let consumed = metric(&body, "feedback_loop_input_records_total{") as u64;
+        let consumed = common::metric_sum(&body, "feedback_loop_input_records_total{") as u64;
         if consumed >= PREDICTIONS {
             break body;
         }
@@ -178,8 +173,9 @@ segments = ["channel"]
         );
     };
     let peak = peak_rss_mib(pid);
-    let evicted = metric(&body, "feedback_loop_join_events_total{event=\"evicted\"}") as u64;
-    let overflows = metric(&body, "feedback_loop_segment_overflows_total ") as u64;
+    let evicted =
+        common::metric_sum(&body, "feedback_loop_join_events_total{event=\"evicted\"}") as u64;
+    let overflows = common::metric_sum(&body, "feedback_loop_segment_overflows_total ") as u64;
     eprintln!("peak RSS {peak} MiB; max pending {max_pending_seen}; evicted {evicted}; segment overflows {overflows}");
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])

@@ -10,16 +10,6 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
-/// The child process, killed if the test fails half-way.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 async fn metric_sum(client: &reqwest::Client, address: &str, name: &str) -> Option<f64> {
     let body = client
         .get(format!("http://{address}/metrics"))
@@ -29,12 +19,7 @@ async fn metric_sum(client: &reqwest::Client, address: &str, name: &str) -> Opti
         .text()
         .await
         .ok()?;
-    Some(
-        body.lines()
-            .filter(|l| l.starts_with(name))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum(),
-    )
+    Some(common::metric_sum(&body, name))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -103,7 +88,7 @@ positive_class = "1"
         ),
     )
     .unwrap();
-    let mut child = KillOnDrop(
+    let mut child = common::KillOnDrop(
         std::process::Command::new(env!("CARGO_BIN_EXE_feedback-loop"))
             .args(["run", "--config"])
             .arg(&config)

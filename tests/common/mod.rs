@@ -42,3 +42,22 @@ pub fn compare(path: &str, expected: &Value, actual: &Value, problems: &mut Vec<
         (e, a) => problems.push(format!("{path}: expected {e}, got {a}")),
     }
 }
+
+/// The sum of the samples of every series whose line starts with `prefix` in a Prometheus
+/// text exposition (e.g. `feedback_loop_input_records_total{`).
+pub fn metric_sum(body: &str, prefix: &str) -> f64 {
+    body.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// A child process, killed if the test ends (or fails) before it stops.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
