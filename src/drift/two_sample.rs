@@ -131,12 +131,61 @@ fn ks_exact_two_sided(n1: u64, n2: u64, d: f64) -> Option<(f64, f64)> {
     let p = if n1 == n2 {
         prob_outside_square(n1, h)
     } else {
-        prob_outside_band(n1, n2, g, h)
+        match tail_bound(n1, n2, g, lcm, h) {
+            Some(p) => p,
+            None => prob_outside_band(n1, n2, g, h),
+        }
     };
     if !(0.0..=1.0).contains(&p) {
         return None;
     }
     Some((d_lattice, p))
+}
+
+/// Lattice cells above which [`tail_bound`] is tried first (a few ms of work).
+const KS_EXACT_CELL_BUDGET: f64 = 1.0e6;
+/// A p-value at most this is reported from the asymptotic distribution instead.
+pub const KS_NEGLIGIBLE_P: f64 = 1.0e-12;
+
+/// The exact band computation costs one cell per lattice point within `h` of the
+/// diagonal: about `2 D n1 n2` cells, up to 10^8 at 10 000 per side, i.e. a fraction of
+/// a second per variable and window when a variable drifted strongly. Then the p-value
+/// is vanishingly small, and this finds that out cheaply: `Pr(D >= d)` falls as `d`
+/// grows, so the exact probability at a smaller statistic `d'` (a narrower band, where
+/// the asymptotic tail is already ~1e-14) bounds it. If that bound is at most
+/// [`KS_NEGLIGIBLE_P`], the asymptotic p-value, capped by the bound, is returned: it is
+/// within `KS_NEGLIGIBLE_P` of scipy's exact value (both lie in [0, bound]). `None`: do
+/// the exact computation.
+fn tail_bound(n1: u64, n2: u64, g: u64, lcm: u64, h: u64) -> Option<f64> {
+    let (m, n) = (n1.max(n2) as f64, n1.min(n2) as f64);
+    let cells = 2.0 * h as f64 / lcm as f64 * m * n;
+    if cells <= KS_EXACT_CELL_BUDGET {
+        return None;
+    }
+    let en = (m * n / (m + n)).round_ties_even();
+    // 2 exp(-2 en d^2) = 1e-14.
+    let d_probe = ((2.0e14_f64).ln() / (2.0 * en)).sqrt();
+    let h_probe = (d_probe * lcm as f64).floor() as u64;
+    if h_probe == 0 || h_probe >= h {
+        return None;
+    }
+    let bound = prob_outside_band(n1, n2, g, h_probe);
+    if !(0.0..=KS_NEGLIGIBLE_P).contains(&bound) {
+        return None;
+    }
+    let asymptotic = kolmogorov_sf(en as u64, h as f64 / lcm as f64);
+    Some(asymptotic.clamp(0.0, bound))
+}
+
+/// Rows `rows` of column `i` (`fi`) alone, from the cell below the first; returns the last.
+fn column_rows(cell: &mut [f64], rows: std::ops::Range<usize>, fi: f64, mut below: f64) -> f64 {
+    let start = rows.start;
+    for (j, c) in cell[rows].iter_mut().enumerate() {
+        let j = (start + j) as f64;
+        below = (*c * fi + below * j) / (fi + j);
+        *c = below;
+    }
+    below
 }
 
 /// `Pr(D_{n,n} >= h/n)` for equal sample sizes: the alternating binomial sum
@@ -165,52 +214,72 @@ fn prob_outside_square(n: u64, h: u64) -> f64 {
 /// Probability that a uniformly random lattice path from (0,0) to (m,n)
 /// leaves the band `|x/m - y/n| < h/lcm`, computed column by column as a
 /// probability (Hodges' inside method recast to track `1 - p` directly,
-/// Viehmann 2021), keeping only the sliding window of reachable cells.
+/// Viehmann 2021; scipy's `_compute_outer_prob_inside_method`).
+///
+/// `cell[j]` holds, for the current column `i`, the probability that a path
+/// reaching `(i, j)` has already left the band; rows at or above the band's
+/// top are 1 (already left) and are never written. Each cell is
+/// `(cell_left * i + cell_below * j) / (i + j)`, a serial chain down a column,
+/// so two adjacent columns are computed together, the second one row behind
+/// the first: two independent chains keep the divider busy. Every cell sees
+/// the same operations in the same order as scipy's loop, so the result is
+/// bit-identical to it.
 fn prob_outside_band(m: u64, n: u64, g: u64, h: u64) -> f64 {
     let (m, n) = if m < n { (n, m) } else { (m, n) };
     let (m, n, g, h) = (m as i64, n as i64, g as i64, h as i64);
-    let mg = m / g;
-    let ng = n / g;
+    let (mg, ng) = (m / g, n / g);
     let ceil_div = |a: i64, b: i64| -> i64 { a.div_euclid(b) + i64::from(a.rem_euclid(b) != 0) };
-    let mut min_j: i64 = 0;
-    let mut max_j: i64 = ceil_div(h, mg).min(n + 1);
-    let mut cur_len = max_j - min_j;
-    let len = (2 * max_j + 2).min(n + 1) as usize;
-    // column[j - min_j] = probability that a path reaching (i, j) has already
-    // left the band; cells outside the window are 1 (already left).
-    let mut column = vec![1.0_f64; len];
-    for cell in column.iter_mut().take(max_j as usize) {
-        *cell = 0.0;
-    }
-    for i in 1..=m {
-        let (last_min_j, last_len) = (min_j, cur_len);
-        min_j = ((ng * i - h).div_euclid(mg) + 1).max(0).min(n);
-        max_j = ceil_div(ng * i + h, mg).min(n + 1);
-        if max_j <= min_j {
+    // The band's rows [low, high) in column i.
+    let band = |i: i64| -> (usize, usize) {
+        let low = ((ng * i - h).div_euclid(mg) + 1).clamp(0, n);
+        let high = ceil_div(ng * i + h, mg).min(n + 1);
+        (low as usize, high.max(low) as usize)
+    };
+    let mut cell = vec![1.0_f64; n as usize + 2];
+    let first_high = ceil_div(h, mg).min(n + 1) as usize;
+    cell[..first_high].fill(0.0);
+    // The cell below a column's lowest band row: 0 at the bottom edge, else outside (1).
+    let start_below = |low: usize| if low == 0 { 0.0 } else { 1.0 };
+    let mut last_high = first_high;
+    let mut i = 1;
+    while i <= m {
+        let (a_low, a_high) = band(i);
+        if a_high <= a_low {
             return 1.0;
         }
-        let mut below = if min_j == 0 { 0.0 } else { 1.0 };
-        let fi = i as f64;
-        for jj in 0..(max_j - min_j) {
-            let j = jj + min_j;
-            // Cells beyond the previous window lie outside the band: 1.
-            let left = column
-                .get((jj + min_j - last_min_j) as usize)
-                .copied()
-                .unwrap_or(1.0);
-            below = (left * fi + below * j as f64) / (fi + j as f64);
-            column[jj as usize] = below;
+        let fa = i as f64;
+        let mut below_a = start_below(a_low);
+        if i == m {
+            column_rows(&mut cell, a_low..a_high, fa, below_a);
+            last_high = a_high;
+            break;
         }
-        cur_len = max_j - min_j;
-        if last_len > cur_len {
-            let start = (max_j - min_j) as usize;
-            let end = (start + (last_len - cur_len) as usize).min(column.len());
-            for cell in &mut column[start..end] {
-                *cell = 1.0;
-            }
+        let (b_low, b_high) = band(i + 1);
+        if b_high <= b_low {
+            return 1.0;
         }
+        let fb = (i + 1) as f64;
+        let mut below_b = start_below(b_low);
+        // Column i alone up to row b_low (column i + 1 starts there and needs it).
+        let solo_end = (b_low + 1).min(a_high);
+        below_a = column_rows(&mut cell, a_low..solo_end, fa, below_a);
+        // Both columns: row j of column i and row k = j - 1 of column i + 1, whose left
+        // cell is column i's row k, still in a register (reading it back from `cell`
+        // would wait on the store just made).
+        for j in solo_end..a_high {
+            let k = j - 1;
+            let left_b = below_a;
+            below_a = (cell[j] * fa + below_a * j as f64) / (fa + j as f64);
+            below_b = (left_b * fb + below_b * k as f64) / (fb + k as f64);
+            cell[k] = below_b;
+            cell[j] = below_a;
+        }
+        // The rest of column i + 1 (above column i's band, the left cells are 1).
+        column_rows(&mut cell, b_low.max(a_high - 1)..b_high, fb, below_b);
+        last_high = b_high;
+        i += 2;
     }
-    column[(max_j - min_j - 1) as usize]
+    cell[last_high - 1]
 }
 
 /// `scipy.stats.wasserstein_distance(a, b)` (unweighted): the integral of
@@ -413,6 +482,107 @@ pub fn chi_square_gof(window_counts: &[u64], reference_proportions: &[f64]) -> T
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// scipy's loop transcribed one cell at a time (a sliding window of one column), the
+    /// reference the interleaved version must match bit for bit.
+    fn prob_outside_band_scalar(m: u64, n: u64, g: u64, h: u64) -> f64 {
+        let (m, n) = if m < n { (n, m) } else { (m, n) };
+        let (m, n, g, h) = (m as i64, n as i64, g as i64, h as i64);
+        let mg = m / g;
+        let ng = n / g;
+        let ceil_div =
+            |a: i64, b: i64| -> i64 { a.div_euclid(b) + i64::from(a.rem_euclid(b) != 0) };
+        let mut min_j: i64 = 0;
+        let mut max_j: i64 = ceil_div(h, mg).min(n + 1);
+        let mut cur_len = max_j - min_j;
+        let len = (2 * max_j + 2).min(n + 1) as usize;
+        // column[j - min_j] = probability that a path reaching (i, j) has already
+        // left the band; cells outside the window are 1 (already left).
+        let mut column = vec![1.0_f64; len];
+        for cell in column.iter_mut().take(max_j as usize) {
+            *cell = 0.0;
+        }
+        for i in 1..=m {
+            let (last_min_j, last_len) = (min_j, cur_len);
+            min_j = ((ng * i - h).div_euclid(mg) + 1).max(0).min(n);
+            max_j = ceil_div(ng * i + h, mg).min(n + 1);
+            if max_j <= min_j {
+                return 1.0;
+            }
+            let mut below = if min_j == 0 { 0.0 } else { 1.0 };
+            let fi = i as f64;
+            for jj in 0..(max_j - min_j) {
+                let j = jj + min_j;
+                // Cells beyond the previous window lie outside the band: 1.
+                let left = column
+                    .get((jj + min_j - last_min_j) as usize)
+                    .copied()
+                    .unwrap_or(1.0);
+                below = (left * fi + below * j as f64) / (fi + j as f64);
+                column[jj as usize] = below;
+            }
+            cur_len = max_j - min_j;
+            if last_len > cur_len {
+                let start = (max_j - min_j) as usize;
+                let end = (start + (last_len - cur_len) as usize).min(column.len());
+                for cell in &mut column[start..end] {
+                    *cell = 1.0;
+                }
+            }
+        }
+        column[(max_j - min_j - 1) as usize]
+    }
+
+    #[test]
+    fn tail_bound_applies_to_strong_shifts_past_the_cell_budget_only() {
+        // The lattice statistic of tests/oracle's tail_bound_3000_vs_2000_shift and
+        // over_budget_10000_vs_3000_mild cases.
+        let lattice = |n1: u64, n2: u64, d: f64| {
+            let g = gcd(n1, n2);
+            let lcm = (n1 / g) * n2;
+            (g, lcm, (d * lcm as f64).round() as u64)
+        };
+        let (g, lcm, h) = lattice(3000, 2000, 0.196);
+        let p = tail_bound(3000, 2000, g, lcm, h).expect("bounded");
+        assert!((0.0..=KS_NEGLIGIBLE_P).contains(&p));
+        let (g, lcm, h) = lattice(10_000, 3000, 0.057);
+        assert_eq!(tail_bound(10_000, 3000, g, lcm, h), None);
+        // Under the budget: always exact.
+        let (g, lcm, h) = lattice(300, 200, 0.9);
+        assert_eq!(tail_bound(300, 200, g, lcm, h), None);
+    }
+
+    #[test]
+    fn interleaved_band_matches_the_one_cell_at_a_time_loop_bit_for_bit() {
+        let mut checked = 0;
+        for (n1, n2) in [
+            (5, 7),
+            (7, 5),
+            (3, 100),
+            (100, 3),
+            (40, 41),
+            (41, 40),
+            (60, 90),
+            (97, 13),
+            (250, 173),
+            (1000, 377),
+        ] {
+            let g = gcd(n1, n2);
+            let lcm = (n1 / g) * n2;
+            for step in 1..=40 {
+                let h = (lcm * step / 40).max(1);
+                let fast = prob_outside_band(n1, n2, g, h);
+                let slow = prob_outside_band_scalar(n1, n2, g, h);
+                assert_eq!(
+                    fast.to_bits(),
+                    slow.to_bits(),
+                    "n1={n1} n2={n2} h={h}: {fast:e} vs {slow:e}"
+                );
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 400);
+    }
 
     #[test]
     fn ks_identical_samples() {

@@ -92,6 +92,16 @@ def numeric_cases():
         numeric_case("asymp_15000_vs_100_pomeranz_range", n(0, 1, 15000), n(0.15, 1, 100)),
         numeric_case("asymp_11000_vs_900_shift", n(0, 1, 11000), n(0.3, 1, 900)),
     ]
+    # Exact-path cases past the lattice-cell budget (src/drift/two_sample.rs `tail_bound`):
+    # a strong shift (p-value reported from the asymptotic tail, capped by an exact bound)
+    # and a mild one (the bound does not apply: full exact computation). Own generator, so
+    # the cases above keep their draws.
+    rng = np.random.default_rng(11)
+    cases += [
+        numeric_case("tail_bound_3000_vs_2000_shift", rng.normal(0, 1, 3000), rng.normal(0.5, 1, 2000)),
+        numeric_case("tail_bound_4000_vs_1500_disjoint", rng.normal(0, 1, 4000), rng.normal(10, 1, 1500)),
+        numeric_case("over_budget_10000_vs_3000_mild", rng.normal(0, 1, 10000), rng.normal(0.05, 1, 3000)),
+    ]
     return cases
 
 
