@@ -103,6 +103,10 @@ pub struct Decoder {
     prediction_paths: PathTree,
     outcome_paths: PathTree,
     models: Vec<ModelSchema>,
+    /// The object-valued prediction fields and the keys of theirs some model uses (the
+    /// union over the models: the record's model may come after them). Other keys' values
+    /// are skipped, not materialized.
+    kept_keys: Vec<(usize, Vec<String>)>,
 }
 
 #[derive(Debug, Clone)]
@@ -152,6 +156,10 @@ impl Decoder {
                 (&o.timestamp, O_TS),
                 (&o.actual, O_ACTUAL),
             ]),
+            kept_keys: vec![
+                (P_FEATURES, union(config.models.iter().map(|m| &m.features))),
+                (P_SEGMENT, union(config.models.iter().map(|m| &m.segments))),
+            ],
             models: config
                 .models
                 .iter()
@@ -192,7 +200,7 @@ impl Decoder {
         envelope: Envelope<'a>,
     ) -> Result<Prediction<'a>, DecodeError> {
         let mut slots: [Option<Json<'a>>; P_SLOTS] = Default::default();
-        extract(bytes, &self.prediction_paths, &mut slots)?;
+        extract(bytes, &self.prediction_paths, &self.kept_keys, &mut slots)?;
         let [id, model, version, ts, predicted, score, features, segment] = slots;
 
         let model_name = match model {
@@ -296,7 +304,7 @@ impl Decoder {
         envelope: Envelope<'a>,
     ) -> Result<Outcome<'a>, DecodeError> {
         let mut slots: [Option<Json<'a>>; O_SLOTS] = Default::default();
-        extract(bytes, &self.outcome_paths, &mut slots)?;
+        extract(bytes, &self.outcome_paths, &[], &mut slots)?;
         let [id, model, ts, actual] = slots;
         let model = match model {
             None | Some(Json::Null) => None,
@@ -341,6 +349,17 @@ impl Decoder {
             actual,
         })
     }
+}
+
+/// The distinct names in some lists, in first-seen order.
+fn union<'c>(lists: impl Iterator<Item = &'c Vec<String>>) -> Vec<String> {
+    let mut all: Vec<String> = Vec::new();
+    for name in lists.flatten() {
+        if !all.contains(name) {
+            all.push(name.clone());
+        }
+    }
+    all
 }
 
 fn no_model(reason: String) -> DecodeError {
@@ -561,6 +580,68 @@ impl<'de> Visitor<'de> for JsonVisitor {
     }
 }
 
+/// A [`Json`] value that, when it is an object, keeps only the listed keys (the others'
+/// values are skipped unparsed, nested ones reduced as in [`Shallow`]).
+struct KeptKeys<'k>(&'k [String]);
+
+impl<'de> DeserializeSeed<'de> for KeptKeys<'_> {
+    type Value = Json<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Json<'de>, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeptKeys<'_> {
+    type Value = Json<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            if self.0.iter().any(|k| *k == key.0) {
+                entries.push((key.0, map.next_value::<Shallow<'de>>()?.0));
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(Json::Object(entries))
+    }
+    // Anything else is kept as `Json` says, for the error message that names its kind.
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        JsonVisitor.visit_unit()
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        JsonVisitor.visit_none()
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        JsonVisitor.visit_bool(v)
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        JsonVisitor.visit_i64(v)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        JsonVisitor.visit_u64(v)
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        JsonVisitor.visit_f64(v)
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        JsonVisitor.visit_borrowed_str(v)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        JsonVisitor.visit_str(v)
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        JsonVisitor.visit_string(v)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        JsonVisitor.visit_seq(seq)
+    }
+}
+
 /// A value inside an object field: scalars kept, nested objects reduced to `Array`-like
 /// markers so that a deep input cannot make decoding allocate without bound.
 struct Shallow<'a>(Json<'a>);
@@ -697,17 +778,23 @@ impl PathTree {
 fn extract<'a>(
     bytes: &'a [u8],
     tree: &PathTree,
+    kept_keys: &[(usize, Vec<String>)],
     slots: &mut [Option<Json<'a>>],
 ) -> Result<(), DecodeError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    Extract { tree, slots }
-        .deserialize(&mut deserializer)
-        .and_then(|()| deserializer.end())
-        .map_err(|e| no_model(format!("invalid JSON: {e}")))
+    Extract {
+        tree,
+        kept_keys,
+        slots,
+    }
+    .deserialize(&mut deserializer)
+    .and_then(|()| deserializer.end())
+    .map_err(|e| no_model(format!("invalid JSON: {e}")))
 }
 
 struct Extract<'t, 's, 'a> {
     tree: &'t PathTree,
+    kept_keys: &'t [(usize, Vec<String>)],
     slots: &'s mut [Option<Json<'a>>],
 }
 
@@ -730,11 +817,15 @@ impl<'de> Visitor<'de> for Extract<'_, '_, 'de> {
         while let Some(key) = map.next_key::<Key<'de>>()? {
             match self.tree.find(&key.0) {
                 Some(PathNode::Leaf(slot)) => {
-                    let value = map.next_value::<Json<'de>>()?;
+                    let value = match self.kept_keys.iter().find(|(s, _)| s == slot) {
+                        Some((_, keep)) => map.next_value_seed(KeptKeys(keep))?,
+                        None => map.next_value::<Json<'de>>()?,
+                    };
                     self.slots[*slot] = Some(value);
                 }
                 Some(PathNode::Branch(child)) => map.next_value_seed(Extract {
                     tree: child,
+                    kept_keys: self.kept_keys,
                     slots: self.slots,
                 })?,
                 None => {
@@ -811,6 +902,46 @@ task = "regression"
         assert_eq!(p.score, Some(Score::Positive(0.9)));
         assert_eq!(p.features.len(), 2);
         assert_eq!(p.segment, vec![(0, Cow::Borrowed("web"))]);
+    }
+
+    #[test]
+    fn features_and_segments_no_model_uses_are_skipped_but_checked() {
+        let d = decoder("");
+        fn features(d: &Decoder, json: &'static str) -> Option<Json<'static>> {
+            let mut slots: [Option<Json>; P_SLOTS] = Default::default();
+            extract(
+                json.as_bytes(),
+                &d.prediction_paths,
+                &d.kept_keys,
+                &mut slots,
+            )
+            .unwrap();
+            slots[P_FEATURES].take()
+        }
+        // "price" lists no features; "fraud" lists amount and country: only those are kept.
+        assert_eq!(
+            features(
+                &d,
+                r#"{"features":{"other":{"deep":[1]},"amount":1,"x":"y","country":"DE"}}"#
+            ),
+            Some(Json::Object(vec![
+                ("amount".into(), Json::Int(1)),
+                ("country".into(), Json::Str("DE".into())),
+            ]))
+        );
+        // Not an object: kept as is, so decoding can say what it is.
+        assert_eq!(features(&d, r#"{"features":[1,2]}"#), Some(Json::Array));
+        assert_eq!(
+            features(&d, r#"{"features":"a"}"#),
+            Some(Json::Str("a".into()))
+        );
+        let error = d
+            .prediction(
+                br#"{"id":"a","model":"fraud","timestamp":1,"prediction":1,"features":"a"}"#,
+                Envelope::default(),
+            )
+            .unwrap_err();
+        assert_eq!(error.reason, "`features` must be an object, got a string");
     }
 
     #[test]
