@@ -5,7 +5,7 @@
 //! of distinct categories. Both merge, so per-partition summaries can be
 //! combined into one window.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 
 use serde::{Deserialize, Serialize};
 
