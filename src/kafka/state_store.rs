@@ -64,6 +64,13 @@ impl StateStore {
 
     /// Reads the latest snapshot of this group, if any (blocking; call from a blocking task
     /// or before the loop starts).
+    ///
+    /// Only the end of the topic is read: the latest manifest and the chunks it names are
+    /// among the last writes, and a compacted topic still holds every snapshot written
+    /// since its last compaction (brokers never compact the active segment; some never
+    /// compact at all), so reading it from the beginning would take longer with every
+    /// checkpoint. The suffix starts with the last 256 messages per partition and grows
+    /// eightfold until it holds a complete snapshot or the whole topic.
     pub fn load(&mut self, config: &Config) -> anyhow::Result<Option<Snapshot>> {
         let consumer: BaseConsumer = client::base(config)
             .set("group.id", format!("{}-state-reader", self.group))
@@ -77,26 +84,79 @@ impl StateStore {
         let metadata = consumer
             .fetch_metadata(Some(&self.topic), Duration::from_secs(10))
             .context("reading the state topic's metadata")?;
-        let partitions: Vec<i32> = metadata
-            .topics()
-            .iter()
-            .filter(|t| t.name() == self.topic)
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-            .collect();
-        let mut assignment = TopicPartitionList::new();
         let mut ends = HashMap::new();
-        for &partition in &partitions {
-            assignment.add_partition_offset(&self.topic, partition, Offset::Beginning)?;
-            let (_, high) = consumer
-                .fetch_watermarks(&self.topic, partition, Duration::from_secs(10))
-                .context("reading the state topic's end offsets")?;
-            ends.insert(partition, high);
+        for topic in metadata.topics().iter().filter(|t| t.name() == self.topic) {
+            for partition in topic.partitions() {
+                let (_, high) = consumer
+                    .fetch_watermarks(&self.topic, partition.id(), Duration::from_secs(10))
+                    .context("reading the state topic's end offsets")?;
+                ends.insert(partition.id(), high);
+            }
+        }
+        let mut window: i64 = 256;
+        loop {
+            let starts: HashMap<i32, i64> = ends
+                .iter()
+                .map(|(&p, &high)| (p, (high - window).max(0)))
+                .collect();
+            let whole_topic = starts.values().all(|&start| start == 0);
+            let mut latest = self.read_from(&consumer, &starts, &ends)?;
+            let Some(manifest) = latest.remove(&self.manifest_key()) else {
+                if whole_topic {
+                    return Ok(None);
+                }
+                window = window.saturating_mul(8);
+                continue;
+            };
+            let manifest: Manifest =
+                serde_json::from_slice(&manifest).context("decoding the state manifest")?;
+            if manifest.version != SNAPSHOT_VERSION {
+                tracing::warn!(
+                    found = manifest.version,
+                    "snapshot from another format version: starting fresh"
+                );
+                return Ok(None);
+            }
+            let mut parts = BTreeMap::new();
+            for i in 0..manifest.chunks {
+                if let Some(value) = latest.remove(&self.chunk_key(manifest.slot, i)) {
+                    parts.insert(i, value);
+                }
+            }
+            if parts.len() < manifest.chunks as usize && !whole_topic {
+                // Some chunks were written before the suffix began.
+                window = window.saturating_mul(8);
+                continue;
+            }
+            let snapshot =
+                reassemble(&manifest, &parts).context("reassembling the latest snapshot")?;
+            tracing::debug!(
+                snapshot = manifest.id,
+                window,
+                "state read from the end of the state topic"
+            );
+            self.current = Some(manifest);
+            return Ok(Some(snapshot));
+        }
+    }
+
+    /// The latest value of each of this group's keys from `starts` on, read until every
+    /// partition reached its end offset and the topic has been quiet for half a second.
+    fn read_from(
+        &self,
+        consumer: &BaseConsumer,
+        starts: &HashMap<i32, i64>,
+        ends: &HashMap<i32, i64>,
+    ) -> anyhow::Result<HashMap<String, Vec<u8>>> {
+        let mut assignment = TopicPartitionList::new();
+        for (&partition, &start) in starts {
+            assignment.add_partition_offset(&self.topic, partition, Offset::Offset(start))?;
         }
         consumer.assign(&assignment)?;
         drop(assignment);
         let prefix = format!("{}/", self.group);
         let mut latest: HashMap<String, Vec<u8>> = HashMap::new();
-        let mut read_to: HashMap<i32, i64> = HashMap::new();
+        let mut read_to: HashMap<i32, i64> = starts.clone();
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut quiet_since = Instant::now();
         loop {
@@ -119,7 +179,7 @@ impl StateStore {
                 .all(|(p, &high)| read_to.get(p).copied().unwrap_or(0) >= high);
             // Some brokers report a high watermark below the log end: also wait for quiet.
             if caught_up && quiet_since.elapsed() > Duration::from_millis(500) {
-                break;
+                return Ok(latest);
             }
             if Instant::now() > deadline {
                 bail!(
@@ -128,28 +188,6 @@ impl StateStore {
                 );
             }
         }
-        drop(consumer);
-        let Some(manifest) = latest.get(&self.manifest_key()) else {
-            return Ok(None);
-        };
-        let manifest: Manifest =
-            serde_json::from_slice(manifest).context("decoding the state manifest")?;
-        if manifest.version != SNAPSHOT_VERSION {
-            tracing::warn!(
-                found = manifest.version,
-                "snapshot from another format version: starting fresh"
-            );
-            return Ok(None);
-        }
-        let mut parts = BTreeMap::new();
-        for i in 0..manifest.chunks {
-            if let Some(value) = latest.remove(&self.chunk_key(manifest.slot, i)) {
-                parts.insert(i, value);
-            }
-        }
-        let snapshot = reassemble(&manifest, &parts).context("reassembling the latest snapshot")?;
-        self.current = Some(manifest);
-        Ok(Some(snapshot))
     }
 
     /// Writes a snapshot: chunks to the free slot, then the manifest. Returns when the
