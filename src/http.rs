@@ -1,6 +1,6 @@
 //! The HTTP side (axum): `/metrics` for Prometheus, `/healthz` (the process is alive),
-//! `/readyz` (partitions assigned and the consumer running), `/api/v1/models` (the latest
-//! record per model and version, as JSON).
+//! `/readyz` (partitions assigned, the consumer running, the cluster reachable),
+//! `/api/v1/models` (the latest record per model and version, as JSON).
 
 use std::sync::Arc;
 
@@ -23,6 +23,9 @@ pub fn router(state: Arc<SharedState>) -> Router {
 }
 
 async fn metrics(State(state): State<Arc<SharedState>>) -> Response {
+    // The gauge says what /readyz says (the rebalance callbacks alone miss an unreachable
+    // cluster and a stuck loop).
+    state.telemetry.ready.set(state.is_ready() as i64);
     (
         [(
             header::CONTENT_TYPE,
@@ -39,7 +42,7 @@ async fn ready(State(state): State<Arc<SharedState>>) -> Response {
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: no partitions assigned or consumer stopped\n",
+            "not ready: no partitions assigned, consumer stopped or cluster unreachable\n",
         )
             .into_response()
     }

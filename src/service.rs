@@ -40,9 +40,10 @@ use crate::webhook::RetrainWebhook;
 
 /// Messages between two offset stores.
 pub const STORE_EVERY: u64 = 1000;
-/// How long after the last "brokers down" error the service reports not ready (while no
-/// message arrives): librdkafka repeats the error while the cluster stays unreachable.
-pub const BROKER_TROUBLE_MS: i64 = 10_000;
+/// How long the consume loop may go without a turn before the service reports not ready.
+/// It only blocks that long waiting on the cluster (a checkpoint's flush or write that began
+/// as the cluster became unreachable, before the loop saw the "brokers down" error).
+pub const LOOP_STALL_MS: i64 = 10_000;
 /// Messages handled between two yields to the scheduler.
 pub const YIELD_EVERY: u32 = 256;
 /// Period of the housekeeping tick.
@@ -57,8 +58,11 @@ pub struct SharedState {
     pub running: AtomicBool,
     /// True while partitions are assigned.
     pub assigned: AtomicBool,
-    /// Wall-clock time of the latest "brokers down" error, 0 once a message arrived since.
+    /// Wall-clock time of the latest "brokers down" error, 0 once the cluster is reachable
+    /// again: a message arrived, or the consumer's statistics showed a broker connected since.
     pub broker_error_at: std::sync::atomic::AtomicI64,
+    /// Wall-clock time of the consume loop's latest housekeeping tick (every [`TICK`]).
+    pub loop_at: std::sync::atomic::AtomicI64,
 }
 
 impl SharedState {
@@ -69,19 +73,20 @@ impl SharedState {
             running: AtomicBool::new(false),
             assigned: AtomicBool::new(false),
             broker_error_at: std::sync::atomic::AtomicI64::new(0),
+            loop_at: std::sync::atomic::AtomicI64::new(0),
         })
     }
 
-    /// A "brokers down" error less than [`BROKER_TROUBLE_MS`] ago and no message since.
+    /// A "brokers down" error came, and the cluster has not been seen reachable since.
     pub fn broker_trouble(&self) -> bool {
-        let at = self.broker_error_at.load(Ordering::Relaxed);
-        at != 0 && now_ms().saturating_sub(at) < BROKER_TROUBLE_MS
+        self.broker_error_at.load(Ordering::Relaxed) != 0
     }
 
     pub fn is_ready(&self) -> bool {
         self.running.load(Ordering::Relaxed)
             && self.assigned.load(Ordering::Relaxed)
             && !self.broker_trouble()
+            && now_ms().saturating_sub(self.loop_at.load(Ordering::Relaxed)) < LOOP_STALL_MS
     }
 }
 
@@ -122,13 +127,6 @@ pub async fn run(
         config.kafka.dead_letter_topic.clone(),
         telemetry.clone(),
     );
-    consumer
-        .subscribe(&[
-            &config.kafka.predictions_topic,
-            &config.kafka.outcomes_topic,
-        ])
-        .context("subscribing to the input topics")?;
-
     let mut pipeline = Pipeline {
         decoder: Decoder::new(&config),
         monitor: Monitor::new(&config)?,
@@ -145,6 +143,7 @@ pub async fn run(
         store: None,
         snapshot_id: 0,
         last_checkpoint: Instant::now(),
+        checkpoint_cost: Duration::ZERO,
         input_counters: [
             telemetry
                 .input_records
@@ -161,6 +160,14 @@ pub async fn run(
     if pipeline.config.checkpoint.enabled {
         pipeline.restore().await?;
     }
+    // Join the group only now: partitions assigned during a long restore would sit unread.
+    consumer
+        .subscribe(&[
+            &pipeline.config.kafka.predictions_topic,
+            &pipeline.config.kafka.outcomes_topic,
+        ])
+        .context("subscribing to the input topics")?;
+    state.loop_at.store(now_ms(), Ordering::Relaxed);
     state.running.store(true, Ordering::Relaxed);
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -176,7 +183,7 @@ pub async fn run(
             message = stream.next() => match message {
                 Some(Ok(message)) => {
                     if state.broker_error_at.swap(0, Ordering::Relaxed) != 0 {
-                        tracing::info!("the cluster is reachable again");
+                        pipeline.cluster_back();
                     }
                     pipeline.handle(&consumer, &message)
                 }
@@ -248,7 +255,9 @@ struct Pipeline {
     since_store: u64,
     store: Option<crate::kafka::state_store::StateStore>,
     snapshot_id: u64,
+    /// When the last checkpoint finished, and how long it took.
     last_checkpoint: Instant,
+    checkpoint_cost: Duration,
     /// `input_records_total` of the predictions and the outcomes topic, resolved once.
     input_counters: [prometheus::IntCounter; 2],
     output: OutputProducer,
@@ -414,8 +423,9 @@ impl Pipeline {
     /// Moves the engine's watermark and publishes the windows that closed.
     fn advance(&mut self, now: i64) {
         // Without an assignment, silence means nothing (a rebalance, a restart): event time
-        // must not move on with the wall clock then.
-        if !self.state.assigned.load(Ordering::Relaxed) {
+        // must not move on with the wall clock then. Nor while the cluster is unreachable:
+        // what is produced meanwhile arrives when it is back.
+        if !self.state.assigned.load(Ordering::Relaxed) || self.state.broker_trouble() {
             return;
         }
         let Some(watermark) = self.watermark.current(now) else {
@@ -510,8 +520,26 @@ impl Pipeline {
         }
     }
 
+    /// After a "brokers down" error, the cluster is reachable again. The partitions' silence
+    /// during the outage was not idleness: their idle clocks start over.
+    fn cluster_back(&mut self) {
+        tracing::info!("the cluster is reachable again");
+        self.watermark.restart(now_ms());
+    }
+
     fn tick(&mut self, consumer: &InputConsumer) {
         let now = now_ms();
+        let error_at = self.state.broker_error_at.load(Ordering::Relaxed);
+        if error_at != 0 && consumer.context().broker_up_at() > error_at {
+            self.state.broker_error_at.store(0, Ordering::Relaxed);
+            self.cluster_back();
+        }
+        // The loop was stuck (waiting on the cluster): the partitions were not idle, the
+        // service was not reading; their clocks start over.
+        let previous = self.state.loop_at.swap(now, Ordering::Relaxed);
+        if now.saturating_sub(previous) > LOOP_STALL_MS {
+            self.watermark.restart(now);
+        }
         self.apply_assignment_changes(consumer, now);
         for (topic, partition, lag) in consumer.context().take_lags() {
             if let Some(index) = self.topic_index(&topic) {
@@ -531,6 +559,7 @@ impl Pipeline {
             stats = ?engine.stats(),
             engine_watermark = engine.watermark(),
             watermark = ?self.watermark.current(now),
+            clocks = ?self.watermark,
             assigned = self.state.assigned.load(Ordering::Relaxed),
             "tick"
         );
@@ -613,15 +642,27 @@ impl Pipeline {
     }
 
     fn checkpoint_due(&self) -> bool {
+        // While the cluster is unreachable a snapshot cannot be stored: waiting for it would
+        // only block the loop.
         self.config.checkpoint.enabled
+            && !self.state.broker_trouble()
             && self.store.is_some()
-            && self.last_checkpoint.elapsed() >= self.config.checkpoint.interval.0
+            // A large state on a slow broker: checkpoints take at most a fifth of the time.
+            && self.last_checkpoint.elapsed()
+                >= self.config.checkpoint.interval.0.max(self.checkpoint_cost * 4)
     }
 
     /// Writes a snapshot with the current positions, then commits those positions. A failed
     /// write commits nothing (the next checkpoint tries again).
     async fn checkpoint(&mut self, consumer: &InputConsumer) -> bool {
+        let started = Instant::now();
+        let stored = self.write_checkpoint(consumer).await;
+        self.checkpoint_cost = started.elapsed();
         self.last_checkpoint = Instant::now();
+        stored
+    }
+
+    async fn write_checkpoint(&mut self, consumer: &InputConsumer) -> bool {
         if self.store.is_none() {
             return false;
         }

@@ -23,7 +23,11 @@ fn start(config: &std::path::Path) -> common::KillOnDrop {
         std::process::Command::new(env!("CARGO_BIN_EXE_feedback-loop"))
             .args(["run", "--config"])
             .arg(config)
-            .env("RUST_LOG", "warn,feedback_loop::service=info")
+            .env(
+                "RUST_LOG",
+                std::env::var("CRASH_TEST_LOG")
+                    .unwrap_or_else(|_| "warn,feedback_loop::service=info".into()),
+            )
             .spawn()
             .expect("start the service"),
     )
@@ -86,6 +90,7 @@ dead_letter_topic = "{dlq}"
 [kafka.client]
 "session.timeout.ms" = 6000
 "heartbeat.interval.ms" = 1000
+{debug}
 [http]
 listen = "{address}"
 [join]
@@ -103,6 +108,11 @@ interval = "500ms"
 {DEMO_MODELS_TOML}
 "#,
         group = unique("group"),
+        // librdkafka's debug contexts for the service, e.g. CRASH_TEST_RDKAFKA_DEBUG=fetch
+        // (with CRASH_TEST_LOG=librdkafka=debug,...).
+        debug = std::env::var("CRASH_TEST_RDKAFKA_DEBUG")
+            .map(|contexts| format!("\"debug\" = \"{contexts}\""))
+            .unwrap_or_default(),
     );
     let config = Config::from_toml_str(&text).unwrap();
     let dir = std::env::temp_dir().join(unique("crash"));
@@ -264,15 +274,30 @@ interval = "500ms"
             }
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "after 150 s, {} of {} windows published",
-            expected
-                .keys()
-                .filter(|k| published.contains_key(*k))
-                .count(),
-            expected.len()
-        );
+        if Instant::now() >= deadline {
+            // Say whether the service did not close the windows or the reader missed them.
+            let body = client
+                .get(format!("http://{address}/metrics"))
+                .send()
+                .await
+                .map(|r| r.text());
+            let body = match body {
+                Ok(text) => text.await.unwrap_or_default(),
+                Err(error) => format!("metrics unreachable: {error}"),
+            };
+            let health: Vec<&str> = body
+                .lines()
+                .filter(|l| !l.starts_with('#') && !l.contains("model_") && !l.contains("_bucket"))
+                .collect();
+            panic!(
+                "after 150 s, {} of {} windows published; the service says: {health:?}",
+                expected
+                    .keys()
+                    .filter(|k| published.contains_key(*k))
+                    .count(),
+                expected.len()
+            );
+        }
     }
     std::process::Command::new("kill")
         .args(["-TERM", &last.0.id().to_string()])

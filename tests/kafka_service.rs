@@ -497,3 +497,56 @@ fn promtool_check_metrics(body: &str) {
         "promtool check metrics:\n{text}"
     );
 }
+
+/// Partitions that never receive a message (few keys, many partitions) must not hold the
+/// watermark back: the group has no offsets for them and librdkafka reports no consumer
+/// lag, yet they have nothing to read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_that_never_receive_data_do_not_hold_windows_back() {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+
+    let broker = Broker::start();
+    let t = topics(&broker).await;
+    let config = config(&broker.bootstrap(), &t);
+    let messages = stream();
+    let (expected, _) = replay(&config, &messages);
+    // Everything into partition 0 of each topic; partitions 1-3 stay empty.
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("linger.ms", "5")
+        .create()
+        .unwrap();
+    let records = to_kafka(&t, &messages);
+    let mut deliveries = Vec::with_capacity(records.len());
+    for (topic, key, payload, ts) in &records {
+        let mut record = FutureRecord::to(topic)
+            .partition(0)
+            .key(key)
+            .payload(payload)
+            .timestamp(*ts);
+        loop {
+            match producer.send_result(record) {
+                Ok(delivery) => break deliveries.push(delivery),
+                Err((_, back)) => {
+                    record = back;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+        }
+    }
+    for delivery in deliveries {
+        delivery.await.expect("delivery").expect("delivered");
+    }
+
+    let running = start_service(config.clone()).await;
+    let received = consume(
+        &broker.bootstrap(),
+        &t.metrics,
+        expected.len(),
+        Duration::from_secs(90),
+    )
+    .await;
+    assert_same(&expected, &by_id(&received), false);
+    running.stop().await;
+}

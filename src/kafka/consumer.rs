@@ -1,7 +1,7 @@
 //! The input consumer's context: rebalance callbacks feed the watermark's partition set and
 //! readiness, statistics feed the consumer-lag gauges.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rdkafka::client::ClientContext;
@@ -28,6 +28,8 @@ pub struct InputContext {
     assigned: AtomicBool,
     /// Consumer lag per (topic, partition), from the latest statistics.
     lags: Mutex<Vec<(String, i32, i64)>>,
+    /// Wall-clock ms of the latest statistics that showed a broker connection up (0: none).
+    broker_up_at: AtomicI64,
 }
 
 impl InputContext {
@@ -38,6 +40,7 @@ impl InputContext {
             changed: AtomicBool::new(false),
             lags: Mutex::new(Vec::new()),
             assigned: AtomicBool::new(false),
+            broker_up_at: AtomicI64::new(0),
         }
     }
 
@@ -70,6 +73,12 @@ impl InputContext {
     pub fn has_assignment(&self) -> bool {
         self.assigned.load(Ordering::Relaxed)
     }
+
+    /// Wall-clock ms of the latest statistics (every second) in which a broker was connected:
+    /// the service's evidence that the cluster is reachable again after an outage.
+    pub fn broker_up_at(&self) -> i64 {
+        self.broker_up_at.load(Ordering::Relaxed)
+    }
 }
 
 fn partitions(list: &TopicPartitionList) -> Vec<(String, i32)> {
@@ -79,18 +88,52 @@ fn partitions(list: &TopicPartitionList) -> Vec<(String, i32)> {
         .collect()
 }
 
+/// Messages left to read in a partition: librdkafka's consumer lag (log end minus the
+/// committed or stored offset), or, while the group has no offset there (a partition that
+/// never received a message has none, ever), the log end minus the next offset to fetch.
+/// `None`: not known yet.
+fn messages_left(p: &rdkafka::statistics::Partition) -> Option<i64> {
+    if p.consumer_lag >= 0 {
+        return Some(p.consumer_lag);
+    }
+    (p.hi_offset >= 0 && p.next_offset >= 0).then(|| (p.hi_offset - p.next_offset).max(0))
+}
+
 impl ClientContext for InputContext {
     fn stats(&self, statistics: Statistics) {
+        if statistics
+            .brokers
+            .values()
+            .any(|b| b.source != "internal" && b.state == "UP")
+        {
+            self.broker_up_at
+                .store(crate::service::now_ms(), Ordering::Relaxed);
+        }
         let mut lags = Vec::new();
         for (topic, stats) in &statistics.topics {
             for (partition, p) in &stats.partitions {
-                // -1 is librdkafka's "internal" partition; a negative lag means unknown.
-                if *partition >= 0 && p.consumer_lag >= 0 {
-                    lags.push((topic.clone(), *partition, p.consumer_lag));
+                // -1 is librdkafka's "internal" partition.
+                if *partition < 0 {
+                    continue;
+                }
+                if let Some(lag) = messages_left(p) {
+                    // For the watermark, "nothing left" also needs a fetch that reached the
+                    // log end since this partition's fetching (re)started: librdkafka resets
+                    // `eof_offset` at each fetch start and sets it when a fetch reaches the
+                    // end. Until then `hi_offset` can be the previous assignment's (after a
+                    // rebalance), and the lag 0 whatever was produced since.
+                    let fetched_to_end = p.fetch_state == "active"
+                        && p.eof_offset >= 0
+                        && p.eof_offset == p.hi_offset;
+                    lags.push((
+                        topic.clone(),
+                        *partition,
+                        if fetched_to_end { lag } else { lag.max(1) },
+                    ));
                     self.telemetry
                         .consumer_lag
                         .with_label_values(&[topic.as_str(), &partition.to_string()])
-                        .set(p.consumer_lag);
+                        .set(lag);
                 }
             }
         }
