@@ -117,6 +117,7 @@ pub struct Config {
     pub rules: Vec<RuleConfig>,
     pub retrain: RetrainConfig,
     pub checkpoint: CheckpointConfig,
+    pub shutdown: ShutdownConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -341,6 +342,24 @@ impl Default for CheckpointConfig {
             topic: "feedback-loop-state".into(),
             interval: Duration::from_millis(10_000),
             chunk_bytes: 512 * 1024,
+        }
+    }
+}
+
+/// How long a graceful stop (SIGTERM, SIGINT) may take.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShutdownConfig {
+    /// From the signal to the exit: stop consuming, flush, checkpoint, commit. Past it the
+    /// process exits anyway (code 1) and the previous checkpoint stands.
+    pub timeout: Duration,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        ShutdownConfig {
+            // Below Kubernetes' default terminationGracePeriodSeconds (30).
+            timeout: Duration::from_millis(25_000),
         }
     }
 }
@@ -636,6 +655,12 @@ impl Config {
         if w.size.0.is_zero() {
             return Err(ConfigError::invalid(
                 "window.size",
+                "must be greater than 0",
+            ));
+        }
+        if self.shutdown.timeout.0.is_zero() {
+            return Err(ConfigError::invalid(
+                "shutdown.timeout",
                 "must be greater than 0",
             ));
         }

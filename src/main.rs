@@ -214,6 +214,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         state.clone(),
         Shutdown::new(notify.subscribe()),
     ));
+    let deadline = config.shutdown.timeout.0;
     let mut service = tokio::spawn(feedback_loop::service::run(
         config,
         state,
@@ -223,7 +224,19 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let result = tokio::select! {
         _ = feedback_loop::shutdown::signal() => {
             let _ = notify.send(());
-            (&mut service).await
+            match tokio::time::timeout(deadline, &mut service).await {
+                Ok(result) => result,
+                Err(_) => {
+                    // Offsets are only committed after a stored checkpoint, so leaving now
+                    // loses nothing: the next start resumes from the previous checkpoint.
+                    tracing::error!(
+                        timeout = ?deadline,
+                        "graceful stop exceeded shutdown.timeout; exiting without the final \
+                         checkpoint (the previous one stands)"
+                    );
+                    std::process::exit(1);
+                }
+            }
         }
         result = &mut service => result,
     };

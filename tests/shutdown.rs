@@ -1,5 +1,6 @@
 //! SIGTERM: the `run` binary stops consuming, flushes, commits its offsets and exits 0
-//! within 10 s.
+//! within 10 s; and when the stop cannot finish (the cluster went away), it still exits
+//! within `shutdown.timeout`.
 
 mod common;
 
@@ -22,8 +23,18 @@ async fn metric_sum(client: &reqwest::Client, address: &str, name: &str) -> Opti
     Some(common::metric_sum(&body, name))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_commits_and_exits_zero() {
+/// A running `run` binary that has consumed a produced stream and is ready.
+struct Started {
+    broker: Broker,
+    bootstrap: String,
+    group: String,
+    /// Next offset of every input partition written to.
+    ends: std::collections::BTreeMap<(String, i32), i64>,
+    child: common::KillOnDrop,
+    dir: std::path::PathBuf,
+}
+
+async fn start(extra_config: &str) -> Started {
     let broker = Broker::start();
     let bootstrap = broker.bootstrap();
     let (predictions, outcomes, group) = (unique("p"), unique("o"), unique("group"));
@@ -78,6 +89,7 @@ listen = "{address}"
 max_event_age = "0s"
 [checkpoint]
 topic = "{state_topic}"
+{extra_config}
 [[models]]
 name = "m"
 task = "binary"
@@ -88,7 +100,7 @@ positive_class = "1"
         ),
     )
     .unwrap();
-    let mut child = common::KillOnDrop(
+    let child = common::KillOnDrop(
         std::process::Command::new(env!("CARGO_BIN_EXE_feedback-loop"))
             .args(["run", "--config"])
             .arg(&config)
@@ -96,7 +108,6 @@ positive_class = "1"
             .spawn()
             .expect("start the binary"),
     );
-    let child = &mut child.0;
 
     // Wait until it has consumed everything.
     let client = reqwest::Client::new();
@@ -127,24 +138,53 @@ positive_class = "1"
         assert!(Instant::now() < deadline, "never ready");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    Started {
+        broker,
+        bootstrap,
+        group,
+        ends,
+        child,
+        dir,
+    }
+}
 
+/// Sends SIGTERM and waits up to `limit` for the exit.
+async fn terminate(
+    child: &mut std::process::Child,
+    limit: Duration,
+) -> (std::process::ExitStatus, Duration) {
     let status = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
     let stopped = Instant::now();
-    let exit = loop {
+    loop {
         if let Some(exit) = child.try_wait().unwrap() {
-            break exit;
+            break (exit, stopped.elapsed());
         }
-        if stopped.elapsed() > Duration::from_secs(10) {
+        if stopped.elapsed() > limit {
             let _ = child.kill();
-            panic!("still running 10 s after SIGTERM");
+            panic!("still running {limit:?} after SIGTERM");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_commits_and_exits_zero() {
+    // `_broker` keeps the mock cluster alive to the end (a `..` pattern would drop it here).
+    let Started {
+        broker: _broker,
+        bootstrap,
+        group,
+        ends,
+        mut child,
+        dir,
+    } = start("").await;
+    let (exit, _) = terminate(&mut child.0, Duration::from_secs(10)).await;
     assert!(exit.success(), "exit status {exit}");
+    drop(child);
 
     // The group's committed offsets are the ends of the input partitions.
     let consumer: BaseConsumer = ClientConfig::new()
@@ -169,5 +209,30 @@ positive_class = "1"
     drop(committed);
     drop(consumer);
     assert_eq!(found, ends);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_that_cannot_finish_ends_at_the_shutdown_timeout() {
+    if std::env::var("KAFKA_BOOTSTRAP_SERVERS").is_ok_and(|s| !s.is_empty()) {
+        eprintln!("skipped on a real broker: the test takes the mock cluster's broker down");
+        return;
+    }
+    let Started {
+        broker,
+        mut child,
+        dir,
+        ..
+    } = start("[shutdown]\ntimeout = \"2s\"").await;
+    // The cluster goes away: the final checkpoint can never be stored.
+    match &broker {
+        Broker::Mock(cluster) => cluster.broker_down(1).expect("broker down"),
+        Broker::Real(_) => unreachable!(),
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (exit, took) = terminate(&mut child.0, Duration::from_secs(15)).await;
+    assert_eq!(exit.code(), Some(1), "exit status {exit}");
+    assert!(took >= Duration::from_millis(1900), "exited after {took:?}");
+    assert!(took < Duration::from_secs(8), "exited after {took:?}");
     let _ = std::fs::remove_dir_all(dir);
 }
