@@ -30,6 +30,24 @@ ddm = { enabled = false }
 page_hinkley = { enabled = false }
 "#;
 
+/// The 5 features listed (so decoded), drift and detectors off: what decoding them costs.
+const CONFIG_FEATURES: &str = r#"
+[join]
+max_label_delay = "1m"
+[[models]]
+name = "fraud"
+task = "binary"
+positive_class = "1"
+features = ["amount", "country", "age", "device", "hour"]
+segments = ["channel"]
+[models.drift]
+enabled = false
+[models.detectors]
+adwin = { enabled = false }
+ddm = { enabled = false }
+page_hinkley = { enabled = false }
+"#;
+
 /// Drift on: 5 features (3 numeric, 2 categorical), prediction/score/label drift against
 /// the first 1000 predictions, the three detectors with River's defaults.
 const CONFIG_DRIFT: &str = r#"
@@ -161,9 +179,11 @@ fn bench(c: &mut Criterion) {
             }
         })
     });
+    let features_config = Config::from_toml_str(CONFIG_FEATURES).expect("bench config");
     let drift_config = Config::from_toml_str(CONFIG_DRIFT).expect("bench config");
     for (name, config) in [
         ("decode_join_aggregate", &config),
+        ("decode_join_aggregate_features", &features_config),
         ("decode_join_aggregate_drift", &drift_config),
     ] {
         let decoder = Decoder::new(config);
