@@ -523,13 +523,26 @@ impl Json<'_> {
 
 impl<'de> de::Deserialize<'de> for Json<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(JsonVisitor)
+        deserializer.deserialize_any(JsonVisitor { keep: None })
     }
 }
 
-struct JsonVisitor;
+/// Builds a [`Json`]. With `keep`, an object keeps only those keys: the other values are
+/// skipped unparsed.
+#[derive(Clone, Copy)]
+struct JsonVisitor<'k> {
+    keep: Option<&'k [String]>,
+}
 
-impl<'de> Visitor<'de> for JsonVisitor {
+impl<'de> DeserializeSeed<'de> for JsonVisitor<'_> {
+    type Value = Json<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Json<'de>, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for JsonVisitor<'_> {
     type Value = Json<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -572,73 +585,18 @@ impl<'de> Visitor<'de> for JsonVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut entries = Vec::new();
         while let Some(key) = map.next_key::<Key<'de>>()? {
+            if self
+                .keep
+                .is_some_and(|keep| !keep.iter().any(|k| *k == key.0))
+            {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
             // Nested objects below the first level are not needed: keep their kind only.
             let value = map.next_value::<Shallow<'de>>()?.0;
             entries.push((key.0, value));
         }
         Ok(Json::Object(entries))
-    }
-}
-
-/// A [`Json`] value that, when it is an object, keeps only the listed keys (the others'
-/// values are skipped unparsed, nested ones reduced as in [`Shallow`]).
-struct KeptKeys<'k>(&'k [String]);
-
-impl<'de> DeserializeSeed<'de> for KeptKeys<'_> {
-    type Value = Json<'de>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Json<'de>, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for KeptKeys<'_> {
-    type Value = Json<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut entries = Vec::new();
-        while let Some(key) = map.next_key::<Key<'de>>()? {
-            if self.0.iter().any(|k| *k == key.0) {
-                entries.push((key.0, map.next_value::<Shallow<'de>>()?.0));
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(Json::Object(entries))
-    }
-    // Anything else is kept as `Json` says, for the error message that names its kind.
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        JsonVisitor.visit_unit()
-    }
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        JsonVisitor.visit_none()
-    }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-        JsonVisitor.visit_bool(v)
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        JsonVisitor.visit_i64(v)
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        JsonVisitor.visit_u64(v)
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-        JsonVisitor.visit_f64(v)
-    }
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-        JsonVisitor.visit_borrowed_str(v)
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        JsonVisitor.visit_str(v)
-    }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-        JsonVisitor.visit_string(v)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-        JsonVisitor.visit_seq(seq)
     }
 }
 
@@ -817,10 +775,10 @@ impl<'de> Visitor<'de> for Extract<'_, '_, 'de> {
         while let Some(key) = map.next_key::<Key<'de>>()? {
             match self.tree.find(&key.0) {
                 Some(PathNode::Leaf(slot)) => {
-                    let value = match self.kept_keys.iter().find(|(s, _)| s == slot) {
-                        Some((_, keep)) => map.next_value_seed(KeptKeys(keep))?,
-                        None => map.next_value::<Json<'de>>()?,
-                    };
+                    let keep = self.kept_keys.iter().find(|(s, _)| s == slot);
+                    let value = map.next_value_seed(JsonVisitor {
+                        keep: keep.map(|(_, keys)| keys.as_slice()),
+                    })?;
                     self.slots[*slot] = Some(value);
                 }
                 Some(PathNode::Branch(child)) => map.next_value_seed(Extract {
