@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use common::kafka::{produce, unique, Broker, Reader};
 use feedback_loop::config::Config;
-use feedback_loop::traffic::{Stream, TrafficConfig, TrafficGenerator, DEMO_MODELS_TOML};
+use feedback_loop::traffic::DEMO_MODELS_TOML;
 use serde_json::Value;
 
 /// How long the broker stays down.
@@ -95,14 +95,6 @@ impl Drop for Tansu {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The service's health as it reports it: `/readyz` and the non-model lines of `/metrics`.
 async fn health(client: &reqwest::Client, address: &str) -> String {
     let ready = match client.get(format!("http://{address}/readyz")).send().await {
@@ -113,32 +105,11 @@ async fn health(client: &reqwest::Client, address: &str) -> String {
         ),
         Err(error) => format!("/readyz unreachable: {error}"),
     };
-    let metrics = match client.get(format!("http://{address}/metrics")).send().await {
-        Ok(response) => response.text().await.unwrap_or_default(),
-        Err(error) => format!("/metrics unreachable: {error}"),
-    };
-    let lines: Vec<&str> = metrics
-        .lines()
-        .filter(|l| {
-            !l.starts_with('#')
-                && !l.contains("model_")
-                && !l.contains("_bucket")
-                && !l.contains("consumer_lag")
-        })
-        .collect();
+    let metrics = common::scrape(client, address)
+        .await
+        .unwrap_or_else(|| "/metrics unreachable".into());
+    let lines = common::health_lines(&metrics);
     format!("{ready}; {}", lines.join("; "))
-}
-
-async fn metric(client: &reqwest::Client, address: &str, prefix: &str) -> Option<f64> {
-    let body = client
-        .get(format!("http://{address}/metrics"))
-        .send()
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    Some(common::metric_sum(&body, prefix))
 }
 
 async fn ready_status(client: &reqwest::Client, address: &str) -> Option<u16> {
@@ -194,7 +165,7 @@ async fn service_survives_a_broker_outage_and_publishes_what_replay_prints() {
         created.status()
     );
     let mut tansu = Tansu {
-        port: free_port(),
+        port: common::free_port(),
         endpoint,
         bucket,
         pid: None,
@@ -216,7 +187,7 @@ async fn service_survives_a_broker_outage_and_publishes_what_replay_prints() {
     for topic in [&metrics, &state, &alerts, &retrain, &dlq] {
         broker.create_topic(topic, 1).await;
     }
-    let address = format!("127.0.0.1:{}", free_port());
+    let address = format!("127.0.0.1:{}", common::free_port());
     let text = format!(
         r#"
 [kafka]
@@ -257,68 +228,15 @@ interval = "500ms"
 
     // The stream: 200 requests/s of event time for 2 minutes (12 windows), outcomes up to 4 s
     // late, drift half-way.
-    let start_ms = 1_767_225_600_000;
-    let span_ms = 120_000;
-    let mut generator = TrafficGenerator::new(TrafficConfig {
-        seed: 11,
-        rate_per_s: 200.0,
-        min_label_delay_ms: 0,
-        max_label_delay_ms: 4_000,
-        missing_outcome_rate: 0.1,
-        drift_at_ms: Some(start_ms + span_ms / 2),
-        start_ms,
-    });
-    let mut messages = generator.until(start_ms + span_ms);
-    messages.extend(generator.drain());
-
-    // What replay prints for the whole stream.
-    let (mut p_lines, mut o_lines) = (String::new(), String::new());
-    for m in &messages {
-        let file = if m.stream == Stream::Predictions {
-            &mut p_lines
-        } else {
-            &mut o_lines
-        };
-        file.push_str(&m.payload);
-        file.push('\n');
-    }
-    let mut out = Vec::new();
-    feedback_loop::replay::replay(
-        &config,
-        p_lines.as_bytes(),
-        o_lines.as_bytes(),
-        &mut out,
-        &mut Vec::new(),
-    )
-    .unwrap();
-    let expected: BTreeMap<String, Value> = String::from_utf8(out)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|v| v["schema"] == "feedback-loop.metrics.v1")
-        .map(|v| (v["record_id"].as_str().unwrap().to_string(), v))
-        .collect();
-    let pairs: u64 = expected
-        .values()
-        .filter(|v| v.get("segment").is_none())
-        .map(|v| v["counts"]["joined"].as_u64().unwrap())
-        .sum();
+    let messages = common::traffic(11, 200.0, 4_000, 120_000);
+    let (expected, _) = common::replay(&config, &messages);
+    let pairs = common::joined_pairs(&expected);
     assert!(
         pairs >= 20_000,
         "the stream should have 20k pairs, has {pairs}"
     );
 
-    let kafka: Vec<(String, String, Vec<u8>, i64)> = messages
-        .iter()
-        .map(|m| {
-            let topic = if m.stream == Stream::Predictions {
-                predictions.clone()
-            } else {
-                outcomes.clone()
-            };
-            (topic, m.key.clone(), m.payload.clone().into_bytes(), m.ts)
-        })
-        .collect();
+    let kafka = common::to_kafka(&messages, &predictions, &outcomes);
     // Before the outage, the first 40 %; after it, the rest.
     let split = kafka.len() * 2 / 5;
     eprintln!(
@@ -331,9 +249,7 @@ interval = "500ms"
     let log_path = dir.join("service.log");
     let log = std::fs::File::create(&log_path).unwrap();
     let mut service = common::KillOnDrop(
-        std::process::Command::new(env!("CARGO_BIN_EXE_feedback-loop"))
-            .args(["run", "--config"])
-            .arg(&config_path)
+        common::service_command(&config_path)
             .env(
                 "RUST_LOG",
                 std::env::var("OUTAGE_TEST_LOG")
@@ -348,7 +264,8 @@ interval = "500ms"
     // The service reads what was produced before the outage.
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let consumed = metric(&client, &address, "feedback_loop_input_records_total{").await;
+        let consumed =
+            common::metric(&client, &address, "feedback_loop_input_records_total{").await;
         if consumed.is_some_and(|n| n as usize >= split) {
             break;
         }
@@ -371,9 +288,15 @@ interval = "500ms"
     // flight then. Within the idle timeout of the last message, so that event time does not
     // move on with the wall clock before the outage.
     let checkpoints = "feedback_loop_checkpoints_total ";
-    let before = metric(&client, &address, checkpoints).await.unwrap_or(0.0);
+    let before = common::metric(&client, &address, checkpoints)
+        .await
+        .unwrap_or(0.0);
     let deadline = Instant::now() + Duration::from_secs(5);
-    while metric(&client, &address, checkpoints).await.unwrap_or(0.0) < before + 2.0 {
+    while common::metric(&client, &address, checkpoints)
+        .await
+        .unwrap_or(0.0)
+        < before + 2.0
+    {
         assert!(
             Instant::now() < deadline,
             "no checkpoint in 5 s; the service says: {}",
@@ -403,7 +326,7 @@ interval = "500ms"
         statuses.push((down_at.elapsed().as_secs(), status));
     }
     let during = health(&client, &address).await;
-    let gauge = metric(&client, &address, "feedback_loop_ready ").await;
+    let gauge = common::metric(&client, &address, "feedback_loop_ready ").await;
     eprintln!("during the outage: /readyz by second {statuses:?}; {during}");
     // librdkafka notices a dead broker at once (connection refused): from the second probe
     // on the service must say it is not ready, and keep saying so until the broker is back.
@@ -435,24 +358,18 @@ interval = "500ms"
     let mut published: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     let mut ready_again = None;
     loop {
-        for payload in reader.read_for(Duration::from_secs(2)).await {
-            let v: Value = serde_json::from_slice(&payload).unwrap();
-            published
-                .entry(v["record_id"].as_str().unwrap().to_string())
-                .or_default()
-                .push(v);
-        }
+        common::collect(
+            &mut published,
+            reader.read_for(Duration::from_secs(2)).await,
+        );
         if ready_again.is_none() && ready_status(&client, &address).await == Some(200) {
             ready_again = Some(up_at.elapsed());
         }
         if expected.keys().all(|k| published.contains_key(k)) && ready_again.is_some() {
-            for payload in reader.read_for(Duration::from_secs(2)).await {
-                let v: Value = serde_json::from_slice(&payload).unwrap();
-                published
-                    .entry(v["record_id"].as_str().unwrap().to_string())
-                    .or_default()
-                    .push(v);
-            }
+            common::collect(
+                &mut published,
+                reader.read_for(Duration::from_secs(2)).await,
+            );
             break;
         }
         if Instant::now() >= deadline {
@@ -483,34 +400,24 @@ interval = "500ms"
         .unwrap();
     let _ = service.0.wait();
 
-    let extra: Vec<&String> = published
-        .keys()
-        .filter(|k| !expected.contains_key(*k))
-        .collect();
-    let mut problems = Vec::new();
-    let mut duplicates = 0;
-    for (id, want) in &expected {
-        for copy in &published[id] {
-            common::compare(id, want, copy, &mut problems);
-        }
-        duplicates += published[id].len() - 1;
-    }
+    let check = common::check_published(&expected, &published);
     eprintln!(
-        "{} windows, {duplicates} duplicate copies; test took {:.1} s",
+        "{} windows, {} duplicate copies; test took {:.1} s",
         expected.len(),
+        check.duplicates,
         test_started.elapsed().as_secs_f64()
     );
     assert!(
-        extra.is_empty(),
+        check.extra.is_empty(),
         "windows replay does not have: {:?}; log:\n{}",
-        &extra[..extra.len().min(5)],
+        &check.extra[..check.extra.len().min(5)],
         log_tail(&log_path)
     );
     assert!(
-        problems.is_empty(),
+        check.problems.is_empty(),
         "{} differences: {:?}; the service says: {after}\nlog:\n{}",
-        problems.len(),
-        &problems[..problems.len().min(10)],
+        check.problems.len(),
+        &check.problems[..check.problems.len().min(10)],
         log_tail(&log_path)
     );
     drop(tansu);

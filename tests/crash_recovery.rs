@@ -13,16 +13,12 @@ use std::time::{Duration, Instant};
 
 use common::kafka::{produce, unique, Broker};
 use feedback_loop::config::Config;
-use feedback_loop::traffic::{
-    SplitMix64, Stream, TrafficConfig, TrafficGenerator, DEMO_MODELS_TOML,
-};
+use feedback_loop::traffic::{SplitMix64, DEMO_MODELS_TOML};
 use serde_json::Value;
 
 fn start(config: &std::path::Path) -> common::KillOnDrop {
     common::KillOnDrop(
-        std::process::Command::new(env!("CARGO_BIN_EXE_feedback-loop"))
-            .args(["run", "--config"])
-            .arg(config)
+        common::service_command(config)
             .env(
                 "RUST_LOG",
                 std::env::var("CRASH_TEST_LOG")
@@ -31,18 +27,6 @@ fn start(config: &std::path::Path) -> common::KillOnDrop {
             .spawn()
             .expect("start the service"),
     )
-}
-
-async fn consumed(client: &reqwest::Client, address: &str) -> Option<u64> {
-    let body = client
-        .get(format!("http://{address}/metrics"))
-        .send()
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    Some(common::metric_sum(&body, "feedback_loop_input_records_total{") as u64)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -70,11 +54,7 @@ async fn killed_and_restarted_service_publishes_what_replay_prints() {
     for topic in [&alerts, &retrain, &dlq] {
         broker.create_topic(topic, 1).await;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let address = format!("127.0.0.1:{port}");
     let text = format!(
         r#"
@@ -121,57 +101,13 @@ interval = "500ms"
     std::fs::write(&config_path, &text).unwrap();
 
     // The stream: 500 requests/s of event time, outcomes up to 4 s late, drift half-way.
-    let start_ms = 1_767_225_600_000;
-    let span_ms = (requests / 500.0 * 1000.0) as i64;
-    let mut generator = TrafficGenerator::new(TrafficConfig {
-        seed: 3,
-        rate_per_s: 500.0,
-        min_label_delay_ms: 0,
-        max_label_delay_ms: 4_000,
-        missing_outcome_rate: 0.1,
-        drift_at_ms: Some(start_ms + span_ms / 2),
-        start_ms,
-    });
-    let mut messages = generator.until(start_ms + span_ms);
-    messages.extend(generator.drain());
-
-    // What replay prints.
-    let (mut p_lines, mut o_lines) = (String::new(), String::new());
-    for m in &messages {
-        let file = if m.stream == Stream::Predictions {
-            &mut p_lines
-        } else {
-            &mut o_lines
-        };
-        file.push_str(&m.payload);
-        file.push('\n');
-    }
-    let mut out = Vec::new();
-    let summary = feedback_loop::replay::replay(
-        &config,
-        p_lines.as_bytes(),
-        o_lines.as_bytes(),
-        &mut out,
-        &mut Vec::new(),
-    )
-    .unwrap();
-    let expected: BTreeMap<String, Value> = String::from_utf8(out)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|v| v["schema"] == "feedback-loop.metrics.v1")
-        .map(|v| (v["record_id"].as_str().unwrap().to_string(), v))
-        .collect();
-    let pairs: u64 = expected
-        .values()
-        .filter(|v| v.get("segment").is_none())
-        .map(|v| v["counts"]["joined"].as_u64().unwrap())
-        .sum();
+    let messages = common::traffic(3, 500.0, 4_000, (requests / 500.0 * 1000.0) as i64);
+    let (expected, _) = common::replay(&config, &messages);
+    let pairs = common::joined_pairs(&expected);
     eprintln!(
-        "{} messages, {pairs} pairs, {} records expected ({} lines replayed)",
+        "{} messages, {pairs} pairs, {} records expected",
         messages.len(),
-        expected.len(),
-        summary.records
+        expected.len()
     );
     if broker.is_real() {
         assert!(
@@ -179,18 +115,7 @@ interval = "500ms"
             "the crash test needs at least 200k pairs, has {pairs}"
         );
     }
-
-    let kafka: Vec<(String, String, Vec<u8>, i64)> = messages
-        .iter()
-        .map(|m| {
-            let topic = if m.stream == Stream::Predictions {
-                predictions.clone()
-            } else {
-                outcomes.clone()
-            };
-            (topic, m.key.clone(), m.payload.clone().into_bytes(), m.ts)
-        })
-        .collect();
+    let kafka = common::to_kafka(&messages, &predictions, &outcomes);
     produce(&bootstrap, &kafka).await;
 
     // Three kills at random points of the drain.
@@ -210,29 +135,16 @@ interval = "500ms"
         // close to the end: what they must read can be less than the target).
         let (mut last_n, mut last_change) = (0, Instant::now());
         loop {
-            let n = consumed(&client, &address).await.unwrap_or(0);
+            let n = common::metric(&client, &address, "feedback_loop_input_records_total{")
+                .await
+                .unwrap_or(0.0) as u64;
             if n != last_n {
                 (last_n, last_change) = (n, Instant::now());
             }
             let drained = n > 0 && last_change.elapsed() > Duration::from_secs(3);
             if n >= target || drained {
-                let body = client
-                    .get(format!("http://{address}/metrics"))
-                    .send()
-                    .await
-                    .unwrap()
-                    .text()
-                    .await
-                    .unwrap();
-                let health: Vec<&str> = body
-                    .lines()
-                    .filter(|l| {
-                        !l.starts_with('#')
-                            && !l.contains("model_")
-                            && !l.contains("_bucket")
-                            && !l.contains("consumer_lag")
-                    })
-                    .collect();
+                let body = common::scrape(&client, &address).await.unwrap_or_default();
+                let health = common::health_lines(&body);
                 eprintln!("kill {kill}: SIGKILL after {n} messages in this run; {health:?}");
                 break;
             }
@@ -256,46 +168,31 @@ interval = "500ms"
     let deadline = Instant::now() + Duration::from_secs(150);
     let mut published: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     loop {
-        for payload in reader.read_for(Duration::from_secs(3)).await {
-            let v: Value = serde_json::from_slice(&payload).unwrap();
-            published
-                .entry(v["record_id"].as_str().unwrap().to_string())
-                .or_default()
-                .push(v);
-        }
+        common::collect(
+            &mut published,
+            reader.read_for(Duration::from_secs(3)).await,
+        );
         if expected.keys().all(|k| published.contains_key(k)) {
             // Anything still in flight (a last re-publication) arrives too.
-            for payload in reader.read_for(Duration::from_secs(2)).await {
-                let v: Value = serde_json::from_slice(&payload).unwrap();
-                published
-                    .entry(v["record_id"].as_str().unwrap().to_string())
-                    .or_default()
-                    .push(v);
-            }
+            common::collect(
+                &mut published,
+                reader.read_for(Duration::from_secs(2)).await,
+            );
             break;
         }
         if Instant::now() >= deadline {
             // Say whether the service did not close the windows or the reader missed them.
-            let body = client
-                .get(format!("http://{address}/metrics"))
-                .send()
+            let body = common::scrape(&client, &address)
                 .await
-                .map(|r| r.text());
-            let body = match body {
-                Ok(text) => text.await.unwrap_or_default(),
-                Err(error) => format!("metrics unreachable: {error}"),
-            };
-            let health: Vec<&str> = body
-                .lines()
-                .filter(|l| !l.starts_with('#') && !l.contains("model_") && !l.contains("_bucket"))
-                .collect();
+                .unwrap_or_else(|| "metrics unreachable".into());
             panic!(
-                "after 150 s, {} of {} windows published; the service says: {health:?}",
+                "after 150 s, {} of {} windows published; the service says: {:?}",
                 expected
                     .keys()
                     .filter(|k| published.contains_key(*k))
                     .count(),
-                expected.len()
+                expected.len(),
+                common::health_lines(&body)
             );
         }
     }
@@ -305,32 +202,22 @@ interval = "500ms"
         .unwrap();
     drop(last);
 
-    let extra: Vec<&String> = published
-        .keys()
-        .filter(|k| !expected.contains_key(*k))
-        .collect();
+    let check = common::check_published(&expected, &published);
     assert!(
-        extra.is_empty(),
+        check.extra.is_empty(),
         "windows replay does not have: {:?}",
-        &extra[..extra.len().min(5)]
+        &check.extra[..check.extra.len().min(5)]
     );
-    let mut problems = Vec::new();
-    let mut duplicates = 0;
-    for (id, want) in &expected {
-        for copy in &published[id] {
-            common::compare(id, want, copy, &mut problems);
-        }
-        duplicates += published[id].len() - 1;
-    }
     eprintln!(
-        "{} windows, {duplicates} duplicate copies (same content)",
-        expected.len()
+        "{} windows, {} duplicate copies (same content)",
+        expected.len(),
+        check.duplicates
     );
     assert!(
-        problems.is_empty(),
+        check.problems.is_empty(),
         "{} differences: {:?}",
-        problems.len(),
-        &problems[..problems.len().min(10)]
+        check.problems.len(),
+        &check.problems[..check.problems.len().min(10)]
     );
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -18,7 +18,7 @@ use feedback_loop::config::Config;
 use feedback_loop::service::{self, SharedState};
 use feedback_loop::shutdown::Shutdown;
 use feedback_loop::telemetry::Telemetry;
-use feedback_loop::traffic::{Stream, TrafficConfig, TrafficGenerator, DEMO_MODELS_TOML};
+use feedback_loop::traffic::DEMO_MODELS_TOML;
 use serde_json::Value;
 
 struct Topics {
@@ -102,71 +102,14 @@ cooldown = "30s"
 
 /// Two minutes of event time at 40 requests/s, outcomes up to 8 s late, drift after 1 min.
 fn stream() -> Vec<feedback_loop::traffic::Message> {
-    let start = 1_767_225_600_000; // 2026-01-01T00:00:00Z
-    let mut generator = TrafficGenerator::new(TrafficConfig {
-        seed: 11,
-        rate_per_s: 40.0,
-        min_label_delay_ms: 0,
-        max_label_delay_ms: 8_000,
-        missing_outcome_rate: 0.1,
-        drift_at_ms: Some(start + 60_000),
-        start_ms: start,
-    });
-    let mut messages = generator.until(start + 120_000);
-    messages.extend(generator.drain());
-    messages
-}
-
-/// What replay prints for the same messages, by record id; alerts and triggers apart.
-fn replay(
-    config: &Config,
-    messages: &[feedback_loop::traffic::Message],
-) -> (BTreeMap<String, Value>, Vec<Value>) {
-    let (mut predictions, mut outcomes) = (String::new(), String::new());
-    for m in messages {
-        let file = match m.stream {
-            Stream::Predictions => &mut predictions,
-            Stream::Outcomes => &mut outcomes,
-        };
-        file.push_str(&m.payload);
-        file.push('\n');
-    }
-    let mut out = Vec::new();
-    feedback_loop::replay::replay(
-        config,
-        predictions.as_bytes(),
-        outcomes.as_bytes(),
-        &mut out,
-        &mut Vec::new(),
-    )
-    .expect("replay");
-    let mut metrics = BTreeMap::new();
-    let mut events = Vec::new();
-    for line in String::from_utf8(out).unwrap().lines() {
-        let value: Value = serde_json::from_str(line).unwrap();
-        if value["schema"] == "feedback-loop.metrics.v1" {
-            metrics.insert(value["record_id"].as_str().unwrap().to_string(), value);
-        } else {
-            events.push(value);
-        }
-    }
-    (metrics, events)
+    common::traffic(11, 40.0, 8_000, 120_000)
 }
 
 fn to_kafka(
     t: &Topics,
     messages: &[feedback_loop::traffic::Message],
 ) -> Vec<(String, String, Vec<u8>, i64)> {
-    messages
-        .iter()
-        .map(|m| {
-            let topic = match m.stream {
-                Stream::Predictions => t.predictions.clone(),
-                Stream::Outcomes => t.outcomes.clone(),
-            };
-            (topic, m.key.clone(), m.payload.clone().into_bytes(), m.ts)
-        })
-        .collect()
+    common::to_kafka(messages, &t.predictions, &t.outcomes)
 }
 
 struct Running {
@@ -266,7 +209,7 @@ async fn published_metrics_equal_replay() {
     let t = topics(&broker).await;
     let config = config(&broker.bootstrap(), &t);
     let messages = stream();
-    let (expected, expected_events) = replay(&config, &messages);
+    let (expected, expected_events) = common::replay(&config, &messages);
     assert!(expected.len() > 50, "the stream makes enough windows");
     produce(&broker.bootstrap(), &to_kafka(&t, &messages)).await;
 
@@ -344,7 +287,7 @@ async fn bad_input_goes_to_the_dead_letter_topic() {
     let t = topics(&broker).await;
     let config = config(&broker.bootstrap(), &t);
     let messages = stream();
-    let (expected, _) = replay(&config, &messages);
+    let (expected, _) = common::replay(&config, &messages);
     let mut kafka = to_kafka(&t, &messages);
     let ts = messages[500].ts;
     let bad: Vec<(String, &[u8], &str)> = vec![
@@ -510,7 +453,7 @@ async fn partitions_that_never_receive_data_do_not_hold_windows_back() {
     let t = topics(&broker).await;
     let config = config(&broker.bootstrap(), &t);
     let messages = stream();
-    let (expected, _) = replay(&config, &messages);
+    let (expected, _) = common::replay(&config, &messages);
     // Everything into partition 0 of each topic; partitions 1-3 stay empty.
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", broker.bootstrap())

@@ -85,11 +85,7 @@ async fn a_flood_of_unlabeled_predictions_keeps_memory_flat() {
         started.elapsed()
     );
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let address = format!("127.0.0.1:{port}");
     let dir = std::env::temp_dir().join(unique("memory"));
     std::fs::create_dir_all(&dir).unwrap();
@@ -131,9 +127,7 @@ segments = ["channel"]
         ),
     )
     .unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_feedback-loop"))
-        .args(["run", "--config"])
-        .arg(&config)
+    let mut child = common::service_command(&config)
         .env("RUST_LOG", "warn")
         .spawn()
         .unwrap();

@@ -11,18 +11,6 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
-async fn metric_sum(client: &reqwest::Client, address: &str, name: &str) -> Option<f64> {
-    let body = client
-        .get(format!("http://{address}/metrics"))
-        .send()
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    Some(common::metric_sum(&body, name))
-}
-
 /// A running `run` binary that has consumed a produced stream and is ready.
 struct Started {
     broker: Broker,
@@ -60,11 +48,7 @@ async fn start(extra_config: &str) -> Started {
     }
     let ends = produce(&bootstrap, &messages).await;
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let address = format!("127.0.0.1:{port}");
     let dir = std::env::temp_dir().join(unique("shutdown"));
     std::fs::create_dir_all(&dir).unwrap();
@@ -101,9 +85,7 @@ positive_class = "1"
     )
     .unwrap();
     let child = common::KillOnDrop(
-        std::process::Command::new(env!("CARGO_BIN_EXE_feedback-loop"))
-            .args(["run", "--config"])
-            .arg(&config)
+        common::service_command(&config)
             .env("RUST_LOG", "warn")
             .spawn()
             .expect("start the binary"),
@@ -113,7 +95,7 @@ positive_class = "1"
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let consumed = metric_sum(&client, &address, "feedback_loop_input_records_total{")
+        let consumed = common::metric(&client, &address, "feedback_loop_input_records_total{")
             .await
             .unwrap_or(0.0);
         if consumed as usize >= messages.len() {

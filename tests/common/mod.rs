@@ -3,6 +3,8 @@
 
 pub mod kafka;
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 
 /// Numbers must agree within this (absolute, or relative above 1).
@@ -59,5 +61,188 @@ impl Drop for KillOnDrop {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (for a service's HTTP listener).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// The `run` binary on a configuration file; callers add environment and output, then spawn.
+pub fn service_command(config: &std::path::Path) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_feedback-loop"));
+    command.args(["run", "--config"]).arg(config);
+    command
+}
+
+/// A running service's `/metrics`, if it answers.
+pub async fn scrape(client: &reqwest::Client, address: &str) -> Option<String> {
+    client
+        .get(format!("http://{address}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()
+}
+
+/// [`metric_sum`] over a running service's `/metrics`.
+pub async fn metric(client: &reqwest::Client, address: &str, prefix: &str) -> Option<f64> {
+    Some(metric_sum(&scrape(client, address).await?, prefix))
+}
+
+/// The service's own lines of a scrape, for failure messages: no comments, per-model
+/// series or histogram buckets.
+pub fn health_lines(body: &str) -> Vec<&str> {
+    body.lines()
+        .filter(|l| !l.starts_with('#') && !l.contains("model_") && !l.contains("_bucket"))
+        .collect()
+}
+
+/// Demo traffic from 2026-01-01 for `span_ms` of event time: outcomes up to
+/// `max_label_delay_ms` late, 10 % missing, drift half-way.
+pub fn traffic(
+    seed: u64,
+    rate_per_s: f64,
+    max_label_delay_ms: i64,
+    span_ms: i64,
+) -> Vec<feedback_loop::traffic::Message> {
+    let start_ms = 1_767_225_600_000;
+    let mut generator =
+        feedback_loop::traffic::TrafficGenerator::new(feedback_loop::traffic::TrafficConfig {
+            seed,
+            rate_per_s,
+            min_label_delay_ms: 0,
+            max_label_delay_ms,
+            missing_outcome_rate: 0.1,
+            drift_at_ms: Some(start_ms + span_ms / 2),
+            start_ms,
+        });
+    let mut messages = generator.until(start_ms + span_ms);
+    messages.extend(generator.drain());
+    messages
+}
+
+/// What `replay` prints for these messages: the metrics records by record id, and the alert
+/// and trigger events.
+pub fn replay(
+    config: &feedback_loop::config::Config,
+    messages: &[feedback_loop::traffic::Message],
+) -> (BTreeMap<String, Value>, Vec<Value>) {
+    use feedback_loop::traffic::Stream;
+    let (mut predictions, mut outcomes) = (String::new(), String::new());
+    for m in messages {
+        let file = match m.stream {
+            Stream::Predictions => &mut predictions,
+            Stream::Outcomes => &mut outcomes,
+        };
+        file.push_str(&m.payload);
+        file.push('\n');
+    }
+    let mut out = Vec::new();
+    feedback_loop::replay::replay(
+        config,
+        predictions.as_bytes(),
+        outcomes.as_bytes(),
+        &mut out,
+        &mut Vec::new(),
+    )
+    .expect("replay");
+    let mut metrics = BTreeMap::new();
+    let mut events = Vec::new();
+    for line in String::from_utf8(out).expect("UTF-8").lines() {
+        let value: Value = serde_json::from_str(line).expect("JSON");
+        if value["schema"] == "feedback-loop.metrics.v1" {
+            metrics.insert(value["record_id"].as_str().expect("id").to_string(), value);
+        } else {
+            events.push(value);
+        }
+    }
+    (metrics, events)
+}
+
+/// Pairs joined over all windows (counted on the model-level records, not per segment).
+pub fn joined_pairs(records: &BTreeMap<String, Value>) -> u64 {
+    records
+        .values()
+        .filter(|v| v.get("segment").is_none())
+        .map(|v| v["counts"]["joined"].as_u64().expect("joined count"))
+        .sum()
+}
+
+/// The messages as `(topic, key, payload, timestamp)` for [`kafka::produce`].
+pub fn to_kafka(
+    messages: &[feedback_loop::traffic::Message],
+    predictions_topic: &str,
+    outcomes_topic: &str,
+) -> Vec<(String, String, Vec<u8>, i64)> {
+    use feedback_loop::traffic::Stream;
+    messages
+        .iter()
+        .map(|m| {
+            let topic = match m.stream {
+                Stream::Predictions => predictions_topic,
+                Stream::Outcomes => outcomes_topic,
+            };
+            (
+                topic.to_string(),
+                m.key.clone(),
+                m.payload.clone().into_bytes(),
+                m.ts,
+            )
+        })
+        .collect()
+}
+
+/// Adds metrics records read from the output topic to `published`, every copy kept.
+pub fn collect(published: &mut BTreeMap<String, Vec<Value>>, payloads: Vec<Vec<u8>>) {
+    for payload in payloads {
+        let v: Value = serde_json::from_slice(&payload).expect("metrics record is JSON");
+        let id = v["record_id"].as_str().expect("record_id").to_string();
+        published.entry(id).or_default().push(v);
+    }
+}
+
+/// How published records (every copy) compare with the expected ones.
+pub struct Published {
+    /// Differences of any copy from the expected record, and expected records missing.
+    pub problems: Vec<String>,
+    /// Published record ids that are not expected.
+    pub extra: Vec<String>,
+    /// Copies beyond the first.
+    pub duplicates: usize,
+}
+
+pub fn check_published(
+    expected: &BTreeMap<String, Value>,
+    published: &BTreeMap<String, Vec<Value>>,
+) -> Published {
+    let mut problems = Vec::new();
+    let mut duplicates = 0;
+    for (id, want) in expected {
+        match published.get(id) {
+            None => problems.push(format!("{id}: not published")),
+            Some(copies) => {
+                for copy in copies {
+                    compare(id, want, copy, &mut problems);
+                }
+                duplicates += copies.len() - 1;
+            }
+        }
+    }
+    let extra = published
+        .keys()
+        .filter(|k| !expected.contains_key(*k))
+        .cloned()
+        .collect();
+    Published {
+        problems,
+        extra,
+        duplicates,
     }
 }
