@@ -122,21 +122,6 @@ async fn ready_status(client: &reqwest::Client, address: &str) -> Option<u16> {
     Some(response.status().as_u16())
 }
 
-/// The last lines of the service's log, for failure messages, without librdkafka's
-/// repeated connection errors of the outage (the whole log stays in `path`).
-fn log_tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text
-        .lines()
-        .filter(|l| !l.contains("Connect to ipv4") && !l.contains("Global error"))
-        .collect();
-    format!(
-        "(whole log: {})\n{}",
-        path.display(),
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_survives_a_broker_outage_and_publishes_what_replay_prints() {
     let Ok(endpoint) =
@@ -246,20 +231,13 @@ interval = "500ms"
     );
     produce(&bootstrap, &kafka[..split]).await;
 
-    let log_path = dir.join("service.log");
-    let log = std::fs::File::create(&log_path).unwrap();
-    let mut service = common::KillOnDrop(
-        common::service_command(&config_path)
-            .env(
-                "RUST_LOG",
-                std::env::var("OUTAGE_TEST_LOG")
-                    .unwrap_or_else(|_| "warn,feedback_loop::service=info".into()),
-            )
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start the service"),
+    let mut command = common::service_command(&config_path);
+    command.env(
+        "RUST_LOG",
+        std::env::var("OUTAGE_TEST_LOG")
+            .unwrap_or_else(|_| "warn,feedback_loop::service=info".into()),
     );
+    let mut service = common::Service::spawn(command, &dir.join("service.log"));
 
     // The service reads what was produced before the outage.
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -274,7 +252,7 @@ interval = "500ms"
                 "before the outage, the service consumed {consumed:?} of {split} messages in \
                  90 s; it says: {}\nlog:\n{}",
                 health(&client, &address).await,
-                log_tail(&log_path)
+                service.log_tail(40)
             );
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -316,10 +294,10 @@ interval = "500ms"
     let mut statuses = Vec::new();
     while down_at.elapsed() < OUTAGE {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        if let Some(status) = service.0.try_wait().unwrap() {
+        if let Some(status) = service.child.try_wait().unwrap() {
             panic!(
                 "the service exited during the outage ({status}); log:\n{}",
-                log_tail(&log_path)
+                service.log_tail(40)
             );
         }
         let status = ready_status(&client, &address).await;
@@ -340,7 +318,7 @@ interval = "500ms"
         late.iter().all(|(_, status)| *status == Some(503)),
         "/readyz during the outage, by second: {statuses:?} (want 503 from second 2 on); \
          the service says: {during}\nlog:\n{}",
-        log_tail(&log_path)
+        service.log_tail(40)
     );
 
     // The broker comes back with its data; the rest of the stream follows.
@@ -384,7 +362,7 @@ interval = "500ms"
                 expected.len(),
                 &missing[..missing.len().min(5)],
                 health(&client, &address).await,
-                log_tail(&log_path)
+                service.log_tail(40)
             );
         }
     }
@@ -395,10 +373,10 @@ interval = "500ms"
         up_at.elapsed().as_secs_f64()
     );
     std::process::Command::new("kill")
-        .args(["-TERM", &service.0.id().to_string()])
+        .args(["-TERM", &service.child.id().to_string()])
         .status()
         .unwrap();
-    let _ = service.0.wait();
+    let _ = service.child.wait();
 
     let check = common::check_published(&expected, &published);
     eprintln!(
@@ -411,14 +389,14 @@ interval = "500ms"
         check.extra.is_empty(),
         "windows replay does not have: {:?}; log:\n{}",
         &check.extra[..check.extra.len().min(5)],
-        log_tail(&log_path)
+        service.log_tail(40)
     );
     assert!(
         check.problems.is_empty(),
         "{} differences: {:?}; the service says: {after}\nlog:\n{}",
         check.problems.len(),
         &check.problems[..check.problems.len().min(10)],
-        log_tail(&log_path)
+        service.log_tail(40)
     );
     drop(tansu);
     let _ = std::fs::remove_dir_all(dir);

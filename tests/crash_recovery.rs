@@ -16,17 +16,15 @@ use feedback_loop::config::Config;
 use feedback_loop::traffic::{SplitMix64, DEMO_MODELS_TOML};
 use serde_json::Value;
 
-fn start(config: &std::path::Path) -> common::KillOnDrop {
-    common::KillOnDrop(
-        common::service_command(config)
-            .env(
-                "RUST_LOG",
-                std::env::var("CRASH_TEST_LOG")
-                    .unwrap_or_else(|_| "warn,feedback_loop::service=info".into()),
-            )
-            .spawn()
-            .expect("start the service"),
-    )
+/// Starts the service; every run appends to one log beside the configuration.
+fn start(config: &std::path::Path) -> common::Service {
+    let mut command = common::service_command(config);
+    command.env(
+        "RUST_LOG",
+        std::env::var("CRASH_TEST_LOG")
+            .unwrap_or_else(|_| "warn,feedback_loop::service=info".into()),
+    );
+    common::Service::spawn(command, &config.with_file_name("service.log"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -155,7 +153,7 @@ interval = "500ms"
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let status = std::process::Command::new("kill")
-            .args(["-KILL", &child.0.id().to_string()])
+            .args(["-KILL", &child.id().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
@@ -197,7 +195,7 @@ interval = "500ms"
         }
     }
     std::process::Command::new("kill")
-        .args(["-TERM", &last.0.id().to_string()])
+        .args(["-TERM", &last.id().to_string()])
         .status()
         .unwrap();
     drop(last);

@@ -127,11 +127,10 @@ segments = ["channel"]
         ),
     )
     .unwrap();
-    let mut child = common::service_command(&config)
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .unwrap();
-    let pid = child.id();
+    let mut command = common::service_command(&config);
+    command.env("RUST_LOG", "warn");
+    let mut service = common::Service::spawn(command, &dir.join("service.log"));
+    let pid = service.id();
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(300);
     let mut max_pending_seen = 0.0f64;
@@ -174,7 +173,8 @@ segments = ["channel"]
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();
-    let _ = child.wait();
+    let _ = service.child.wait();
+    drop(service);
     let _ = std::fs::remove_dir_all(dir);
 
     assert!(

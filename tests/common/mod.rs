@@ -54,13 +54,60 @@ pub fn metric_sum(body: &str, prefix: &str) -> f64 {
         .sum()
 }
 
-/// A child process, killed if the test ends (or fails) before it stops.
-pub struct KillOnDrop(pub std::process::Child);
+/// A running `run` binary. Killed when the test ends (or fails) before it stops, and by the
+/// kernel if the test process itself dies first, so a crashed test leaves no service behind.
+/// Its output goes to a log file; a failing test prints the log's tail.
+pub struct Service {
+    pub child: std::process::Child,
+    pub log: std::path::PathBuf,
+}
 
-impl Drop for KillOnDrop {
+impl Service {
+    /// Spawns `command` (from [`service_command`]) with stdout and stderr appended to `log`.
+    pub fn spawn(mut command: std::process::Command, log: &std::path::Path) -> Service {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap_or_else(|e| panic!("open {}: {e}", log.display()));
+        let child = command
+            .stdout(file.try_clone().expect("clone the log file"))
+            .stderr(file)
+            .spawn()
+            .expect("start the service");
+        Service {
+            child,
+            log: log.to_path_buf(),
+        }
+    }
+
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The last `lines` lines of the service's log, for failure messages, without
+    /// librdkafka's repeated connection errors (the whole log stays in the file).
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let kept: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.contains("Connect to ipv4") && !l.contains("Global error"))
+            .collect();
+        format!(
+            "(whole log: {})\n{}",
+            self.log.display(),
+            kept[kept.len().saturating_sub(lines)..].join("\n")
+        )
+    }
+}
+
+impl Drop for Service {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("the service's log {}", self.log_tail(60));
+        }
     }
 }
 
@@ -72,10 +119,22 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// The `run` binary on a configuration file; callers add environment and output, then spawn.
+/// The `run` binary on a configuration file; callers add environment, then [`Service::spawn`].
+/// The child gets SIGKILL when the test thread that spawned it exits, so a test process that
+/// crashes (no destructors run) cannot leave it running against a vanished mock cluster.
 pub fn service_command(config: &std::path::Path) -> std::process::Command {
+    use std::os::unix::process::CommandExt;
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_feedback-loop"));
     command.args(["run", "--config"]).arg(config);
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     command
 }
 
