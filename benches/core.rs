@@ -168,6 +168,17 @@ fn bench(c: &mut Criterion) {
             }
         })
     });
+    group.bench_function("parse_only_borrowed_struct_from_slice", |b| {
+        b.iter(|| {
+            for (is_prediction, r) in &records {
+                if *is_prediction {
+                    black_box(serde_json::from_slice::<BorrowedPrediction>(r.as_bytes()).ok());
+                } else {
+                    black_box(serde_json::from_slice::<BorrowedOutcome>(r.as_bytes()).ok());
+                }
+            }
+        })
+    });
     group.bench_function("decode_only", |b| {
         b.iter(|| {
             for (is_prediction, r) in &records {

@@ -193,6 +193,9 @@ pub struct Engine {
     max_event_ts: Option<i64>,
     /// Model-level counts seen before any event time (placed in the first window).
     unplaced: Vec<(u16, ModelCounts)>,
+    /// Reused by [`Engine::observe_prediction`]; not state.
+    #[serde(skip)]
+    segments_scratch: Vec<(u16, u32)>,
     stats: EngineStats,
     drift: DriftEngine,
 }
@@ -228,6 +231,7 @@ impl Engine {
             watermark: i64::MIN,
             max_event_ts: None,
             unplaced: Vec::new(),
+            segments_scratch: Vec::new(),
             stats: EngineStats::default(),
             drift: DriftEngine::new(config.drift.clone(), config.window_size),
             models,
@@ -315,6 +319,19 @@ impl Engine {
 
     /// Adds a decoded prediction.
     pub fn observe_prediction(&mut self, p: &Prediction<'_>) -> Result<Disposition, Rejection> {
+        // A buffer reused across records: no allocation per prediction for its segments.
+        let mut segments = std::mem::take(&mut self.segments_scratch);
+        segments.clear();
+        let result = self.observe_prediction_with(p, &mut segments);
+        self.segments_scratch = segments;
+        result
+    }
+
+    fn observe_prediction_with(
+        &mut self,
+        p: &Prediction<'_>,
+        segments: &mut Vec<(u16, u32)>,
+    ) -> Result<Disposition, Rejection> {
         let model_index = p.model as usize;
         let Some(state) = self.models.get_mut(model_index) else {
             // The decoder only produces configured model ids.
@@ -332,7 +349,6 @@ impl Engine {
                 return Err(rejection);
             }
         };
-        let mut segments = Vec::with_capacity(p.segment.len());
         for (dim, value) in &p.segment {
             let values = &mut state.segment_values[*dim];
             let id = match values.get(value) {
@@ -359,11 +375,11 @@ impl Engine {
                 .windows_spec
                 .start_of(self.max_event_ts.unwrap_or(p.ts));
             let task = state.spec.task;
-            self.add_series_counts(start, series, &segments, task, |c| c.late += 1);
+            self.add_series_counts(start, series, segments, task, |c| c.late += 1);
             return Ok(Disposition::Late);
         }
 
-        let payload = self.prediction_payload(p, segments.clone())?;
+        let payload = self.prediction_payload(p, segments)?;
         let positive_score = (!payload.score.is_nan()).then_some(payload.score);
         self.note_event_time(p.ts);
         let entry = PredictionEntry {
@@ -380,12 +396,12 @@ impl Engine {
         Ok(match arrival {
             PredictionArrival::Duplicate => {
                 self.stats.duplicates += 1;
-                self.add_series_counts(start, series, &segments, task, |c| c.duplicates += 1);
+                self.add_series_counts(start, series, segments, task, |c| c.duplicates += 1);
                 Disposition::Duplicate
             }
             PredictionArrival::Joined | PredictionArrival::Pending => {
                 self.stats.predictions += 1;
-                self.add_series_counts(start, series, &segments, task, |c| c.predictions += 1);
+                self.add_series_counts(start, series, segments, task, |c| c.predictions += 1);
                 let score = if task == Task::Binary {
                     positive_score
                 } else {
@@ -412,7 +428,7 @@ impl Engine {
     fn prediction_payload(
         &mut self,
         p: &Prediction<'_>,
-        segments: Vec<(u16, u32)>,
+        segments: &[(u16, u32)],
     ) -> Result<PredictionPayload, Rejection> {
         let model = p.model as usize;
         let task = self.models[model].spec.task;
@@ -445,7 +461,7 @@ impl Engine {
         }
         let mut inline = [NO_SEGMENT; INLINE_SEGMENTS];
         let mut overflow = Vec::new();
-        for (dim, value) in segments {
+        for &(dim, value) in segments {
             match inline.get_mut(dim as usize) {
                 Some(slot) => *slot = value,
                 None => overflow.push((dim, value)),
@@ -539,12 +555,8 @@ impl Engine {
         disposition
     }
 
-    fn models_in_scope(&self, scope: u16) -> Vec<u16> {
-        if scope == ALL_MODELS {
-            (0..self.models.len() as u16).collect()
-        } else {
-            vec![scope]
-        }
+    fn models_in_scope(&self, scope: u16) -> std::ops::Range<u16> {
+        models_in_scope(scope, self.models.len())
     }
 
     fn add_series_counts(
@@ -775,6 +787,15 @@ fn empty_quality(task: Task) -> Quality {
     }
 }
 
+/// The model ids an outcome of `scope` is for.
+fn models_in_scope(scope: u16, models: usize) -> std::ops::Range<u16> {
+    if scope == ALL_MODELS {
+        0..models as u16
+    } else {
+        scope..scope + 1
+    }
+}
+
 fn series_window(window: &mut Window, key: SeriesKey, task: Task) -> &mut SeriesWindow {
     window.series.entry(key).or_insert_with(|| SeriesWindow {
         counts: SeriesCounts::default(),
@@ -952,9 +973,8 @@ impl JoinSink<PredictionPayload, OutcomePayload> for Attribution<'_> {
             start,
             error,
         );
-        let keys: Vec<SeriesKey> = Self::series_keys(p).collect();
-        let window = self.window(at);
-        for key in keys {
+        let window = self.windows.entry(start).or_default();
+        for key in Self::series_keys(p) {
             let series = series_window(window, key, task);
             series.counts.joined += 1;
             match (&mut series.quality, &contribution) {
@@ -992,9 +1012,11 @@ impl JoinSink<PredictionPayload, OutcomePayload> for Attribution<'_> {
             AttributeTo::Prediction => p.ts,
         };
         let task = self.models[p.model as usize].spec.task;
-        let keys: Vec<SeriesKey> = Self::series_keys(&p).collect();
-        let window = self.window(at);
-        for key in keys {
+        let window = self
+            .windows
+            .entry(self.windows_spec.start_of(at))
+            .or_default();
+        for key in Self::series_keys(&p) {
             series_window(window, key, task).counts.expired_predictions += 1;
         }
     }
@@ -1004,12 +1026,7 @@ impl JoinSink<PredictionPayload, OutcomePayload> for Attribution<'_> {
             self.stats.evicted_outcomes += 1;
         }
         let at = o.ts.saturating_add(self.config.max_outcome_lead);
-        let models: Vec<u16> = if o.scope == ALL_MODELS {
-            (0..self.models.len() as u16).collect()
-        } else {
-            vec![o.scope]
-        };
-        for model in models {
+        for model in models_in_scope(o.scope, self.models.len()) {
             if !o.joined.iter().any(|(m, _)| *m == model) {
                 self.stats.orphan_outcomes += 1;
                 self.window(at)

@@ -116,7 +116,8 @@ impl ScoreAggregate {
             return None;
         }
         let mut sorted = self.ranked.clone();
-        sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+        // Unstable is enough: tied scores count as one group whatever their order.
+        sorted.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
         // Sum of the (average) ranks of the positives, 1-based.
         let mut rank_sum = 0.0;
         let mut i = 0;
