@@ -19,6 +19,7 @@ pub mod logging;
 pub mod metrics;
 pub mod monitor;
 pub mod output;
+pub mod radix_sort;
 pub mod record;
 pub mod replay;
 pub mod rules;

@@ -150,9 +150,10 @@ pub const KS_NEGLIGIBLE_P: f64 = 1.0e-12;
 /// The exact band computation costs one cell per lattice point within `h` of the
 /// diagonal: about `2 D n1 n2` cells, up to 10^8 at 10 000 per side, i.e. a fraction of
 /// a second per variable and window when a variable drifted strongly. Then the p-value
-/// is vanishingly small, and this finds that out cheaply: `Pr(D >= d)` falls as `d`
-/// grows, so the exact probability at a smaller statistic `d'` (a narrower band, where
-/// the asymptotic tail is already ~1e-14) bounds it. If that bound is at most
+/// is vanishingly small, and this finds that out cheaply: first by [`dkw_bound`], free;
+/// else, as `Pr(D >= d)` falls as `d` grows, by the exact probability at a smaller
+/// statistic `d'` (a narrower band, where the asymptotic tail is already ~1e-14). If a
+/// bound is at most
 /// [`KS_NEGLIGIBLE_P`], the asymptotic p-value, capped by the bound, is returned: it is
 /// within `KS_NEGLIGIBLE_P` of scipy's exact value (both lie in [0, bound]). `None`: do
 /// the exact computation.
@@ -163,6 +164,11 @@ fn tail_bound(n1: u64, n2: u64, g: u64, lcm: u64, h: u64) -> Option<f64> {
         return None;
     }
     let en = (m * n / (m + n)).round_ties_even();
+    let d = h as f64 / lcm as f64;
+    let dkw = dkw_bound(n1, n2, d);
+    if dkw <= KS_NEGLIGIBLE_P {
+        return Some(kolmogorov_sf(en as u64, d).clamp(0.0, dkw));
+    }
     // 2 exp(-2 en d^2) = 1e-14.
     let d_probe = ((2.0e14_f64).ln() / (2.0 * en)).sqrt();
     let h_probe = (d_probe * lcm as f64).floor() as u64;
@@ -173,8 +179,18 @@ fn tail_bound(n1: u64, n2: u64, g: u64, lcm: u64, h: u64) -> Option<f64> {
     if !(0.0..=KS_NEGLIGIBLE_P).contains(&bound) {
         return None;
     }
-    let asymptotic = kolmogorov_sf(en as u64, h as f64 / lcm as f64);
-    Some(asymptotic.clamp(0.0, bound))
+    Some(kolmogorov_sf(en as u64, d).clamp(0.0, bound))
+}
+
+/// A bound on `Pr(D_{n1,n2} >= d)` that costs nothing. Under the null hypothesis (a
+/// continuous F, the distribution scipy's exact count assumes),
+/// `D <= sup|F_n1 - F| + sup|G_n2 - F|`, so `Pr(D >= d)` is at most
+/// `Pr(sup|F_n1 - F| >= a d) + Pr(sup|G_n2 - F| >= (1 - a) d)`, each term at most
+/// `2 exp(-2 k t^2)` by the Dvoretzky-Kiefer-Wolfowitz inequality with Massart's constant.
+/// With `a = sqrt(n2) / (sqrt(n1) + sqrt(n2))` both terms are equal.
+fn dkw_bound(n1: u64, n2: u64, d: f64) -> f64 {
+    let (n1, n2) = (n1 as f64, n2 as f64);
+    4.0 * (-2.0 * d * d * n1 * n2 / (n1.sqrt() + n2.sqrt()).powi(2)).exp()
 }
 
 /// Rows `rows` of column `i` (`fi`) alone, from the cell below the first; returns the last.
@@ -531,6 +547,32 @@ mod tests {
             }
         }
         column[(max_j - min_j - 1) as usize]
+    }
+
+    #[test]
+    fn dkw_bound_holds_for_the_exact_probability() {
+        for (n1, n2) in [(50u64, 70u64), (200, 300), (1000, 600), (120, 40)] {
+            let g = gcd(n1, n2);
+            let lcm = (n1 / g) * n2;
+            let mut checked = 0;
+            for h in (1..lcm).step_by((lcm / 200).max(1) as usize) {
+                let d = h as f64 / lcm as f64;
+                let bound = dkw_bound(n1, n2, d);
+                if bound >= 1.0 {
+                    continue;
+                }
+                let exact = prob_outside_band(n1, n2, g, h);
+                assert!(
+                    exact <= bound * (1.0 + 1e-9),
+                    "n1={n1} n2={n2} d={d}: exact {exact} above the bound {bound}"
+                );
+                checked += 1;
+            }
+            assert!(
+                checked > 50,
+                "n1={n1} n2={n2}: only {checked} statistics checked"
+            );
+        }
     }
 
     #[test]

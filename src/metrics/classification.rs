@@ -115,23 +115,32 @@ impl ScoreAggregate {
         if positives == 0.0 || negatives == 0.0 {
             return None;
         }
-        let mut sorted = self.ranked.clone();
-        // Unstable is enough: tied scores count as one group whatever their order.
-        sorted.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
-        // Sum of the (average) ranks of the positives, 1-based.
-        let mut rank_sum = 0.0;
-        let mut i = 0;
-        while i < sorted.len() {
-            let mut j = i;
-            while j < sorted.len() && sorted[j].0 == sorted[i].0 {
-                j += 1;
+        // Mann-Whitney: over the positives, the negatives scored lower, plus half the tied
+        // ones, counted exactly in integers (twice U) over the two sorted score lists.
+        let mut positive: Vec<f64> = Vec::with_capacity(positives as usize);
+        let mut negative: Vec<f64> = Vec::with_capacity(negatives as usize);
+        for &(score, is_positive) in &self.ranked {
+            if is_positive {
+                positive.push(score);
+            } else {
+                negative.push(score);
             }
-            let average_rank = (i + 1 + j) as f64 / 2.0;
-            let tied_positives = sorted[i..j].iter().filter(|(_, y)| *y).count() as f64;
-            rank_sum += average_rank * tied_positives;
-            i = j;
         }
-        Some((rank_sum - positives * (positives + 1.0) / 2.0) / (positives * negatives))
+        crate::radix_sort::sort_f64(&mut positive);
+        crate::radix_sort::sort_f64(&mut negative);
+        let (mut lower, mut not_higher) = (0usize, 0usize);
+        let mut twice_u: u64 = 0;
+        for &p in &positive {
+            while lower < negative.len() && negative[lower] < p {
+                lower += 1;
+            }
+            not_higher = not_higher.max(lower);
+            while not_higher < negative.len() && negative[not_higher] <= p {
+                not_higher += 1;
+            }
+            twice_u += (lower + not_higher) as u64;
+        }
+        Some(twice_u as f64 / (2.0 * positives * negatives))
     }
 }
 
