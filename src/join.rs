@@ -8,16 +8,16 @@
 //!
 //! Layout, for memory: each pending entry lives in a slab slot holding its key once; a
 //! hashbrown `HashTable<u32>` maps a key to the first slot of its chain (entries of the same
-//! key are linked through `next`); a binary heap of `(deadline, seq, slot)` orders expiry and
-//! eviction. Heap entries of slots that left early (joined) are skipped when popped, and the
-//! heap is compacted when such stale entries outnumber live ones, so memory stays
-//! proportional to what is pending.
+//! key are linked through `next`); a [`DeadlineQueue`] of `(deadline, seq, slot)` orders
+//! expiry and eviction. Queue entries of slots that left early (joined) are skipped when
+//! popped, and the queue is compacted when such stale entries outnumber live ones, so memory
+//! stays proportional to what is pending.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::hash::BuildHasher;
 
 use hashbrown::{DefaultHashBuilder, HashTable};
+
+use crate::deadline_queue::DeadlineQueue;
 
 /// Outcome scope meaning "every model".
 pub const ALL_MODELS: u16 = u16::MAX;
@@ -86,13 +86,13 @@ struct Slot<E> {
     entry: E,
 }
 
-/// Slots, key index and deadline heap for one side of the join.
+/// Slots, key index and deadline queue for one side of the join.
 #[derive(Debug, Clone)]
 struct Side<E> {
     slots: Vec<Option<Slot<E>>>,
     free: Vec<u32>,
     index: HashTable<u32>,
-    heap: BinaryHeap<Reverse<(i64, u32, u32)>>,
+    deadlines: DeadlineQueue,
     live: usize,
 }
 
@@ -102,7 +102,7 @@ impl<E> Side<E> {
             slots: Vec::new(),
             free: Vec::new(),
             index: HashTable::new(),
-            heap: BinaryHeap::new(),
+            deadlines: DeadlineQueue::new(),
             live: 0,
         }
     }
@@ -185,7 +185,7 @@ impl<E> Side<E> {
             }
             self.slot_mut(last).next = i;
         }
-        self.heap.push(Reverse((deadline, seq, i)));
+        self.deadlines.push((deadline, seq, i));
         self.live += 1;
     }
 
@@ -230,32 +230,27 @@ impl<E> Side<E> {
 
     /// The live slot with the smallest `(deadline, seq)` if its deadline is below `limit`.
     fn pop_due(&mut self, limit: i64) -> Option<u32> {
-        while let Some(&Reverse((deadline, seq, i))) = self.heap.peek() {
+        while let Some((deadline, seq, i)) = self.deadlines.peek() {
             let live = matches!(&self.slots[i as usize], Some(s) if s.seq == seq);
             if !live {
-                self.heap.pop();
+                self.deadlines.pop();
                 continue;
             }
             if deadline >= limit {
                 return None;
             }
-            self.heap.pop();
+            self.deadlines.pop();
             return Some(i);
         }
         None
     }
 
-    /// Drops heap entries of slots that already left, once they outnumber the live ones.
-    fn compact_heap(&mut self) {
-        if self.heap.len() > 2 * self.live + 1024 {
+    /// Drops queue entries of slots that already left, once they outnumber the live ones.
+    fn compact_deadlines(&mut self) {
+        if self.deadlines.len() > 2 * self.live + 1024 {
             let slots = &self.slots;
-            let entries = std::mem::take(&mut self.heap).into_vec();
-            self.heap = entries
-                .into_iter()
-                .filter(
-                    |Reverse((_, seq, i))| matches!(&slots[*i as usize], Some(s) if s.seq == *seq),
-                )
-                .collect();
+            self.deadlines
+                .retain(|&(_, seq, i)| matches!(&slots[i as usize], Some(s) if s.seq == seq));
         }
     }
 
@@ -263,14 +258,14 @@ impl<E> Side<E> {
         if self.live == 0 {
             self.slots.clear();
             self.free.clear();
-            self.heap.clear();
+            self.deadlines.clear();
         }
     }
 }
 
 /// The join store. `P` and `O` are the engine's payloads (labels, scores, segments).
 /// It serializes as its settings and its entries in insertion order (see [`JoinStoreState`]);
-/// the index and the deadline heap are rebuilt on load.
+/// the index and the deadline queue are rebuilt on load.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(
     into = "JoinStoreState<P, O>",
@@ -498,7 +493,7 @@ impl<P, O> JoinStore<P, O> {
         let seq = self.next_seq();
         self.outcomes
             .insert(&self.hasher, hash, key, deadline, seq, outcome);
-        self.predictions.compact_heap();
+        self.predictions.compact_deadlines();
         OutcomeArrival::Accepted { joined }
     }
 
@@ -513,17 +508,17 @@ impl<P, O> JoinStore<P, O> {
             let entry = self.outcomes.remove(&self.hasher, i);
             sink.released(entry, false);
         }
-        self.predictions.compact_heap();
-        self.outcomes.compact_heap();
+        self.predictions.compact_deadlines();
+        self.outcomes.compact_deadlines();
         self.predictions.shrink();
         self.outcomes.shrink();
     }
 
-    /// The smallest deadline among pending entries (stale heap entries may make it earlier
+    /// The smallest deadline among pending entries (stale queue entries may make it earlier
     /// than the true one; it is only used to skip work).
     pub fn next_deadline(&self) -> Option<i64> {
-        let p = self.predictions.heap.peek().map(|Reverse((d, _, _))| *d);
-        let o = self.outcomes.heap.peek().map(|Reverse((d, _, _))| *d);
+        let p = self.predictions.deadlines.peek().map(|(d, _, _)| d);
+        let o = self.outcomes.deadlines.peek().map(|(d, _, _)| d);
         match (p, o) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

@@ -7,6 +7,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod deadline_queue;
 pub mod demo;
 pub mod drift;
 pub mod engine;
