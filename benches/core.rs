@@ -2,10 +2,14 @@
 //! next to the parse-only cost of the same records (two baselines: serde_json skipping
 //! everything, and serde_json into a borrowed struct of the same fields).
 //! Run: `cargo bench --bench core`. Figures in BENCHMARKS.md.
+//!
+//! `CORE_BENCH_FIXED=<row>:<runs>` runs one row a fixed number of times instead, without
+//! criterion, for counting cycles with `perf stat` (scripts/bench-core-cycles.sh): on a
+//! shared machine, cycles per event vary less than wall time.
 
 use std::hint::black_box;
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, Criterion, Throughput};
 use feedback_loop::config::Config;
 use feedback_loop::engine::{Engine, EngineConfig};
 use feedback_loop::record::{Decoder, Envelope};
@@ -232,5 +236,58 @@ fn run_engine(config: &Config, decoder: &Decoder, records: &[(bool, String)]) ->
     }
 }
 
+/// One row, `runs` times over the records (see the module documentation).
+fn fixed(row: &str, runs: usize) {
+    let records = records();
+    let config_text = match row {
+        "decode_join_aggregate_features" => CONFIG_FEATURES,
+        "decode_join_aggregate_drift" => CONFIG_DRIFT,
+        _ => CONFIG,
+    };
+    let config = Config::from_toml_str(config_text).expect("bench config");
+    let decoder = Decoder::new(&config);
+    for _ in 0..runs {
+        match row {
+            "parse_only_borrowed_struct" => {
+                for (is_prediction, r) in &records {
+                    if *is_prediction {
+                        black_box(serde_json::from_str::<BorrowedPrediction>(r).ok());
+                    } else {
+                        black_box(serde_json::from_str::<BorrowedOutcome>(r).ok());
+                    }
+                }
+            }
+            "decode_only" => {
+                for (is_prediction, r) in &records {
+                    if *is_prediction {
+                        black_box(decoder.prediction(r.as_bytes(), Envelope::default()).ok());
+                    } else {
+                        black_box(decoder.outcome(r.as_bytes(), Envelope::default()).ok());
+                    }
+                }
+            }
+            "decode_join_aggregate"
+            | "decode_join_aggregate_features"
+            | "decode_join_aggregate_drift" => {
+                black_box(run_engine(&config, &decoder, &records));
+            }
+            other => panic!("CORE_BENCH_FIXED: no row `{other}`"),
+        }
+    }
+    println!("{}", records.len());
+}
+
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+fn main() {
+    if let Ok(spec) = std::env::var("CORE_BENCH_FIXED") {
+        let (row, runs) = spec.split_once(':').expect("CORE_BENCH_FIXED=<row>:<runs>");
+        fixed(
+            row,
+            runs.parse().expect("CORE_BENCH_FIXED: runs is a number"),
+        );
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
