@@ -13,10 +13,12 @@ for line in sys.stdin:
     m = json.loads(line)
     if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "core" and m.get("executable"):
         print(m["executable"])')
+records=$(mktemp)
+trap 'rm -f "$records"' EXIT
 count() { # row runs -> "cycles instructions records"
   local out
-  out=$(CORE_BENCH_FIXED="$1:$2" perf stat -x, -e cycles:u,instructions:u "$bin" 2>&1 >/tmp/bench-core-records)
-  echo "$(grep cycles <<<"$out" | cut -d, -f1) $(grep instructions <<<"$out" | cut -d, -f1) $(cat /tmp/bench-core-records)"
+  out=$(CORE_BENCH_FIXED="$1:$2" perf stat -x, -e cycles:u,instructions:u "$bin" 2>&1 >"$records")
+  echo "$(grep cycles <<<"$out" | cut -d, -f1) $(grep instructions <<<"$out" | cut -d, -f1) $(cat "$records")"
 }
 printf '%-34s %16s %22s\n' row cycles/event instructions/event
 for row in parse_only_borrowed_struct decode_only decode_join_aggregate \
