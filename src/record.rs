@@ -24,8 +24,9 @@ pub struct Prediction<'a> {
     pub ts: i64,
     pub predicted: Target<'a>,
     pub score: Option<Score<'a>>,
-    /// Only the features the model lists, in the order found.
-    pub features: Vec<(Cow<'a, str>, FeatureValue<'a>)>,
+    /// Only the features the model lists, in the order found: (index in the model's
+    /// `features`, value).
+    pub features: Vec<(usize, FeatureValue<'a>)>,
     /// Only the segment dimensions the model lists: (dimension index, canonical value).
     pub segment: Vec<(usize, Cow<'a, str>)>,
 }
@@ -174,11 +175,6 @@ impl Decoder {
         }
     }
 
-    /// The features a model lists.
-    pub fn model_features(&self, model: ModelId) -> &[String] {
-        self.models.get(model as usize).map_or(&[], |m| &m.features)
-    }
-
     /// The positive class of a binary model.
     pub fn model_positive_class(&self, model: ModelId) -> Option<&str> {
         self.models
@@ -248,8 +244,8 @@ impl Decoder {
             None | Some(Json::Null) => Vec::new(),
             Some(Json::Object(entries)) => entries
                 .into_iter()
-                .filter(|(name, _)| schema.features.iter().any(|f| f == name))
                 .filter_map(|(name, value)| {
+                    let index = schema.features.iter().position(|f| *f == name)?;
                     let value = match value {
                         Json::Int(i) => FeatureValue::Number(i as f64),
                         Json::UInt(u) => FeatureValue::Number(u as f64),
@@ -259,7 +255,7 @@ impl Decoder {
                         // null, non-finite, arrays, objects: the feature is missing here.
                         _ => return None,
                     };
-                    Some((name, value))
+                    Some((index, value))
                 })
                 .collect(),
             Some(other) => {

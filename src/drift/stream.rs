@@ -73,7 +73,6 @@ impl Baseline {
     /// Decodes JSON lines in the prediction input format; every non-blank line must decode
     /// and name `model`.
     pub fn decode(decoder: &Decoder, model: u16, bytes: &[u8]) -> Result<Baseline, String> {
-        let features = decoder.model_features(model).to_vec();
         let positive = decoder.model_positive_class(model).map(str::to_string);
         let mut records = Vec::new();
         for (index, line) in bytes.split(|&b| b == b'\n').enumerate() {
@@ -100,10 +99,7 @@ impl Baseline {
                 features: p
                     .features
                     .iter()
-                    .filter_map(|(name, value)| {
-                        let i = features.iter().position(|f| f == name)?;
-                        Some((i, ref_value(value)))
-                    })
+                    .map(|(i, value)| (*i, ref_value(value)))
                     .collect(),
                 predicted: match &p.predicted {
                     Target::Class(label) => RefValue::Category(label.as_ref().into()),
@@ -337,27 +333,16 @@ impl PredictionSet {
 
     fn add(
         &mut self,
-        spec: &ModelDriftSpec,
-        features: &[(Cow<'_, str>, FeatureValue<'_>)],
+        features: &[(usize, FeatureValue<'_>)],
         predicted: &Target<'_>,
         score: Option<f64>,
         id_hash: u64,
     ) {
         self.predictions += 1;
-        // Feature names are matched against the model's list without allocating; records
-        // usually list them in the model's order, so the next expected name is tried first.
-        let names = &spec.features;
-        let mut next = 0;
-        for (name, value) in features {
-            let i = if names.get(next).is_some_and(|f| f == name) {
-                next
-            } else if let Some(i) = names.iter().position(|f| f == name) {
-                i
-            } else {
-                continue;
-            };
-            next = i + 1;
-            self.features[i].push(value, id_hash);
+        for (i, value) in features {
+            if let Some(summary) = self.features.get_mut(*i) {
+                summary.push(value, id_hash);
+            }
         }
         match predicted {
             Target::Class(label) => self.prediction.push_category(label),
@@ -557,7 +542,7 @@ impl DriftEngine {
         model: u16,
         version: u16,
         window_start: i64,
-        features: &[(Cow<'_, str>, FeatureValue<'_>)],
+        features: &[(usize, FeatureValue<'_>)],
         predicted: &Target<'_>,
         score: Option<f64>,
         id_hash: u64,
@@ -575,7 +560,7 @@ impl DriftEngine {
             .series
             .entry((model, version))
             .or_insert_with(|| PredictionSet::new(spec, spec.sample_capacity))
-            .add(spec, features, predicted, score, id_hash);
+            .add(features, predicted, score, id_hash);
     }
 
     /// An accepted outcome, for one model in its scope, in the window of its time.
