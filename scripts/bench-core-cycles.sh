@@ -3,7 +3,8 @@
 # fixed number of runs (CORE_BENCH_FIXED in benches/core.rs), minus the cost of building
 # the records (0 runs). Less sensitive to a shared machine than wall time. Needs `perf`
 # (Debian: linux-perf) on a machine that exposes the counters.
-# Usage: scripts/bench-core-cycles.sh [RUNS]   (default 20; best of 3 per row)
+# Usage: scripts/bench-core-cycles.sh [RUNS]   (default 20; best of REPEATS=3 per row;
+#        ROWS="row ..." for some rows only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-20}
@@ -21,11 +22,12 @@ count() { # row runs -> "cycles instructions records"
   echo "$(grep cycles <<<"$out" | cut -d, -f1) $(grep instructions <<<"$out" | cut -d, -f1) $(cat "$records")"
 }
 printf '%-34s %16s %22s\n' row cycles/event instructions/event
-for row in parse_only_borrowed_struct decode_only decode_join_aggregate \
-  decode_join_aggregate_features decode_join_aggregate_drift; do
+repeats=${REPEATS:-3}
+for row in ${ROWS:-parse_only_borrowed_struct decode_only decode_join_aggregate \
+  decode_join_aggregate_features decode_join_aggregate_drift}; do
   read -r c0 i0 _ < <(count "$row" 0)
   best=""
-  for _ in 1 2 3; do
+  for _ in $(seq "$repeats"); do
     read -r c i n < <(count "$row" "$runs")
     per=$(( (c - c0) / (runs * n) ))
     if [ -z "$best" ] || [ "$per" -lt "$best" ]; then best=$per; ipe=$(( (i - i0) / (runs * n) )); fi
