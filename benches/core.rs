@@ -162,15 +162,7 @@ fn bench(c: &mut Criterion) {
         })
     });
     group.bench_function("parse_only_borrowed_struct", |b| {
-        b.iter(|| {
-            for (is_prediction, r) in &records {
-                if *is_prediction {
-                    black_box(serde_json::from_str::<BorrowedPrediction>(r).ok());
-                } else {
-                    black_box(serde_json::from_str::<BorrowedOutcome>(r).ok());
-                }
-            }
-        })
+        b.iter(|| parse_borrowed(&records))
     });
     group.bench_function("parse_only_borrowed_struct_from_slice", |b| {
         b.iter(|| {
@@ -183,17 +175,7 @@ fn bench(c: &mut Criterion) {
             }
         })
     });
-    group.bench_function("decode_only", |b| {
-        b.iter(|| {
-            for (is_prediction, r) in &records {
-                if *is_prediction {
-                    black_box(decoder.prediction(r.as_bytes(), Envelope::default()).ok());
-                } else {
-                    black_box(decoder.outcome(r.as_bytes(), Envelope::default()).ok());
-                }
-            }
-        })
-    });
+    group.bench_function("decode_only", |b| b.iter(|| decode(&decoder, &records)));
     let features_config = Config::from_toml_str(CONFIG_FEATURES).expect("bench config");
     let drift_config = Config::from_toml_str(CONFIG_DRIFT).expect("bench config");
     for (name, config) in [
@@ -205,6 +187,28 @@ fn bench(c: &mut Criterion) {
         group.bench_function(name, |b| b.iter(|| run_engine(config, &decoder, &records)));
     }
     group.finish();
+}
+
+/// The `parse_only_borrowed_struct` row: serde_json into borrowed structs.
+fn parse_borrowed(records: &[(bool, String)]) {
+    for (is_prediction, r) in records {
+        if *is_prediction {
+            black_box(serde_json::from_str::<BorrowedPrediction>(r).ok());
+        } else {
+            black_box(serde_json::from_str::<BorrowedOutcome>(r).ok());
+        }
+    }
+}
+
+/// The `decode_only` row: our decoder, no engine.
+fn decode(decoder: &Decoder, records: &[(bool, String)]) {
+    for (is_prediction, r) in records {
+        if *is_prediction {
+            black_box(decoder.prediction(r.as_bytes(), Envelope::default()).ok());
+        } else {
+            black_box(decoder.outcome(r.as_bytes(), Envelope::default()).ok());
+        }
+    }
 }
 
 fn run_engine(config: &Config, decoder: &Decoder, records: &[(bool, String)]) -> usize {
@@ -248,24 +252,8 @@ fn fixed(row: &str, runs: usize) {
     let decoder = Decoder::new(&config);
     for _ in 0..runs {
         match row {
-            "parse_only_borrowed_struct" => {
-                for (is_prediction, r) in &records {
-                    if *is_prediction {
-                        black_box(serde_json::from_str::<BorrowedPrediction>(r).ok());
-                    } else {
-                        black_box(serde_json::from_str::<BorrowedOutcome>(r).ok());
-                    }
-                }
-            }
-            "decode_only" => {
-                for (is_prediction, r) in &records {
-                    if *is_prediction {
-                        black_box(decoder.prediction(r.as_bytes(), Envelope::default()).ok());
-                    } else {
-                        black_box(decoder.outcome(r.as_bytes(), Envelope::default()).ok());
-                    }
-                }
-            }
+            "parse_only_borrowed_struct" => parse_borrowed(&records),
+            "decode_only" => decode(&decoder, &records),
             "decode_join_aggregate"
             | "decode_join_aggregate_features"
             | "decode_join_aggregate_drift" => {

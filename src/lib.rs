@@ -1,9 +1,14 @@
 //! feedback-loop: joins ML predictions with their outcomes and turns the pairs into
 //! quality metrics, drift statistics, alerts and retrain triggers.
 //!
-//! The core (`record`, `join`, `window`, `metrics`, `engine`, `output`) is synchronous and
-//! free of I/O; the shell (`replay`, the CLI, and later Kafka and HTTP) feeds it. See
-//! `docs/semantics.md` for the exact rules.
+//! The core is synchronous, deterministic and free of I/O: `record`, `join` (with
+//! `deadline_queue`), `interner`, `window`, `watermark`, `metrics`, `drift`, `radix_sort`,
+//! `engine`, `rules`, `monitor`, `checkpoint`, `output`, `traffic`, and `config`'s parsing
+//! and validation (`Config::load` reads the file and the environment, for the shell). The
+//! shell does the I/O and feeds it: `replay` (files), `service` and `kafka` (Kafka), `http` and
+//! `telemetry` (Prometheus endpoint), `webhook` (retrain webhook), `shutdown` (signals),
+//! `logging`, `demo`, `generate`, and the CLI in `main.rs`. See `docs/semantics.md` for the
+//! exact rules.
 
 pub mod checkpoint;
 pub mod config;

@@ -110,21 +110,18 @@ impl ScoreAggregate {
         if !(self.complete() && self.binary) {
             return None;
         }
-        let positives = self.ranked.iter().filter(|(_, y)| *y).count() as f64;
-        let negatives = self.ranked.len() as f64 - positives;
-        if positives == 0.0 || negatives == 0.0 {
-            return None;
-        }
         // Mann-Whitney: over the positives, the negatives scored lower, plus half the tied
         // ones, counted exactly in integers (twice U) over the two sorted score lists.
-        let mut positive: Vec<f64> = Vec::with_capacity(positives as usize);
-        let mut negative: Vec<f64> = Vec::with_capacity(negatives as usize);
+        let (mut positive, mut negative) = (Vec::new(), Vec::new());
         for &(score, is_positive) in &self.ranked {
             if is_positive {
                 positive.push(score);
             } else {
                 negative.push(score);
             }
+        }
+        if positive.is_empty() || negative.is_empty() {
+            return None;
         }
         crate::radix_sort::sort_f64(&mut positive);
         crate::radix_sort::sort_f64(&mut negative);
@@ -134,12 +131,12 @@ impl ScoreAggregate {
             while lower < negative.len() && negative[lower] < p {
                 lower += 1;
             }
-            not_higher = not_higher.max(lower);
             while not_higher < negative.len() && negative[not_higher] <= p {
                 not_higher += 1;
             }
             twice_u += (lower + not_higher) as u64;
         }
+        let (positives, negatives) = (positive.len() as f64, negative.len() as f64);
         Some(twice_u as f64 / (2.0 * positives * negatives))
     }
 }
