@@ -117,11 +117,17 @@ interval = "500ms"
     produce(&bootstrap, &kafka).await;
 
     // Three kills at random points of the drain.
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    eprintln!("kill points seed: {seed}");
+    // CRASH_TEST_SEED repeats a run's kill points (the seed is printed).
+    let seed = std::env::var("CRASH_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    eprintln!("kill points seed: {seed} (CRASH_TEST_SEED repeats it)");
     let mut rng = SplitMix64::new(seed);
     let client = reqwest::Client::new();
     let total = messages.len() as u64;

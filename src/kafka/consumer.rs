@@ -88,15 +88,24 @@ fn partitions(list: &TopicPartitionList) -> Vec<(String, i32)> {
         .collect()
 }
 
-/// Messages left to read in a partition: librdkafka's consumer lag (log end minus the
-/// committed or stored offset), or, while the group has no offset there (a partition that
-/// never received a message has none, ever), the log end minus the next offset to fetch.
+/// Messages left for the service to handle in a partition: the log end minus the offset
+/// after the last message passed to the application. Before any was passed: the log end
+/// minus the group's committed offset (librdkafka's consumer lag), or 0 for an empty
+/// partition (one that never received a message has no committed offset, ever). Not the
+/// log end minus the next offset to *fetch*: librdkafka prefetches whole partitions into
+/// its local queue, so that difference is 0 long before the service has read them.
 /// `None`: not known yet.
 fn messages_left(p: &rdkafka::statistics::Partition) -> Option<i64> {
+    if p.hi_offset < 0 {
+        return None;
+    }
+    if p.app_offset >= 0 {
+        return Some((p.hi_offset - p.app_offset).max(0));
+    }
     if p.consumer_lag >= 0 {
         return Some(p.consumer_lag);
     }
-    (p.hi_offset >= 0 && p.next_offset >= 0).then(|| (p.hi_offset - p.next_offset).max(0))
+    (p.lo_offset >= 0 && p.lo_offset == p.hi_offset).then_some(0)
 }
 
 impl ClientContext for InputContext {
@@ -175,5 +184,44 @@ impl ConsumerContext for InputContext {
         if let Err(e) = result {
             tracing::warn!(error = %e, "offset commit failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::messages_left;
+    use rdkafka::statistics::Partition;
+
+    fn partition(lo: i64, hi: i64, next: i64, app: i64, lag: i64) -> Partition {
+        Partition {
+            lo_offset: lo,
+            hi_offset: hi,
+            next_offset: next,
+            app_offset: app,
+            consumer_lag: lag,
+            ..Partition::default()
+        }
+    }
+
+    #[test]
+    fn prefetched_messages_are_not_read_yet() {
+        // librdkafka fetched the whole partition into its queue; none reached the service.
+        assert_eq!(messages_left(&partition(0, 17_000, 17_000, -1, -1)), None);
+        // Some did: what is left is counted from the last one handed over.
+        assert_eq!(
+            messages_left(&partition(0, 17_000, 17_000, 5_000, -1)),
+            Some(12_000)
+        );
+        // None handed over yet after a restart: from the committed offset.
+        assert_eq!(
+            messages_left(&partition(0, 17_000, 17_000, -1, 9_000)),
+            Some(9_000)
+        );
+    }
+
+    #[test]
+    fn an_empty_partition_has_nothing_left() {
+        assert_eq!(messages_left(&partition(0, 0, 0, -1, -1)), Some(0));
+        assert_eq!(messages_left(&partition(-1, -1, -1, -1, -1)), None);
     }
 }
