@@ -4,8 +4,13 @@
 //! Run: `cargo bench --bench core`. Figures in BENCHMARKS.md.
 //!
 //! `CORE_BENCH_FIXED=<row>:<runs>` runs one row a fixed number of times instead, without
-//! criterion, for counting cycles with `perf stat` (scripts/bench-core-cycles.sh): on a
-//! shared machine, cycles per event vary less than wall time.
+//! criterion, for counting cycles with `perf stat` or instructions with callgrind
+//! (scripts/bench-core-cycles.sh): on a shared machine, these vary less than wall time.
+//!
+//! `CORE_BENCH_INTERLEAVED=<rounds>` times every row once per round, the rows taking turns,
+//! and prints each row's fastest round and its share of the parse row's throughput: noise
+//! from other jobs only ever slows a round down, and taking turns exposes every row to the
+//! same machine, so the minimum over many rounds is the steadiest wall-time ratio here.
 
 use std::hint::black_box;
 
@@ -265,6 +270,57 @@ fn fixed(row: &str, runs: usize) {
     println!("{}", records.len());
 }
 
+/// Every row once per round, in turns; the fastest round of each (see the module docs).
+fn interleaved(rounds: usize) {
+    let records = records();
+    let configs = [
+        Config::from_toml_str(CONFIG).expect("bench config"),
+        Config::from_toml_str(CONFIG_FEATURES).expect("bench config"),
+        Config::from_toml_str(CONFIG_DRIFT).expect("bench config"),
+    ];
+    let decoders: Vec<Decoder> = configs.iter().map(Decoder::new).collect();
+    let rows = [
+        "parse_only_borrowed_struct",
+        "decode_only",
+        "decode_join_aggregate",
+        "decode_join_aggregate_features",
+        "decode_join_aggregate_drift",
+    ];
+    let mut best = [f64::INFINITY; 5];
+    for _ in 0..rounds {
+        for (row, best) in rows.iter().zip(best.iter_mut()) {
+            let started = std::time::Instant::now();
+            match *row {
+                "parse_only_borrowed_struct" => parse_borrowed(&records),
+                "decode_only" => decode(&decoders[0], &records),
+                "decode_join_aggregate" => {
+                    black_box(run_engine(&configs[0], &decoders[0], &records));
+                }
+                "decode_join_aggregate_features" => {
+                    black_box(run_engine(&configs[1], &decoders[1], &records));
+                }
+                _ => {
+                    black_box(run_engine(&configs[2], &decoders[2], &records));
+                }
+            }
+            *best = best.min(started.elapsed().as_secs_f64());
+        }
+    }
+    println!(
+        "{:<32} {:>10} {:>12} {:>16}",
+        "row", "ns/event", "M events/s", "share of parse"
+    );
+    for (row, seconds) in rows.iter().zip(best) {
+        let per_event = seconds / records.len() as f64;
+        println!(
+            "{row:<32} {:>10.1} {:>12.2} {:>15.1}%",
+            per_event * 1e9,
+            1e-6 / per_event,
+            100.0 * best[0] / seconds
+        );
+    }
+}
+
 criterion_group!(benches, bench);
 
 fn main() {
@@ -273,6 +329,14 @@ fn main() {
         fixed(
             row,
             runs.parse().expect("CORE_BENCH_FIXED: runs is a number"),
+        );
+        return;
+    }
+    if let Ok(rounds) = std::env::var("CORE_BENCH_INTERLEAVED") {
+        interleaved(
+            rounds
+                .parse()
+                .expect("CORE_BENCH_INTERLEAVED: rounds is a number"),
         );
         return;
     }
