@@ -1,7 +1,7 @@
 //! feedback-loop: joins ML predictions with their outcomes and turns the pairs into
 //! quality metrics, drift statistics, alerts and retrain triggers.
 //!
-//! The core is synchronous, deterministic and free of I/O: `record`, `join` (with
+//! The core is synchronous, deterministic and free of I/O: `record` (with `json_reader`), `join` (with
 //! `deadline_queue`), `interner`, `window`, `watermark`, `metrics`, `drift`, `radix_sort`,
 //! `engine`, `rules`, `monitor`, `checkpoint`, `output`, `traffic`, and `config`'s parsing
 //! and validation (`Config::load` reads the file and the environment, for the shell). The
@@ -20,6 +20,7 @@ pub mod generate;
 pub mod http;
 pub mod interner;
 pub mod join;
+pub mod json_reader;
 pub mod kafka;
 pub mod logging;
 pub mod metrics;

@@ -8,9 +8,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-
 use crate::config::{Config, Task};
+use crate::json_reader::{JsonReader, Number, SyntaxError};
 
 /// Index of a configured model (its position in `[[models]]`).
 pub type ModelId = u16;
@@ -115,8 +114,11 @@ struct ModelSchema {
     name: String,
     task: Task,
     positive_class: Option<String>,
-    features: Vec<String>,
-    segments: Vec<String>,
+    /// For each kept feature key (index in `kept_keys`' features list), its index in this
+    /// model's `features`, if the model lists it.
+    feature_of_kept: Vec<Option<usize>>,
+    /// The same for segment dimensions.
+    segment_of_kept: Vec<Option<usize>>,
 }
 
 // Slots of the prediction fields.
@@ -140,6 +142,13 @@ impl Decoder {
     pub fn new(config: &Config) -> Decoder {
         let p = &config.fields.prediction;
         let o = &config.fields.outcome;
+        let kept_features = union(config.models.iter().map(|m| &m.features));
+        let kept_segments = union(config.models.iter().map(|m| &m.segments));
+        let index_in = |kept: &[String], listed: &[String]| -> Vec<Option<usize>> {
+            kept.iter()
+                .map(|k| listed.iter().position(|l| l == k))
+                .collect()
+        };
         Decoder {
             prediction_paths: PathTree::new(&[
                 (&p.id, P_ID),
@@ -157,10 +166,6 @@ impl Decoder {
                 (&o.timestamp, O_TS),
                 (&o.actual, O_ACTUAL),
             ]),
-            kept_keys: vec![
-                (P_FEATURES, union(config.models.iter().map(|m| &m.features))),
-                (P_SEGMENT, union(config.models.iter().map(|m| &m.segments))),
-            ],
             models: config
                 .models
                 .iter()
@@ -168,10 +173,11 @@ impl Decoder {
                     name: m.name.clone(),
                     task: m.task,
                     positive_class: m.positive_class.clone(),
-                    features: m.features.clone(),
-                    segments: m.segments.clone(),
+                    feature_of_kept: index_in(&kept_features, &m.features),
+                    segment_of_kept: index_in(&kept_segments, &m.segments),
                 })
                 .collect(),
+            kept_keys: vec![(P_FEATURES, kept_features), (P_SEGMENT, kept_segments)],
         }
     }
 
@@ -242,10 +248,10 @@ impl Decoder {
         };
         let features = match features {
             None | Some(Json::Null) => Vec::new(),
-            Some(Json::Object(entries)) => entries
+            Some(Json::Selected(entries)) => entries
                 .into_iter()
-                .filter_map(|(name, value)| {
-                    let index = schema.features.iter().position(|f| *f == name)?;
+                .filter_map(|(kept, value)| {
+                    let index = schema.feature_of_kept.get(kept).copied().flatten()?;
                     let value = match value {
                         Json::Int(i) => FeatureValue::Number(i as f64),
                         Json::UInt(u) => FeatureValue::Number(u as f64),
@@ -267,10 +273,10 @@ impl Decoder {
         };
         let segment = match segment {
             None | Some(Json::Null) => Vec::new(),
-            Some(Json::Object(entries)) => entries
+            Some(Json::Selected(entries)) => entries
                 .into_iter()
-                .filter_map(|(name, value)| {
-                    let dim = schema.segments.iter().position(|s| *s == name)?;
+                .filter_map(|(kept, value)| {
+                    let dim = schema.segment_of_kept.get(kept).copied().flatten()?;
                     canonical_label(value).ok().map(|v| (dim, v))
                 })
                 .collect(),
@@ -501,6 +507,9 @@ pub enum Json<'a> {
     Float(f64),
     Str(Cow<'a, str>),
     Object(Vec<(Cow<'a, str>, Json<'a>)>),
+    /// An object of which only the keys of a keep list were read: (index in that list,
+    /// value).
+    Selected(Vec<(usize, Json<'a>)>),
     Array,
 }
 
@@ -511,168 +520,9 @@ impl Json<'_> {
             Json::Bool(_) => "a boolean",
             Json::Int(_) | Json::UInt(_) | Json::Float(_) => "a number",
             Json::Str(_) => "a string",
-            Json::Object(_) => "an object",
+            Json::Object(_) | Json::Selected(_) => "an object",
             Json::Array => "an array",
         }
-    }
-}
-
-impl<'de> de::Deserialize<'de> for Json<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(JsonVisitor { keep: None })
-    }
-}
-
-/// Builds a [`Json`]. With `keep`, an object keeps only those keys: the other values are
-/// skipped unparsed.
-#[derive(Clone, Copy)]
-struct JsonVisitor<'k> {
-    keep: Option<&'k [String]>,
-}
-
-impl<'de> DeserializeSeed<'de> for JsonVisitor<'_> {
-    type Value = Json<'de>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Json<'de>, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for JsonVisitor<'_> {
-    type Value = Json<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(Json::Null)
-    }
-    fn visit_none<E>(self) -> Result<Self::Value, E> {
-        Ok(Json::Null)
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
-        Ok(Json::Bool(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(Json::Int(v))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(match i64::try_from(v) {
-            Ok(i) => Json::Int(i),
-            Err(_) => Json::UInt(v),
-        })
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
-        Ok(Json::Float(v))
-    }
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(Json::Str(Cow::Borrowed(v)))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Json::Str(Cow::Owned(v.to_owned())))
-    }
-    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
-        Ok(Json::Str(Cow::Owned(v)))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Json::Array)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut entries = Vec::new();
-        while let Some(key) = map.next_key::<Key<'de>>()? {
-            if self
-                .keep
-                .is_some_and(|keep| !keep.iter().any(|k| *k == key.0))
-            {
-                map.next_value::<IgnoredAny>()?;
-                continue;
-            }
-            // Nested objects below the first level are not needed: keep their kind only.
-            let value = map.next_value::<Shallow<'de>>()?.0;
-            entries.push((key.0, value));
-        }
-        Ok(Json::Object(entries))
-    }
-}
-
-/// A value inside an object field: scalars kept, nested objects reduced to `Array`-like
-/// markers so that a deep input cannot make decoding allocate without bound.
-struct Shallow<'a>(Json<'a>);
-
-impl<'de> de::Deserialize<'de> for Shallow<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ShallowVisitor;
-        impl<'de> Visitor<'de> for ShallowVisitor {
-            type Value = Shallow<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON value")
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(Shallow(Json::Null))
-            }
-            fn visit_none<E>(self) -> Result<Self::Value, E> {
-                Ok(Shallow(Json::Null))
-            }
-            fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
-                Ok(Shallow(Json::Bool(v)))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
-                Ok(Shallow(Json::Int(v)))
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(Shallow(match i64::try_from(v) {
-                    Ok(i) => Json::Int(i),
-                    Err(_) => Json::UInt(v),
-                }))
-            }
-            fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
-                Ok(Shallow(Json::Float(v)))
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Shallow(Json::Str(Cow::Borrowed(v))))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Shallow(Json::Str(Cow::Owned(v.to_owned()))))
-            }
-            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
-                Ok(Shallow(Json::Str(Cow::Owned(v))))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Shallow(Json::Array))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(Shallow(Json::Object(Vec::new())))
-            }
-        }
-        deserializer.deserialize_any(ShallowVisitor)
-    }
-}
-
-/// An object key, borrowed when it has no escapes.
-struct Key<'a>(Cow<'a, str>);
-
-impl<'de> de::Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an object key")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Owned(v)))
-            }
-        }
-        deserializer.deserialize_str(KeyVisitor)
     }
 }
 
@@ -729,98 +579,136 @@ impl PathTree {
 }
 
 /// Fills `slots` with the values at the configured paths; the rest of the record is skipped.
+/// `kept_keys` lists, for the object-valued slots, the keys to keep (the others are skipped).
 fn extract<'a>(
     bytes: &'a [u8],
     tree: &PathTree,
     kept_keys: &[(usize, Vec<String>)],
     slots: &mut [Option<Json<'a>>],
 ) -> Result<(), DecodeError> {
-    // One validation of the whole record, then serde_json's `&str` reader, which does not
-    // validate each string again: 20 % faster than its byte-slice reader (benches/core.rs).
+    // One validation of the whole record; the reader then slices strings without another.
     let text = std::str::from_utf8(bytes).map_err(|e| {
         no_model(format!(
             "invalid JSON: not UTF-8 (invalid byte at offset {})",
             e.valid_up_to()
         ))
     })?;
-    let mut deserializer = serde_json::Deserializer::from_str(text);
-    Extract {
-        tree,
-        kept_keys,
-        slots,
-    }
-    .deserialize(&mut deserializer)
-    .and_then(|()| deserializer.end())
-    .map_err(|e| no_model(format!("invalid JSON: {e}")))
+    let mut reader = JsonReader::new(text);
+    extract_object(&mut reader, tree, kept_keys, slots)
+        .and_then(|()| reader.end())
+        .map_err(|e| no_model(format!("invalid JSON: {e}")))
 }
 
-struct Extract<'t, 's, 'a> {
-    tree: &'t PathTree,
-    kept_keys: &'t [(usize, Vec<String>)],
-    slots: &'s mut [Option<Json<'a>>],
+/// The values at `tree`'s paths in the value at the reader. A value that is not an object
+/// has none of them (it is checked and skipped).
+fn extract_object<'a>(
+    reader: &mut JsonReader<'a>,
+    tree: &PathTree,
+    kept_keys: &[(usize, Vec<String>)],
+    slots: &mut [Option<Json<'a>>],
+) -> Result<(), SyntaxError> {
+    if reader.peek() != Some(b'{') {
+        return reader.skip_value();
+    }
+    reader.begin_object()?;
+    let mut first = true;
+    while let Some(key) = reader.next_key(&mut first)? {
+        match tree.find(&key) {
+            Some(PathNode::Leaf(slot)) => {
+                let keep = kept_keys
+                    .iter()
+                    .find(|(s, _)| s == slot)
+                    .map(|(_, keys)| keys.as_slice());
+                read_value(reader, keep, &mut slots[*slot])?;
+            }
+            Some(PathNode::Branch(child)) => extract_object(reader, child, kept_keys, slots)?,
+            None => reader.skip_value()?,
+        }
+    }
+    Ok(())
 }
 
-impl<'de> DeserializeSeed<'de> for Extract<'_, '_, 'de> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
+/// A field's value into `out`: scalars as they are, an object one level deep (with
+/// `keep`, only those keys, by their index in it), an array as its kind only. Written in
+/// place: moving the value out through `Result`s costs more than reading it.
+fn read_value<'a>(
+    reader: &mut JsonReader<'a>,
+    keep: Option<&[String]>,
+    out: &mut Option<Json<'a>>,
+) -> Result<(), SyntaxError> {
+    if reader.peek() != Some(b'{') {
+        return read_shallow(reader, out.insert(Json::Null));
     }
-}
-
-impl<'de> Visitor<'de> for Extract<'_, '_, 'de> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<Key<'de>>()? {
-            match self.tree.find(&key.0) {
-                Some(PathNode::Leaf(slot)) => {
-                    let keep = self.kept_keys.iter().find(|(s, _)| s == slot);
-                    let value = map.next_value_seed(JsonVisitor {
-                        keep: keep.map(|(_, keys)| keys.as_slice()),
-                    })?;
-                    self.slots[*slot] = Some(value);
-                }
-                Some(PathNode::Branch(child)) => map.next_value_seed(Extract {
-                    tree: child,
-                    kept_keys: self.kept_keys,
-                    slots: self.slots,
-                })?,
-                None => {
-                    map.next_value::<IgnoredAny>()?;
+    reader.begin_object()?;
+    let mut first = true;
+    match keep {
+        Some(keep) => {
+            let mut entries = Vec::new();
+            while let Some(key) = reader.next_key(&mut first)? {
+                match keep.iter().position(|k| *k == key) {
+                    Some(i) => {
+                        entries.push((i, Json::Null));
+                        if let Some((_, value)) = entries.last_mut() {
+                            read_shallow(reader, value)?;
+                        }
+                    }
+                    None => reader.skip_value()?,
                 }
             }
+            *out = Some(Json::Selected(entries));
         }
-        Ok(())
+        None => {
+            let mut entries = Vec::new();
+            while let Some(key) = reader.next_key(&mut first)? {
+                entries.push((key, Json::Null));
+                if let Some((_, value)) = entries.last_mut() {
+                    read_shallow(reader, value)?;
+                }
+            }
+            *out = Some(Json::Object(entries));
+        }
     }
+    Ok(())
+}
 
-    // A non-object where an object of paths was expected: nothing to extract there.
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(())
-    }
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
-        Ok(())
-    }
+/// A value inside an object field into `out`: scalars kept, nested objects and arrays
+/// checked and reduced to their kind, so that a deep input cannot make decoding allocate
+/// without bound.
+fn read_shallow<'a>(reader: &mut JsonReader<'a>, out: &mut Json<'a>) -> Result<(), SyntaxError> {
+    *out = match reader.peek() {
+        Some(b'"') => Json::Str(reader.string()?),
+        Some(b'-' | b'0'..=b'9') => match reader.number()? {
+            Number::PosInt(u) => match i64::try_from(u) {
+                Ok(i) => Json::Int(i),
+                Err(_) => Json::UInt(u),
+            },
+            Number::NegInt(i) => Json::Int(i),
+            Number::Float(f) => Json::Float(f),
+        },
+        Some(b't') => {
+            reader.literal(b"true")?;
+            Json::Bool(true)
+        }
+        Some(b'f') => {
+            reader.literal(b"false")?;
+            Json::Bool(false)
+        }
+        Some(b'n') => {
+            reader.literal(b"null")?;
+            Json::Null
+        }
+        Some(b'{') => {
+            reader.skip_value()?;
+            Json::Object(Vec::new())
+        }
+        Some(b'[') => {
+            reader.skip_value()?;
+            Json::Array
+        }
+        // Not a value: the reader says what is wrong.
+        _ => return reader.skip_value(),
+    };
+    Ok(())
 }
 
 #[cfg(test)]
@@ -886,9 +774,9 @@ task = "regression"
                 &d,
                 r#"{"features":{"other":{"deep":[1]},"amount":1,"x":"y","country":"DE"}}"#
             ),
-            Some(Json::Object(vec![
-                ("amount".into(), Json::Int(1)),
-                ("country".into(), Json::Str("DE".into())),
+            Some(Json::Selected(vec![
+                (0, Json::Int(1)),
+                (1, Json::Str("DE".into()))
             ]))
         );
         // Not an object: kept as is, so decoding can say what it is.
@@ -915,7 +803,9 @@ task = "regression"
             ("true", "true"),
             ("0.5", "0.5"),
         ] {
-            let value: Json = serde_json::from_str(json).unwrap();
+            let mut value = None;
+            read_value(&mut JsonReader::new(json), None, &mut value).unwrap();
+            let value = value.unwrap();
             assert_eq!(canonical_label(value).unwrap(), label, "{json}");
         }
     }
