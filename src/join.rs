@@ -81,6 +81,8 @@ impl<O> OutcomeEntry<O> {
 #[derive(Debug, Clone)]
 struct Slot<E> {
     key: Box<str>,
+    /// The key's hash: the index rehashes and removes without reading (or hashing) keys.
+    hash: u64,
     seq: u32,
     next: u32,
     entry: E,
@@ -121,41 +123,35 @@ impl<E> Side<E> {
         }
     }
 
-    /// First slot of `key`'s chain.
+    /// First slot of `key`'s chain, or [`NONE`].
     fn head(&self, hash: u64, key: &str) -> u32 {
         let slots = &self.slots;
         self.index
             .find(
                 hash,
-                |&i| matches!(&slots[i as usize], Some(s) if &*s.key == key),
+                |&i| matches!(&slots[i as usize], Some(s) if s.hash == hash && &*s.key == key),
             )
             .copied()
             .unwrap_or(NONE)
     }
 
-    /// Slots of `key`'s chain, in insertion order, written into `out` (a reused buffer:
-    /// no allocation per record on the hot path).
-    fn chain_into(&self, hash: u64, key: &str, out: &mut Vec<u32>) {
+    /// Slots of the chain from `head`, in insertion order, written into `out` (a reused
+    /// buffer: no allocation per record on the hot path).
+    fn chain_into(&self, head: u32, out: &mut Vec<u32>) {
         out.clear();
-        let mut i = self.head(hash, key);
+        let mut i = head;
         while i != NONE {
             out.push(i);
             i = self.slot(i).next;
         }
     }
 
-    /// Appends an entry at the end of `key`'s chain.
-    fn insert(
-        &mut self,
-        hasher: &DefaultHashBuilder,
-        hash: u64,
-        key: &str,
-        deadline: i64,
-        seq: u32,
-        entry: E,
-    ) {
+    /// Appends an entry at the end of `key`'s chain, whose first slot is `head` ([`NONE`]
+    /// for a key with no entry on this side).
+    fn insert(&mut self, head: u32, hash: u64, key: &str, deadline: i64, seq: u32, entry: E) {
         let slot = Slot {
             key: key.into(),
+            hash,
             seq,
             next: NONE,
             entry,
@@ -170,12 +166,11 @@ impl<E> Side<E> {
                 (self.slots.len() - 1) as u32
             }
         };
-        let head = self.head(hash, key);
         if head == NONE {
             let slots = &self.slots;
             self.index
                 .insert_unique(hash, i, |&j| match &slots[j as usize] {
-                    Some(s) => hasher.hash_one(&*s.key),
+                    Some(s) => s.hash,
                     None => 0,
                 });
         } else {
@@ -190,27 +185,28 @@ impl<E> Side<E> {
     }
 
     /// Unlinks and frees slot `i`, returning its entry.
-    fn remove(&mut self, hasher: &DefaultHashBuilder, i: u32) -> E {
+    fn remove(&mut self, i: u32) -> E {
         let (hash, next) = {
             let slot = self.slot(i);
-            (hasher.hash_one(&*slot.key), slot.next)
+            (slot.hash, slot.next)
         };
-        let slots = &self.slots;
-        let key: &str = match &slots[i as usize] {
-            Some(s) => &s.key,
-            None => unreachable!("removing an occupied slot"),
-        };
-        let same_key = |j: &u32| matches!(&slots[*j as usize], Some(s) if &*s.key == key);
-        match self.index.find_entry(hash, same_key) {
-            Ok(head) if *head.get() == i => {
+        // Most keys have one entry, so `i` is usually the head: found by slot number,
+        // without comparing keys.
+        match self.index.find_entry(hash, |&j| j == i) {
+            Ok(head) => {
                 if next == NONE {
                     head.remove();
                 } else {
                     *head.into_mut() = next;
                 }
             }
-            Ok(head) => {
-                let mut prev = *head.get();
+            Err(_) => {
+                let slots = &self.slots;
+                let key: &str = match &slots[i as usize] {
+                    Some(s) => &s.key,
+                    None => unreachable!("removing an occupied slot"),
+                };
+                let mut prev = self.head(hash, key);
                 while prev != NONE && self.slot(prev).next != i {
                     prev = self.slot(prev).next;
                 }
@@ -218,7 +214,6 @@ impl<E> Side<E> {
                     self.slot_mut(prev).next = next;
                 }
             }
-            Err(_) => unreachable!("a live slot is indexed"),
         }
         self.live -= 1;
         self.free.push(i);
@@ -335,16 +330,18 @@ impl<P, O> From<JoinStoreState<P, O>> for JoinStore<P, O> {
         for (key, seq, entry) in state.predictions {
             let hash = store.hasher.hash_one(&*key);
             let deadline = entry.ts.saturating_add(store.max_label_delay);
+            let head = store.predictions.head(hash, &key);
             store
                 .predictions
-                .insert(&store.hasher, hash, &key, deadline, seq, entry);
+                .insert(head, hash, &key, deadline, seq, entry);
         }
         for (key, seq, entry) in state.outcomes {
             let hash = store.hasher.hash_one(&*key);
             let deadline = entry.ts.saturating_add(store.max_outcome_lead);
+            let head = store.outcomes.head(hash, &key);
             store
                 .outcomes
-                .insert(&store.hasher, hash, &key, deadline, seq, entry);
+                .insert(head, hash, &key, deadline, seq, entry);
         }
         store.seq = state.seq;
         store
@@ -394,8 +391,10 @@ impl<P, O> JoinStore<P, O> {
         let hash = self.hasher.hash_one(key);
         let mut pending = std::mem::take(&mut self.scratch_predictions);
         let mut outcomes = std::mem::take(&mut self.scratch_outcomes);
-        self.predictions.chain_into(hash, key, &mut pending);
-        self.outcomes.chain_into(hash, key, &mut outcomes);
+        self.predictions
+            .chain_into(self.predictions.head(hash, key), &mut pending);
+        self.outcomes
+            .chain_into(self.outcomes.head(hash, key), &mut outcomes);
         let arrival = self.insert_prediction_with(key, hash, prediction, &pending, &outcomes, sink);
         self.scratch_predictions = pending;
         self.scratch_outcomes = outcomes;
@@ -437,16 +436,19 @@ impl<P, O> JoinStore<P, O> {
             sink.joined(&prediction, outcome);
             return PredictionArrival::Joined;
         }
+        let mut head = pending.first().copied().unwrap_or(NONE);
         if self.predictions.live >= self.max_pending {
             if let Some(i) = self.predictions.pop_due(i64::MAX) {
-                let evicted = self.predictions.remove(&self.hasher, i);
+                let evicted = self.predictions.remove(i);
                 sink.expired(evicted, true);
+                // The evicted entry may have been this key's.
+                head = self.predictions.head(hash, key);
             }
         }
         let deadline = prediction.ts.saturating_add(self.max_label_delay);
         let seq = self.next_seq();
         self.predictions
-            .insert(&self.hasher, hash, key, deadline, seq, prediction);
+            .insert(head, hash, key, deadline, seq, prediction);
         PredictionArrival::Pending
     }
 
@@ -460,7 +462,8 @@ impl<P, O> JoinStore<P, O> {
     ) -> OutcomeArrival {
         let hash = self.hasher.hash_one(key);
         let mut stored = std::mem::take(&mut self.scratch_outcomes);
-        self.outcomes.chain_into(hash, key, &mut stored);
+        let mut head = self.outcomes.head(hash, key);
+        self.outcomes.chain_into(head, &mut stored);
         let duplicate = stored.iter().any(|&i| {
             let s = &self.outcomes.slot(i).entry;
             s.scope == ALL_MODELS || s.scope == outcome.scope
@@ -472,11 +475,12 @@ impl<P, O> JoinStore<P, O> {
         let mut outcome = outcome;
         let mut joined = 0;
         let mut pending = std::mem::take(&mut self.scratch_predictions);
-        self.predictions.chain_into(hash, key, &mut pending);
+        self.predictions
+            .chain_into(self.predictions.head(hash, key), &mut pending);
         for &i in &pending {
             let p = &self.predictions.slot(i).entry;
             if outcome.covers(p.model) && self.matches(p.ts, outcome.ts) {
-                let prediction = self.predictions.remove(&self.hasher, i);
+                let prediction = self.predictions.remove(i);
                 outcome.joined.push((prediction.model, prediction.version));
                 sink.joined(&prediction, &outcome);
                 joined += 1;
@@ -485,14 +489,16 @@ impl<P, O> JoinStore<P, O> {
         self.scratch_predictions = pending;
         if self.outcomes.live >= self.max_pending {
             if let Some(i) = self.outcomes.pop_due(i64::MAX) {
-                let evicted = self.outcomes.remove(&self.hasher, i);
+                let evicted = self.outcomes.remove(i);
                 sink.released(evicted, true);
+                // The evicted entry may have been this key's.
+                head = self.outcomes.head(hash, key);
             }
         }
         let deadline = outcome.ts.saturating_add(self.max_outcome_lead);
         let seq = self.next_seq();
         self.outcomes
-            .insert(&self.hasher, hash, key, deadline, seq, outcome);
+            .insert(head, hash, key, deadline, seq, outcome);
         self.predictions.compact_deadlines();
         OutcomeArrival::Accepted { joined }
     }
@@ -501,11 +507,11 @@ impl<P, O> JoinStore<P, O> {
     /// then outcomes with `wm > ts + max_outcome_lead`, each in deadline order.
     pub fn advance(&mut self, watermark: i64, sink: &mut impl JoinSink<P, O>) {
         while let Some(i) = self.predictions.pop_due(watermark) {
-            let entry = self.predictions.remove(&self.hasher, i);
+            let entry = self.predictions.remove(i);
             sink.expired(entry, false);
         }
         while let Some(i) = self.outcomes.pop_due(watermark) {
-            let entry = self.outcomes.remove(&self.hasher, i);
+            let entry = self.outcomes.remove(i);
             sink.released(entry, false);
         }
         self.predictions.compact_deadlines();
