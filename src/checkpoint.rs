@@ -16,7 +16,7 @@ use crate::monitor::Monitor;
 use crate::watermark::Watermark;
 
 /// Version of the snapshot encoding; bumped on any change of the state's layout.
-pub const SNAPSHOT_VERSION: u32 = 1;
+pub const SNAPSHOT_VERSION: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {

@@ -15,7 +15,7 @@ use crate::join::{
     JoinSink, JoinStore, OutcomeArrival, OutcomeEntry, PredictionArrival, PredictionEntry,
     ALL_MODELS,
 };
-use crate::metrics::{classification_metrics, LabelContext, RegressionAggregate, ScoreAggregate};
+use crate::metrics::{classification_metrics, LabelContext};
 use crate::output::{rfc3339, Counts, MetricsRecord, WindowBounds, METRICS_SCHEMA};
 use crate::record::{ModelId, Outcome, Prediction, Score, Target};
 /// The join store's sink over the engine's fields (a macro, so that the borrow of the
@@ -30,12 +30,13 @@ macro_rules! attribution {
             labels: &mut $engine.labels,
             stats: &mut $engine.stats,
             drift: &mut $engine.drift,
+            series: &mut $engine.series,
         }
     };
 }
 
 use crate::window::{
-    ModelCounts, Quality, SeriesCounts, SeriesKey, SeriesWindow, TumblingWindows, Window,
+    ModelCounts, Quality, SeriesCounts, SeriesId, SeriesIndex, SeriesKey, TumblingWindows, Window,
 };
 
 /// Segment value that collects the values beyond `limits.max_segment_values`.
@@ -189,6 +190,8 @@ pub struct Engine {
     labels: Interner,
     join: JoinStore<PredictionPayload, OutcomePayload>,
     windows: BTreeMap<i64, Window>,
+    /// Dense ids of the series the windows hold.
+    series: SeriesIndex,
     watermark: i64,
     max_event_ts: Option<i64>,
     /// Model-level counts seen before any event time (placed in the first window).
@@ -228,6 +231,7 @@ impl Engine {
                 config.max_pending,
             ),
             windows: BTreeMap::new(),
+            series: SeriesIndex::default(),
             watermark: i64::MIN,
             max_event_ts: None,
             unplaced: Vec::new(),
@@ -568,13 +572,13 @@ impl Engine {
         add: impl Fn(&mut SeriesCounts),
     ) {
         let window = self.windows.entry(start).or_default();
-        add(&mut series_window(window, series, task).counts);
+        add(&mut window.series_mut(self.series.id(series), task).counts);
         for &segment in segments {
             let key = SeriesKey {
                 segment: Some(segment),
                 ..series
             };
-            add(&mut series_window(window, key, task).counts);
+            add(&mut window.series_mut(self.series.id(key), task).counts);
         }
     }
 
@@ -603,8 +607,8 @@ impl Engine {
                 let keys = self.record_keys(&window);
                 let series: Vec<(u16, u16)> = keys
                     .iter()
-                    .filter(|k| k.segment.is_none() && k.version != UNSEEN_VERSION)
-                    .map(|k| (k.model, k.version))
+                    .filter(|(k, _)| k.segment.is_none() && k.version != UNSEEN_VERSION)
+                    .map(|(k, _)| (k.model, k.version))
                     .collect();
                 let mut drift = self.drift.close(start, &series);
                 self.emit(start, &window, keys, &mut drift, &mut records);
@@ -619,12 +623,16 @@ impl Engine {
         self.advance_watermark(i64::MAX)
     }
 
-    /// The series that get a record when `window` closes.
-    fn record_keys(&self, window: &Window) -> Vec<SeriesKey> {
-        let mut keys: Vec<SeriesKey> = window.series.keys().copied().collect();
+    /// The series that get a record when `window` closes, with their ids in it (none for
+    /// a model that has only model-level counts in this window).
+    fn record_keys(&self, window: &Window) -> Vec<(SeriesKey, Option<SeriesId>)> {
+        let mut keys: Vec<(SeriesKey, Option<SeriesId>)> = window
+            .series_ids()
+            .map(|id| (self.series.key(id), Some(id)))
+            .collect();
         // Models with model-level counts but no series in this window.
         for (&model, _) in &window.models {
-            if keys.iter().any(|k| k.model == model) {
+            if keys.iter().any(|(k, _)| k.model == model) {
                 continue;
             }
             let state = &self.models[model as usize];
@@ -634,11 +642,12 @@ impl Engine {
                 (0..state.versions.len() as u16).collect()
             };
             for version in versions {
-                keys.push(SeriesKey {
+                let key = SeriesKey {
                     model,
                     version,
                     segment: None,
-                });
+                };
+                keys.push((key, None));
             }
         }
         keys
@@ -648,7 +657,7 @@ impl Engine {
         &self,
         start: i64,
         window: &Window,
-        keys: Vec<SeriesKey>,
+        keys: Vec<(SeriesKey, Option<SeriesId>)>,
         drift: &mut hashbrown::HashMap<(u16, u16), SeriesOutput>,
         out: &mut Vec<MetricsRecord>,
     ) {
@@ -658,8 +667,8 @@ impl Engine {
         };
         let mut records: Vec<(SortKey, MetricsRecord)> = keys
             .into_iter()
-            .map(|key| {
-                let mut record = self.record(start, &bounds, window, key);
+            .map(|(key, id)| {
+                let mut record = self.record(&bounds, window, key, id);
                 if key.segment.is_none() {
                     if let Some(extra) = drift.remove(&(key.model, key.version)) {
                         record.drift = extra.drift;
@@ -691,15 +700,15 @@ impl Engine {
 
     fn record(
         &self,
-        start: i64,
         bounds: &WindowBounds,
         window: &Window,
         key: SeriesKey,
+        id: Option<SeriesId>,
     ) -> MetricsRecord {
         let state = &self.models[key.model as usize];
         let version = version_name(state, key.version);
         let model_version = (!version.is_empty()).then(|| version.to_string());
-        let series = window.series.get(&key);
+        let series = id.and_then(|id| window.series(id));
         let model_counts = match key.segment {
             None => window.models.get(&key.model).cloned().unwrap_or_default(),
             Some(_) => ModelCounts::default(),
@@ -734,7 +743,7 @@ impl Engine {
                 record_id.push_str(&format!("/{dim}={value}"));
             }
         }
-        let empty = empty_quality(state.spec.task);
+        let empty = Quality::empty(state.spec.task);
         let quality = series.map(|s| &s.quality).unwrap_or(&empty);
         let (classification, regression) = match quality {
             Quality::Classification { confusion, scores } => {
@@ -750,7 +759,6 @@ impl Engine {
             }
             Quality::Regression(aggregate) => (None, Some(aggregate.metrics())),
         };
-        let _ = start;
         MetricsRecord {
             schema: METRICS_SCHEMA.to_string(),
             record_id,
@@ -777,16 +785,6 @@ fn version_name(state: &ModelState, version: u16) -> &str {
 
 type SortKey = (String, Option<String>, Option<(String, String)>);
 
-fn empty_quality(task: Task) -> Quality {
-    match task {
-        Task::Regression => Quality::Regression(RegressionAggregate::default()),
-        Task::Binary | Task::Multiclass => Quality::Classification {
-            confusion: Default::default(),
-            scores: ScoreAggregate::default(),
-        },
-    }
-}
-
 /// The model ids an outcome of `scope` is for.
 fn models_in_scope(scope: u16, models: usize) -> std::ops::Range<u16> {
     if scope == ALL_MODELS {
@@ -794,13 +792,6 @@ fn models_in_scope(scope: u16, models: usize) -> std::ops::Range<u16> {
     } else {
         scope..scope + 1
     }
-}
-
-fn series_window(window: &mut Window, key: SeriesKey, task: Task) -> &mut SeriesWindow {
-    window.series.entry(key).or_insert_with(|| SeriesWindow {
-        counts: SeriesCounts::default(),
-        quality: empty_quality(task),
-    })
 }
 
 fn class_id_of(
@@ -831,6 +822,7 @@ struct Attribution<'e> {
     labels: &'e mut Interner,
     stats: &'e mut EngineStats,
     drift: &'e mut DriftEngine,
+    series: &'e mut SeriesIndex,
 }
 
 impl Attribution<'_> {
@@ -975,7 +967,7 @@ impl JoinSink<PredictionPayload, OutcomePayload> for Attribution<'_> {
         );
         let window = self.windows.entry(start).or_default();
         for key in Self::series_keys(p) {
-            let series = series_window(window, key, task);
+            let series = window.series_mut(self.series.id(key), task);
             series.counts.joined += 1;
             match (&mut series.quality, &contribution) {
                 (
@@ -1017,7 +1009,10 @@ impl JoinSink<PredictionPayload, OutcomePayload> for Attribution<'_> {
             .entry(self.windows_spec.start_of(at))
             .or_default();
         for key in Self::series_keys(&p) {
-            series_window(window, key, task).counts.expired_predictions += 1;
+            window
+                .series_mut(self.series.id(key), task)
+                .counts
+                .expired_predictions += 1;
         }
     }
 

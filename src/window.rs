@@ -3,9 +3,14 @@
 //! Windows are `[k·size, (k+1)·size)` in epoch milliseconds. A window holds, per series
 //! (model, version, optional segment value), counts and a mergeable quality aggregate, and
 //! per model the counts that cannot be tied to a version (outcomes name no version).
+//!
+//! Series have dense ids ([`SeriesIndex`]), so a window keeps its series in a `Vec` and
+//! finding a pair's series is indexing rather than hashing: it happens several times per
+//! record.
 
 use hashbrown::HashMap;
 
+use crate::config::Task;
 use crate::metrics::{ConfusionMatrix, RegressionAggregate, ScoreAggregate};
 
 /// Window arithmetic for one size.
@@ -44,6 +49,62 @@ pub struct SeriesKey {
     pub version: u16,
     /// (dimension index in the model's `segments`, interned value).
     pub segment: Option<(u16, u32)>,
+}
+
+/// A series' dense id, given by a [`SeriesIndex`].
+pub type SeriesId = u32;
+
+const UNASSIGNED: SeriesId = SeriesId::MAX;
+
+/// Dense ids for series, assigned on first use and never reused: by model, version and
+/// segment dimension, the ids are vectors indexed by the interned version and value ids.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SeriesIndex {
+    keys: Vec<SeriesKey>,
+    /// `[model][version]`.
+    versions: Vec<Vec<VersionSeries>>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct VersionSeries {
+    unsegmented: SeriesId,
+    /// `[dimension][value id]`.
+    segments: Vec<Vec<SeriesId>>,
+}
+
+impl SeriesIndex {
+    /// The id of `key`, assigned if it has none yet.
+    pub fn id(&mut self, key: SeriesKey) -> SeriesId {
+        let model = grow(&mut self.versions, key.model as usize, Vec::new);
+        let version = grow(model, key.version as usize, || VersionSeries {
+            unsegmented: UNASSIGNED,
+            segments: Vec::new(),
+        });
+        let slot = match key.segment {
+            None => &mut version.unsegmented,
+            Some((dim, value)) => {
+                let values = grow(&mut version.segments, dim as usize, Vec::new);
+                grow(values, value as usize, || UNASSIGNED)
+            }
+        };
+        if *slot == UNASSIGNED {
+            *slot = self.keys.len() as SeriesId;
+            self.keys.push(key);
+        }
+        *slot
+    }
+
+    pub fn key(&self, id: SeriesId) -> SeriesKey {
+        self.keys[id as usize]
+    }
+}
+
+/// `items[index]`, after growing `items` with `new` up to it.
+fn grow<T>(items: &mut Vec<T>, index: usize, new: impl FnMut() -> T) -> &mut T {
+    if items.len() <= index {
+        items.resize_with(index + 1, new);
+    }
+    &mut items[index]
 }
 
 /// Counts that belong to a series (docs/semantics.md, "version-level").
@@ -97,6 +158,17 @@ pub enum Quality {
 }
 
 impl Quality {
+    /// The aggregate of a series with no pairs yet.
+    pub fn empty(task: Task) -> Quality {
+        match task {
+            Task::Regression => Quality::Regression(RegressionAggregate::default()),
+            Task::Binary | Task::Multiclass => Quality::Classification {
+                confusion: ConfusionMatrix::default(),
+                scores: ScoreAggregate::default(),
+            },
+        }
+    }
+
     pub fn merge(&mut self, other: &Quality) {
         match (self, other) {
             (
@@ -133,18 +205,41 @@ impl SeriesWindow {
 /// One open window.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Window {
-    pub series: HashMap<SeriesKey, SeriesWindow>,
+    /// Indexed by [`SeriesId`]; `None` for series this window has not seen.
+    series: Vec<Option<SeriesWindow>>,
     pub models: HashMap<u16, ModelCounts>,
 }
 
 impl Window {
-    /// Adds another window's aggregates (for combining partitions or instances).
+    /// The aggregates of series `id`, created empty (for a model of `task`) if new.
+    pub fn series_mut(&mut self, id: SeriesId, task: Task) -> &mut SeriesWindow {
+        grow(&mut self.series, id as usize, || None).get_or_insert_with(|| SeriesWindow {
+            counts: SeriesCounts::default(),
+            quality: Quality::empty(task),
+        })
+    }
+
+    pub fn series(&self, id: SeriesId) -> Option<&SeriesWindow> {
+        self.series.get(id as usize).and_then(Option::as_ref)
+    }
+
+    /// The ids of the series this window has seen, ascending.
+    pub fn series_ids(&self) -> impl Iterator<Item = SeriesId> + '_ {
+        self.series
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.is_some())
+            .map(|(id, _)| id as SeriesId)
+    }
+
+    /// Adds another window's aggregates (for combining partitions or instances), whose
+    /// series ids come from the same [`SeriesIndex`].
     pub fn merge(&mut self, other: &Window) {
-        for (key, series) in &other.series {
-            match self.series.get_mut(key) {
-                Some(mine) => mine.merge(series),
-                None => {
-                    self.series.insert(*key, series.clone());
+        for (id, series) in other.series.iter().enumerate() {
+            if let Some(series) = series {
+                match grow(&mut self.series, id, || None) {
+                    Some(mine) => mine.merge(series),
+                    empty => *empty = Some(series.clone()),
                 }
             }
         }
@@ -166,5 +261,35 @@ mod tests {
         assert_eq!(w.start_of(60_000), 60_000);
         assert_eq!(w.start_of(-1), -60_000);
         assert_eq!(w.end_of(60_000), 120_000);
+    }
+
+    #[test]
+    fn series_ids_are_dense_and_stable() {
+        let mut index = SeriesIndex::default();
+        let key = |model, version, segment| SeriesKey {
+            model,
+            version,
+            segment,
+        };
+        assert_eq!(index.id(key(1, 2, None)), 0);
+        assert_eq!(index.id(key(1, 2, Some((1, 5)))), 1);
+        assert_eq!(index.id(key(0, 0, None)), 2);
+        assert_eq!(index.id(key(1, 2, None)), 0);
+        assert_eq!(index.id(key(1, 2, Some((1, 5)))), 1);
+        assert_eq!(index.key(1), key(1, 2, Some((1, 5))));
+        let mut window = Window::default();
+        window.series_mut(2, Task::Binary).counts.joined += 1;
+        window.series_mut(0, Task::Binary).counts.joined += 1;
+        assert_eq!(window.series_ids().collect::<Vec<_>>(), vec![0, 2]);
+        assert!(window.series(1).is_none());
+        let mut other = Window::default();
+        other.series_mut(1, Task::Binary).counts.joined += 1;
+        other.series_mut(2, Task::Binary).counts.joined += 2;
+        window.merge(&other);
+        let joined: Vec<u64> = window
+            .series_ids()
+            .map(|id| window.series(id).map_or(0, |s| s.counts.joined))
+            .collect();
+        assert_eq!(joined, vec![1, 1, 3]);
     }
 }
