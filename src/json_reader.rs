@@ -286,6 +286,7 @@ impl<'a> JsonReader<'a> {
 
     /// Moves to the next byte that ends a string's plain run; an error at the end of text.
     /// Eight bytes at a time (see [`string_stops`]), then byte by byte for the tail.
+    #[inline]
     fn seek_string_stop(&mut self) -> Result<u8> {
         let bytes = self.bytes;
         let mut i = self.pos;
@@ -319,6 +320,7 @@ impl<'a> JsonReader<'a> {
     }
 
     /// Reads a string at its opening quote.
+    #[inline]
     fn string_at_quote(&mut self) -> Result<Cow<'a, str>> {
         self.pos += 1;
         let start = self.pos;
@@ -459,6 +461,15 @@ impl<'a> JsonReader<'a> {
         }
     }
 
+    /// Passes over a run of digits; how many.
+    fn digits(&mut self) -> usize {
+        let start = self.pos;
+        while let Some(b'0'..=b'9') = self.bytes.get(self.pos) {
+            self.pos += 1;
+        }
+        self.pos - start
+    }
+
     /// Reads a number at its first byte, checking its grammar; with `convert` false it is
     /// only checked, and `Number::PosInt(0)` returned.
     fn number_checked(&mut self, convert: bool) -> Result<Number> {
@@ -467,8 +478,7 @@ impl<'a> JsonReader<'a> {
         if negative {
             self.pos += 1;
         }
-        let mut significand: u64 = 0;
-        let mut overflow = false;
+        let integer = self.pos;
         match self.digit() {
             Some(0) => {
                 self.pos += 1;
@@ -477,65 +487,111 @@ impl<'a> JsonReader<'a> {
                 }
             }
             Some(_) => {
-                while let Some(d) = self.digit() {
-                    match significand
-                        .checked_mul(10)
-                        .and_then(|s| s.checked_add(u64::from(d)))
-                    {
-                        Some(s) => significand = s,
-                        None => overflow = true,
-                    }
-                    self.pos += 1;
-                }
+                self.digits();
             }
             None => return Err(self.error("invalid number")),
         }
-        let mut float = overflow;
+        let integer_end = self.pos;
+        let mut fraction = 0;
         if self.bytes.get(self.pos) == Some(&b'.') {
             self.pos += 1;
-            if self.digit().is_none() {
+            fraction = self.digits();
+            if fraction == 0 {
                 return Err(self.error("invalid number"));
             }
-            while self.digit().is_some() {
-                self.pos += 1;
-            }
-            float = true;
         }
+        let mut exponent: Option<(bool, usize)> = None;
         if let Some(b'e' | b'E') = self.bytes.get(self.pos) {
             self.pos += 1;
+            let negative_exponent = self.bytes.get(self.pos) == Some(&b'-');
             if let Some(b'+' | b'-') = self.bytes.get(self.pos) {
                 self.pos += 1;
             }
-            if self.digit().is_none() {
+            let at = self.pos;
+            if self.digits() == 0 {
                 return Err(self.error("invalid number"));
             }
-            while self.digit().is_some() {
-                self.pos += 1;
-            }
-            float = true;
+            exponent = Some((negative_exponent, at));
         }
         if !convert {
             return Ok(Number::PosInt(0));
         }
-        if float {
-            // The grammar is checked, so the standard parser (correctly rounded, as
-            // serde_json's `float_roundtrip`) accepts the text.
-            let value: f64 = self.text[start..self.pos]
-                .parse()
-                .map_err(|_| self.error("invalid number"))?;
-            if !value.is_finite() {
-                return Err(SyntaxError {
-                    offset: start,
-                    reason: "number out of range",
+        let integer_digits = &self.bytes[integer..integer_end];
+        if fraction == 0 && exponent.is_none() {
+            if let Some(significand) = decimal(integer_digits) {
+                return Ok(match (negative, significand) {
+                    (false, s) => Number::PosInt(s),
+                    (true, 0) => Number::Float(-0.0),
+                    (true, s) if s <= 1 << 63 => Number::NegInt((s as i64).wrapping_neg()),
+                    (true, s) => Number::Float(-(s as f64)),
                 });
             }
-            return Ok(Number::Float(value));
         }
-        Ok(match (negative, significand) {
-            (false, s) => Number::PosInt(s),
-            (true, 0) => Number::Float(-0.0),
-            (true, s) if s <= 1 << 63 => Number::NegInt((s as i64).wrapping_neg()),
-            (true, s) => Number::Float(-(s as f64)),
+        if let Some(value) = self.exact_float(integer, integer_end, fraction, exponent) {
+            return Ok(Number::Float(if negative { -value } else { value }));
+        }
+        // The grammar is checked, so the standard parser (correctly rounded, as serde_json's
+        // `float_roundtrip`) accepts the text.
+        let value: f64 = self.text[start..self.pos]
+            .parse()
+            .map_err(|_| self.error("invalid number"))?;
+        if !value.is_finite() {
+            return Err(SyntaxError {
+                offset: start,
+                reason: "number out of range",
+            });
+        }
+        Ok(Number::Float(value))
+    }
+
+    /// A float whose digits, taken as an integer m, and decimal exponent e are both exact
+    /// in f64 (m <= 2^53, |e| <= 22): then m·10^e, a single correctly rounded operation on
+    /// exact operands, is the correctly rounded value of the text (Clinger's fast path, the
+    /// first step of every correct float parser). `None` otherwise.
+    fn exact_float(
+        &self,
+        integer: usize,
+        integer_end: usize,
+        fraction: usize,
+        exponent: Option<(bool, usize)>,
+    ) -> Option<f64> {
+        /// 10^0 ..= 10^22, all exact.
+        const POWERS: [f64; 23] = [
+            1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+            1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+        ];
+        let mut m = decimal(&self.bytes[integer..integer_end])?;
+        let fraction_start = integer_end + 1;
+        for &d in self.bytes.get(fraction_start..fraction_start + fraction)? {
+            m = m.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+        }
+        if m > 1 << 53 {
+            return None;
+        }
+        let mut e = -(fraction as i64);
+        if let Some((negative, at)) = exponent {
+            let digits = self.bytes.get(at..self.pos)?;
+            let written = i64::try_from(decimal(digits).filter(|&x| x <= 1000)?).ok()?;
+            e += if negative { -written } else { written };
+        }
+        let power = *POWERS.get(e.unsigned_abs() as usize)?;
+        let m = m as f64;
+        Some(if e >= 0 { m * power } else { m / power })
+    }
+}
+
+/// The value of a run of ASCII digits, if it fits in a `u64`.
+fn decimal(digits: &[u8]) -> Option<u64> {
+    if digits.len() <= 19 {
+        // At most 19 digits: below 10^19 < 2^64, no overflow.
+        Some(
+            digits
+                .iter()
+                .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')),
+        )
+    } else {
+        digits.iter().try_fold(0u64, |n, &d| {
+            n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
         })
     }
 }

@@ -27,7 +27,7 @@ fn number_text() -> impl Strategy<Value = String> {
         (
             prop::sample::select(vec!["e", "E"]),
             prop::sample::select(vec!["", "+", "-"]),
-            prop_oneof![digits(0..2), digits(3..4)],
+            prop_oneof![digits(0..3), digits(3..4)],
         )
             .prop_map(|(e, s, d)| format!("{e}{s}{d}")),
     );
