@@ -5,14 +5,14 @@
 //! count to a window (docs/semantics.md, "Attribution"), and emits a window's records when
 //! the watermark closes it. The Kafka service and `replay` drive the same engine.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use crate::config::{AttributeTo, Config, Task};
 use crate::drift::fnv1a64;
 use crate::drift::stream::{Baseline, DriftEngine, ModelDriftSpec, SeriesOutput};
 use crate::interner::Interner;
 use crate::join::{
-    JoinSink, JoinStore, OutcomeArrival, OutcomeEntry, PredictionArrival, PredictionEntry,
+    JoinSink, JoinStore, Joined, OutcomeArrival, OutcomeEntry, PredictionArrival, PredictionEntry,
     ALL_MODELS,
 };
 use crate::metrics::{classification_metrics, LabelContext};
@@ -140,7 +140,7 @@ struct ModelState {
     spec: ModelSpec,
     /// Version names; `""` is the absent version.
     versions: Interner,
-    classes: HashSet<u32>,
+    classes: ClassSet,
     segment_values: Vec<Interner>,
 }
 
@@ -173,12 +173,36 @@ struct PredictionExtra {
 /// What a stored outcome carries.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct OutcomePayload {
-    label: Box<str>,
+    label: OutcomeLabel,
     /// NaN when the actual is not a number.
     value: f64,
     /// FNV-1a of the join id (the pair's tie-breaker in the detectors' order). Kept on the
     /// outcome rather than on the (more numerous, longer-lived) pending predictions.
     id_hash: u64,
+}
+
+/// A stored outcome's label: its id when the label table already knows it (the common
+/// case: no allocation per outcome), else its name.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+enum OutcomeLabel {
+    Known(u32),
+    Other(Box<str>),
+}
+
+impl OutcomeLabel {
+    fn new(labels: &Interner, label: &str) -> OutcomeLabel {
+        match labels.get(label) {
+            Some(id) => OutcomeLabel::Known(id),
+            None => OutcomeLabel::Other(label.into()),
+        }
+    }
+
+    fn name<'l>(&'l self, labels: &'l Interner) -> &'l str {
+        match self {
+            OutcomeLabel::Known(id) => labels.name(*id),
+            OutcomeLabel::Other(name) => name,
+        }
+    }
 }
 
 /// The engine. See the module documentation.
@@ -211,7 +235,7 @@ impl Engine {
             .map(|spec| ModelState {
                 spec: spec.clone(),
                 versions: Interner::with_capacity_limit(config.max_versions_per_model),
-                classes: HashSet::new(),
+                classes: ClassSet::default(),
                 segment_values: spec
                     .segments
                     .iter()
@@ -418,7 +442,11 @@ impl Engine {
                     &p.features,
                     &p.predicted,
                     score,
-                    fnv1a64(p.id.as_bytes()),
+                    if self.drift.uses_ids(p.model) {
+                        fnv1a64(p.id.as_bytes())
+                    } else {
+                        0
+                    },
                 );
                 if arrival == PredictionArrival::Joined {
                     Disposition::Joined
@@ -513,13 +541,17 @@ impl Engine {
             return Disposition::Late;
         }
         self.note_event_time(o.ts);
-        let id_hash = fnv1a64(o.id.as_bytes());
+        let id_hash = if self.models_in_scope(scope).any(|m| self.drift.uses_ids(m)) {
+            fnv1a64(o.id.as_bytes())
+        } else {
+            0
+        };
         let entry = OutcomeEntry {
             ts: o.ts,
             scope,
-            joined: Vec::new(),
+            joined: Joined::default(),
             payload: OutcomePayload {
-                label: o.actual.label.as_ref().into(),
+                label: OutcomeLabel::new(&self.labels, &o.actual.label),
                 value: o.actual.value.unwrap_or(f64::NAN),
                 id_hash,
             },
@@ -794,6 +826,8 @@ fn models_in_scope(scope: u16, models: usize) -> std::ops::Range<u16> {
     }
 }
 
+/// The label id of `label` for a model, interning it and adding it to the model's labels
+/// if there is room; `None` past `limit` labels for the model.
 fn class_id_of(
     labels: &mut Interner,
     state: &mut ModelState,
@@ -801,7 +835,7 @@ fn class_id_of(
     label: &str,
 ) -> Option<u32> {
     if let Some(id) = labels.get(label) {
-        if state.classes.contains(&id) {
+        if state.classes.contains(id) {
             return Some(id);
         }
     }
@@ -811,6 +845,54 @@ fn class_id_of(
     let id = labels.id(label)?;
     state.classes.insert(id);
     Some(id)
+}
+
+/// [`class_id_of`] for a stored outcome's label.
+fn outcome_class_id(
+    labels: &mut Interner,
+    state: &mut ModelState,
+    limit: usize,
+    label: &OutcomeLabel,
+) -> Option<u32> {
+    match label {
+        OutcomeLabel::Known(id) if state.classes.contains(*id) => Some(*id),
+        OutcomeLabel::Known(_) if state.classes.len() >= limit => None,
+        OutcomeLabel::Known(id) => {
+            state.classes.insert(*id);
+            Some(*id)
+        }
+        OutcomeLabel::Other(name) => class_id_of(labels, state, limit, name),
+    }
+}
+
+/// A model's label ids, as bits.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+struct ClassSet {
+    bits: Vec<u64>,
+    len: usize,
+}
+
+impl ClassSet {
+    fn contains(&self, id: u32) -> bool {
+        self.bits
+            .get(id as usize / 64)
+            .is_some_and(|word| word & (1 << (id % 64)) != 0)
+    }
+
+    fn insert(&mut self, id: u32) {
+        if !self.contains(id) {
+            let word = id as usize / 64;
+            if self.bits.len() <= word {
+                self.bits.resize(word + 1, 0);
+            }
+            self.bits[word] |= 1 << (id % 64);
+            self.len += 1;
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
 }
 
 /// The join store's sink: attributes joins, expiries and orphans to windows.
@@ -900,7 +982,7 @@ impl JoinSink<PredictionPayload, OutcomePayload> for Attribution<'_> {
             }
             Task::Binary | Task::Multiclass => {
                 let limit = self.config.max_classes_per_model;
-                let Some(actual) = class_id_of(
+                let Some(actual) = outcome_class_id(
                     self.labels,
                     &mut self.models[model],
                     limit,
@@ -926,7 +1008,7 @@ impl JoinSink<PredictionPayload, OutcomePayload> for Attribution<'_> {
                         .unwrap_or("");
                     let s = p.payload.score;
                     (
-                        (!s.is_nan()).then(|| (s, &*o.payload.label == positive)),
+                        (!s.is_nan()).then(|| (s, o.payload.label.name(self.labels) == positive)),
                         None,
                     )
                 } else {
@@ -1022,7 +1104,7 @@ impl JoinSink<PredictionPayload, OutcomePayload> for Attribution<'_> {
         }
         let at = o.ts.saturating_add(self.config.max_outcome_lead);
         for model in models_in_scope(o.scope, self.models.len()) {
-            if !o.joined.iter().any(|(m, _)| *m == model) {
+            if !o.joined.iter().any(|(m, _)| m == model) {
                 self.stats.orphan_outcomes += 1;
                 self.window(at)
                     .models

@@ -68,8 +68,33 @@ pub struct OutcomeEntry<O> {
     pub ts: i64,
     /// A model id, or [`ALL_MODELS`].
     pub scope: u16,
-    pub joined: Vec<(u16, u16)>,
+    pub joined: Joined,
     pub payload: O,
+}
+
+/// The `(model, version)`s an outcome has joined. Most outcomes join one prediction, so
+/// the first is kept inline: no allocation per outcome.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Joined {
+    first: Option<(u16, u16)>,
+    more: Vec<(u16, u16)>,
+}
+
+impl Joined {
+    pub fn push(&mut self, series: (u16, u16)) {
+        match self.first {
+            None => self.first = Some(series),
+            Some(_) => self.more.push(series),
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (u16, u16)> + '_ {
+        self.first.iter().chain(&self.more).copied()
+    }
+
+    pub fn contains(&self, series: (u16, u16)) -> bool {
+        self.iter().any(|s| s == series)
+    }
 }
 
 impl<O> OutcomeEntry<O> {
@@ -422,7 +447,7 @@ impl<P, O> JoinStore<P, O> {
                 .slot(i)
                 .entry
                 .joined
-                .contains(&(model, version))
+                .contains((model, version))
         }) {
             return PredictionArrival::Duplicate;
         }

@@ -563,6 +563,14 @@ impl DriftEngine {
             .add(features, predicted, score, id_hash);
     }
 
+    /// Whether the model's drift or detectors use the records' id hashes (the callers skip
+    /// hashing ids otherwise).
+    pub fn uses_ids(&self, model: u16) -> bool {
+        self.models
+            .get(model as usize)
+            .is_some_and(|m| m.spec.enabled || m.spec.detectors.any())
+    }
+
     /// An accepted outcome, for one model in its scope, in the window of its time.
     /// `value` is the actual as a number (regression models; `None` if it is not one);
     /// `id_hash` = [`super::fnv1a64`] of its join id.

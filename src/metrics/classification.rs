@@ -12,29 +12,60 @@ use crate::output::{Averages, ClassMetrics, ClassificationMetrics, ConfusionMatr
 pub const LOG_LOSS_EPS: f64 = f64::EPSILON;
 
 /// Counts of (actual, predicted) label pairs. Labels are interned ids.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+///
+/// The first [`SMALL_CELLS`] distinct cells are a list searched in order (a binary model
+/// has at most four, found in a few comparisons), the rest a hash map: a pair is added for
+/// every series of every joined pair, so this is on the hot path.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct ConfusionMatrix {
-    cells: HashMap<(u32, u32), u64>,
+    small: Vec<((u32, u32), u64)>,
+    more: HashMap<(u32, u32), u64>,
 }
+
+/// Cells kept in the list before the map.
+pub const SMALL_CELLS: usize = 16;
 
 impl ConfusionMatrix {
     pub fn add(&mut self, actual: u32, predicted: u32) {
-        *self.cells.entry((actual, predicted)).or_insert(0) += 1;
+        self.add_count((actual, predicted), 1);
+    }
+
+    fn add_count(&mut self, cell: (u32, u32), n: u64) {
+        if let Some((_, count)) = self.small.iter_mut().find(|(c, _)| *c == cell) {
+            *count += n;
+        } else if self.small.len() < SMALL_CELLS {
+            self.small.push((cell, n));
+        } else {
+            *self.more.entry(cell).or_insert(0) += n;
+        }
     }
 
     pub fn merge(&mut self, other: &ConfusionMatrix) {
-        for (&cell, &n) in &other.cells {
-            *self.cells.entry(cell).or_insert(0) += n;
+        for (actual, predicted, n) in other.cells() {
+            self.add_count((actual, predicted), n);
         }
     }
 
     pub fn total(&self) -> u64 {
-        self.cells.values().sum()
+        self.cells().map(|(_, _, n)| n).sum()
     }
 
-    /// Cells as `(actual, predicted, count)`.
+    /// Cells as `(actual, predicted, count)`, in no particular order.
     pub fn cells(&self) -> impl Iterator<Item = (u32, u32, u64)> + '_ {
-        self.cells.iter().map(|(&(a, p), &n)| (a, p, n))
+        let small = self.small.iter().map(|&((a, p), n)| (a, p, n));
+        small.chain(self.more.iter().map(|(&(a, p), &n)| (a, p, n)))
+    }
+}
+
+/// Equal counts per cell, however they are stored.
+impl PartialEq for ConfusionMatrix {
+    fn eq(&self, other: &ConfusionMatrix) -> bool {
+        let sorted = |m: &ConfusionMatrix| {
+            let mut cells: Vec<(u32, u32, u64)> = m.cells().collect();
+            cells.sort_unstable();
+            cells
+        };
+        sorted(self) == sorted(other)
     }
 }
 
@@ -260,6 +291,32 @@ fn prf(tp: u64, predicted: u64, actual: u64) -> Prf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn confusion_cells_past_the_list_go_to_the_map() {
+        // 6 x 6 labels: 36 cells, more than the list holds; split across two matrices.
+        let (mut a, mut b, mut all): (ConfusionMatrix, ConfusionMatrix, ConfusionMatrix) =
+            Default::default();
+        let mut n = 0;
+        for actual in 0..6u32 {
+            for predicted in (0..6u32).rev() {
+                for _ in 0..=(actual * predicted) % 3 {
+                    let part: &mut ConfusionMatrix = if n % 2 == 0 { &mut a } else { &mut b };
+                    part.add(actual, predicted);
+                    all.add(actual, predicted);
+                    n += 1;
+                }
+            }
+        }
+        assert_eq!(all.small.len(), SMALL_CELLS);
+        assert_eq!(all.cells().count(), 36);
+        assert_eq!(all.total(), n);
+        let mut merged = b.clone();
+        merged.merge(&a);
+        assert_eq!(merged, all, "the same counts, stored in another order");
+        merged.add(0, 0);
+        assert_ne!(merged, all);
+    }
 
     #[test]
     fn auc_with_ties() {
