@@ -15,7 +15,7 @@ use crate::join::{
     JoinSink, JoinStore, Joined, OutcomeArrival, OutcomeEntry, PredictionArrival, PredictionEntry,
     ALL_MODELS,
 };
-use crate::metrics::{classification_metrics, LabelContext};
+use crate::metrics::{classification_metrics, BinaryPair, LabelContext};
 use crate::output::{rfc3339, Counts, MetricsRecord, WindowBounds, METRICS_SCHEMA};
 use crate::record::{ModelId, Outcome, Prediction, Score, Target};
 /// The join store's sink over the engine's fields (a macro, so that the borrow of the
@@ -952,7 +952,7 @@ impl JoinSink<PredictionPayload, OutcomePayload> for Attribution<'_> {
             Class {
                 actual: u32,
                 predicted: u32,
-                binary: Option<(f64, bool)>,
+                binary: Option<BinaryPair>,
                 multiclass_p: Option<f64>,
             },
             Value {
@@ -1008,7 +1008,9 @@ impl JoinSink<PredictionPayload, OutcomePayload> for Attribution<'_> {
                         .unwrap_or("");
                     let s = p.payload.score;
                     (
-                        (!s.is_nan()).then(|| (s, o.payload.label.name(self.labels) == positive)),
+                        (!s.is_nan()).then(|| {
+                            BinaryPair::new(s, o.payload.label.name(self.labels) == positive)
+                        }),
                         None,
                     )
                 } else {
@@ -1063,7 +1065,7 @@ impl JoinSink<PredictionPayload, OutcomePayload> for Attribution<'_> {
                 ) => {
                     confusion.add(*actual, *predicted);
                     match (binary, multiclass_p) {
-                        (Some((s, positive)), _) => scores.add_binary(*s, *positive),
+                        (Some(pair), _) => scores.add_binary_pair(pair),
                         (None, Some(p)) => scores.add_multiclass(*p),
                         (None, None) => scores.add_unscored(),
                     }

@@ -18,6 +18,7 @@ use std::hash::BuildHasher;
 use hashbrown::{DefaultHashBuilder, HashTable};
 
 use crate::deadline_queue::DeadlineQueue;
+use crate::short_bytes;
 
 /// Outcome scope meaning "every model".
 pub const ALL_MODELS: u16 = u16::MAX;
@@ -103,9 +104,47 @@ impl<O> OutcomeEntry<O> {
     }
 }
 
+/// A join key: up to [`INLINE_KEY`] bytes in place (no allocation for the usual request
+/// ids), longer ones on the heap.
+#[derive(Debug, Clone)]
+enum JoinKey {
+    Inline { len: u8, bytes: [u8; INLINE_KEY] },
+    Heap(Box<str>),
+}
+
+/// Longest key kept in place: what fits beside the length in the 24 bytes of the enum.
+const INLINE_KEY: usize = 22;
+
+impl JoinKey {
+    fn new(key: &str) -> JoinKey {
+        if key.len() <= INLINE_KEY {
+            let mut bytes = [0u8; INLINE_KEY];
+            bytes[..key.len()].copy_from_slice(key.as_bytes());
+            JoinKey::Inline {
+                len: key.len() as u8,
+                bytes,
+            }
+        } else {
+            JoinKey::Heap(key.into())
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            JoinKey::Inline { len, bytes } => &bytes[..*len as usize],
+            JoinKey::Heap(key) => key.as_bytes(),
+        }
+    }
+
+    /// The key as it came in (it was a `&str`, so its bytes are UTF-8).
+    fn to_boxed_str(&self) -> Box<str> {
+        String::from_utf8_lossy(self.as_bytes()).into()
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Slot<E> {
-    key: Box<str>,
+    key: JoinKey,
     /// The key's hash: the index rehashes and removes without reading (or hashing) keys.
     hash: u64,
     seq: u32,
@@ -149,13 +188,13 @@ impl<E> Side<E> {
     }
 
     /// First slot of `key`'s chain, or [`NONE`].
-    fn head(&self, hash: u64, key: &str) -> u32 {
+    fn head(&self, hash: u64, key: &[u8]) -> u32 {
         let slots = &self.slots;
         self.index
-            .find(
-                hash,
-                |&i| matches!(&slots[i as usize], Some(s) if s.hash == hash && &*s.key == key),
-            )
+            .find(hash, |&i| {
+                matches!(&slots[i as usize], Some(s) if s.hash == hash
+                        && short_bytes::equal(s.key.as_bytes(), key))
+            })
             .copied()
             .unwrap_or(NONE)
     }
@@ -175,7 +214,7 @@ impl<E> Side<E> {
     /// for a key with no entry on this side).
     fn insert(&mut self, head: u32, hash: u64, key: &str, deadline: i64, seq: u32, entry: E) {
         let slot = Slot {
-            key: key.into(),
+            key: JoinKey::new(key),
             hash,
             seq,
             next: NONE,
@@ -227,8 +266,8 @@ impl<E> Side<E> {
             }
             Err(_) => {
                 let slots = &self.slots;
-                let key: &str = match &slots[i as usize] {
-                    Some(s) => &s.key,
+                let key: &[u8] = match &slots[i as usize] {
+                    Some(s) => s.key.as_bytes(),
                     None => unreachable!("removing an occupied slot"),
                 };
                 let mut prev = self.head(hash, key);
@@ -324,7 +363,7 @@ fn side_entries<E: Clone>(side: &Side<E>) -> Vec<(Box<str>, u32, E)> {
         .slots
         .iter()
         .flatten()
-        .map(|slot| (slot.key.clone(), slot.seq, slot.entry.clone()))
+        .map(|slot| (slot.key.to_boxed_str(), slot.seq, slot.entry.clone()))
         .collect();
     // Insertion order (sequence numbers grow; a wrap-around after 2^32 insertions only
     // changes the order of ties).
@@ -355,7 +394,7 @@ impl<P, O> From<JoinStoreState<P, O>> for JoinStore<P, O> {
         for (key, seq, entry) in state.predictions {
             let hash = store.hasher.hash_one(&*key);
             let deadline = entry.ts.saturating_add(store.max_label_delay);
-            let head = store.predictions.head(hash, &key);
+            let head = store.predictions.head(hash, key.as_bytes());
             store
                 .predictions
                 .insert(head, hash, &key, deadline, seq, entry);
@@ -363,7 +402,7 @@ impl<P, O> From<JoinStoreState<P, O>> for JoinStore<P, O> {
         for (key, seq, entry) in state.outcomes {
             let hash = store.hasher.hash_one(&*key);
             let deadline = entry.ts.saturating_add(store.max_outcome_lead);
-            let head = store.outcomes.head(hash, &key);
+            let head = store.outcomes.head(hash, key.as_bytes());
             store
                 .outcomes
                 .insert(head, hash, &key, deadline, seq, entry);
@@ -417,9 +456,9 @@ impl<P, O> JoinStore<P, O> {
         let mut pending = std::mem::take(&mut self.scratch_predictions);
         let mut outcomes = std::mem::take(&mut self.scratch_outcomes);
         self.predictions
-            .chain_into(self.predictions.head(hash, key), &mut pending);
+            .chain_into(self.predictions.head(hash, key.as_bytes()), &mut pending);
         self.outcomes
-            .chain_into(self.outcomes.head(hash, key), &mut outcomes);
+            .chain_into(self.outcomes.head(hash, key.as_bytes()), &mut outcomes);
         let arrival = self.insert_prediction_with(key, hash, prediction, &pending, &outcomes, sink);
         self.scratch_predictions = pending;
         self.scratch_outcomes = outcomes;
@@ -467,7 +506,7 @@ impl<P, O> JoinStore<P, O> {
                 let evicted = self.predictions.remove(i);
                 sink.expired(evicted, true);
                 // The evicted entry may have been this key's.
-                head = self.predictions.head(hash, key);
+                head = self.predictions.head(hash, key.as_bytes());
             }
         }
         let deadline = prediction.ts.saturating_add(self.max_label_delay);
@@ -487,7 +526,7 @@ impl<P, O> JoinStore<P, O> {
     ) -> OutcomeArrival {
         let hash = self.hasher.hash_one(key);
         let mut stored = std::mem::take(&mut self.scratch_outcomes);
-        let mut head = self.outcomes.head(hash, key);
+        let mut head = self.outcomes.head(hash, key.as_bytes());
         self.outcomes.chain_into(head, &mut stored);
         let duplicate = stored.iter().any(|&i| {
             let s = &self.outcomes.slot(i).entry;
@@ -501,7 +540,7 @@ impl<P, O> JoinStore<P, O> {
         let mut joined = 0;
         let mut pending = std::mem::take(&mut self.scratch_predictions);
         self.predictions
-            .chain_into(self.predictions.head(hash, key), &mut pending);
+            .chain_into(self.predictions.head(hash, key.as_bytes()), &mut pending);
         for &i in &pending {
             let p = &self.predictions.slot(i).entry;
             if outcome.covers(p.model) && self.matches(p.ts, outcome.ts) {
@@ -517,7 +556,7 @@ impl<P, O> JoinStore<P, O> {
                 let evicted = self.outcomes.remove(i);
                 sink.released(evicted, true);
                 // The evicted entry may have been this key's.
-                head = self.outcomes.head(hash, key);
+                head = self.outcomes.head(hash, key.as_bytes());
             }
         }
         let deadline = outcome.ts.saturating_add(self.max_outcome_lead);
@@ -554,5 +593,25 @@ impl<P, O> JoinStore<P, O> {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_up_to_22_bytes_stay_in_place() {
+        assert_eq!(std::mem::size_of::<JoinKey>(), 24);
+        for key in ["", "a", "req-000000001", "0123456789012345678901"] {
+            let k = JoinKey::new(key);
+            assert!(matches!(k, JoinKey::Inline { .. }), "{key}");
+            assert_eq!(k.as_bytes(), key.as_bytes());
+            assert_eq!(&*k.to_boxed_str(), key);
+        }
+        let uuid = "3f2b8c1e-9d4a-4e7b-8f60-1a2b3c4d5e6f";
+        let k = JoinKey::new(uuid);
+        assert!(matches!(k, JoinKey::Heap(_)));
+        assert_eq!(k.as_bytes(), uuid.as_bytes());
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! The core is synchronous, deterministic and free of I/O: `record` (with `json_reader`), `join` (with
 //! `deadline_queue`), `interner`, `window`, `watermark`, `metrics`, `drift`, `radix_sort`,
-//! `engine`, `rules`, `monitor`, `checkpoint`, `output`, `traffic`, and `config`'s parsing
+//! `short_bytes`, `engine`, `rules`, `monitor`, `checkpoint`, `output`, `traffic`, and `config`'s parsing
 //! and validation (`Config::load` reads the file and the environment, for the shell). The
 //! shell does the I/O and feeds it: `replay` (files), `service` and `kafka` (Kafka), `http` and
 //! `telemetry` (Prometheus endpoint), `webhook` (retrain webhook), `shutdown` (signals),
@@ -31,6 +31,7 @@ pub mod record;
 pub mod replay;
 pub mod rules;
 pub mod service;
+pub mod short_bytes;
 pub mod shutdown;
 pub mod telemetry;
 pub mod traffic;

@@ -10,6 +10,7 @@ use std::fmt;
 
 use crate::config::{Config, Task};
 use crate::json_reader::{JsonReader, Number, SyntaxError};
+use crate::short_bytes;
 
 /// Index of a configured model (its position in `[[models]]`).
 pub type ModelId = u16;
@@ -574,7 +575,10 @@ impl PathTree {
     }
 
     fn find(&self, key: &str) -> Option<&PathNode> {
-        self.children.iter().find(|(k, _)| k == key).map(|(_, n)| n)
+        self.children
+            .iter()
+            .find(|(k, _)| short_bytes::equal(k.as_bytes(), key.as_bytes()))
+            .map(|(_, n)| n)
     }
 }
 
@@ -645,7 +649,10 @@ fn read_value<'a>(
         Some(keep) => {
             let mut entries = Vec::new();
             while let Some(key) = reader.next_key(&mut first)? {
-                match keep.iter().position(|k| *k == key) {
+                match keep
+                    .iter()
+                    .position(|k| short_bytes::equal(k.as_bytes(), key.as_bytes()))
+                {
                     Some(i) => {
                         entries.push((i, Json::Null));
                         if let Some((_, value)) = entries.last_mut() {

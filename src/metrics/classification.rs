@@ -69,6 +69,34 @@ impl PartialEq for ConfusionMatrix {
     }
 }
 
+/// A scored binary pair's contributions to [`ScoreAggregate`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BinaryPair {
+    p: f64,
+    actual_positive: bool,
+    log_loss: f64,
+    brier: f64,
+}
+
+impl BinaryPair {
+    /// `p` is the probability of the positive class.
+    pub fn new(p: f64, actual_positive: bool) -> BinaryPair {
+        let clipped = p.clamp(LOG_LOSS_EPS, 1.0 - LOG_LOSS_EPS);
+        let q = if actual_positive {
+            clipped
+        } else {
+            1.0 - clipped
+        };
+        let y = if actual_positive { 1.0 } else { 0.0 };
+        BinaryPair {
+            p,
+            actual_positive,
+            log_loss: -q.ln(),
+            brier: (p - y) * (p - y),
+        }
+    }
+}
+
 /// Sums over the scored pairs of a window, for log loss, Brier score and ROC AUC.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ScoreAggregate {
@@ -88,18 +116,16 @@ pub struct ScoreAggregate {
 impl ScoreAggregate {
     /// A binary pair: `p` is the probability of the positive class.
     pub fn add_binary(&mut self, p: f64, actual_positive: bool) {
-        let clipped = p.clamp(LOG_LOSS_EPS, 1.0 - LOG_LOSS_EPS);
-        let q = if actual_positive {
-            clipped
-        } else {
-            1.0 - clipped
-        };
-        let y = if actual_positive { 1.0 } else { 0.0 };
+        self.add_binary_pair(&BinaryPair::new(p, actual_positive));
+    }
+
+    /// A binary pair whose terms are computed (once for all the series it counts in).
+    pub fn add_binary_pair(&mut self, pair: &BinaryPair) {
         self.binary = true;
         self.scored += 1;
-        self.log_loss_sum += -q.ln();
-        self.brier_sum += (p - y) * (p - y);
-        self.ranked.push((p, actual_positive));
+        self.log_loss_sum += pair.log_loss;
+        self.brier_sum += pair.brier;
+        self.ranked.push((pair.p, pair.actual_positive));
     }
 
     /// A multiclass pair: `p_actual` is the probability given to the actual class.

@@ -4,5 +4,7 @@
 pub mod classification;
 pub mod regression;
 
-pub use classification::{classification_metrics, ConfusionMatrix, LabelContext, ScoreAggregate};
+pub use classification::{
+    classification_metrics, BinaryPair, ConfusionMatrix, LabelContext, ScoreAggregate,
+};
 pub use regression::RegressionAggregate;
