@@ -16,13 +16,14 @@
 //! The input is a `&str`: UTF-8 is validated once by the caller, before the walk.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::fmt;
 
 /// Deepest nesting of objects and arrays accepted (serde_json's recursion limit).
 pub const MAX_DEPTH: usize = 128;
 
 /// Where and why the text is not JSON.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SyntaxError {
     /// Byte offset of the offending byte (the text's length at an early end).
     pub offset: usize,
@@ -36,6 +37,12 @@ impl fmt::Display for SyntaxError {
 }
 
 impl std::error::Error for SyntaxError {}
+
+/// The text is not JSON; the reader keeps where and why ([`JsonReader::syntax_error`]).
+/// A zero-sized error keeps every `Result` of the reader as small as its value: most come
+/// back in registers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Invalid;
 
 /// A number as serde_json reads it: non-negative integers that fit as `u64`, negative ones
 /// that fit as `i64`, anything else (fraction, exponent, too many digits, `-0`) as `f64`.
@@ -64,17 +71,45 @@ const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
 
 /// The bytes of `word` (eight, little-endian) that end a string's plain run, as the high
-/// bit of each such byte; only the lowest set bit is exact (the borrows of the subtractions
-/// can flag bytes above a true one, never below), which is all the caller uses. A quote or a
-/// backslash is a zero byte of `word ^ (that byte in every lane)`; a control character is a
-/// byte below 0x20. Bytes from 0x80 (UTF-8 sequences) are never flagged: `!word` clears
-/// their high bit.
-fn string_stops(word: u64) -> u64 {
+/// bit of each such byte, and the same for the quotes alone. Only the lowest set bit is
+/// exact (the borrows of the subtractions can flag bytes above a true one, never below),
+/// which is all the callers use: the lowest stop is a quote exactly when the quote mask has
+/// its bit. A quote or a backslash is a zero byte of `word ^ (that byte in every lane)`; a
+/// control character is a byte below 0x20. Bytes from 0x80 (UTF-8 sequences) are never
+/// flagged: `!word` clears their high bit.
+fn string_stops(word: u64) -> (u64, u64) {
     let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x;
-    let quote = zero_byte(word ^ (ONES * u64::from(b'"')));
+    let quote = zero_byte(word ^ (ONES * u64::from(b'"'))) & HIGHS;
     let backslash = zero_byte(word ^ (ONES * u64::from(b'\\')));
     let control = word.wrapping_sub(ONES * 0x20) & !word;
-    (quote | backslash | control) & HIGHS
+    (quote, quote | ((backslash | control) & HIGHS))
+}
+
+/// Where the plain run of a string from `from` ends, and whether it ends at the closing
+/// quote (else at a backslash, a control character or the end of the text). Eight bytes at
+/// a time (see [`string_stops`]), then byte by byte for the tail.
+fn plain_run(bytes: &[u8], from: usize) -> (usize, bool) {
+    let mut i = from;
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let (quotes, stops) = string_stops(u64::from_le_bytes(word));
+        if stops != 0 {
+            let lowest = stops & stops.wrapping_neg();
+            return (
+                i + (stops.trailing_zeros() / 8) as usize,
+                quotes & lowest != 0,
+            );
+        }
+        i += 8;
+    }
+    while let Some(&b) = bytes.get(i) {
+        if STRING_STOP[b as usize] {
+            return (i, b == b'"');
+        }
+        i += 1;
+    }
+    (bytes.len(), false)
 }
 
 /// The reader: a position in the text and the kinds of the containers it is inside.
@@ -85,9 +120,11 @@ pub struct JsonReader<'a> {
     depth: usize,
     /// Bit `d` is set when the container at depth `d` is an object (else an array).
     objects: u128,
+    /// The first syntax error met.
+    failure: Cell<Option<SyntaxError>>,
 }
 
-type Result<T> = std::result::Result<T, SyntaxError>;
+type Result<T> = std::result::Result<T, Invalid>;
 
 impl<'a> JsonReader<'a> {
     pub fn new(text: &'a str) -> JsonReader<'a> {
@@ -97,14 +134,31 @@ impl<'a> JsonReader<'a> {
             pos: 0,
             depth: 0,
             objects: 0,
+            failure: Cell::new(None),
         }
     }
 
-    fn error(&self, reason: &'static str) -> SyntaxError {
-        SyntaxError {
-            offset: self.pos.min(self.bytes.len()),
-            reason,
+    /// Records a syntax error at the current position.
+    fn error(&self, reason: &'static str) -> Invalid {
+        self.error_at(self.pos, reason)
+    }
+
+    fn error_at(&self, offset: usize, reason: &'static str) -> Invalid {
+        if self.failure.get().is_none() {
+            self.failure.set(Some(SyntaxError {
+                offset: offset.min(self.bytes.len()),
+                reason,
+            }));
         }
+        Invalid
+    }
+
+    /// Where and why the text is not JSON, after a call returned [`Invalid`].
+    pub fn syntax_error(&self) -> SyntaxError {
+        self.failure.get().unwrap_or(SyntaxError {
+            offset: self.pos,
+            reason: "invalid JSON",
+        })
     }
 
     fn skip_whitespace(&mut self) {
@@ -184,7 +238,11 @@ impl<'a> JsonReader<'a> {
             }
         }
         let key = self.string_at_quote()?;
-        self.expect(b':', "expected `:`")?;
+        if self.bytes.get(self.pos) == Some(&b':') {
+            self.pos += 1;
+        } else {
+            self.expect(b':', "expected `:`")?;
+        }
         Ok(Some(key))
     }
 
@@ -284,33 +342,6 @@ impl<'a> JsonReader<'a> {
         }
     }
 
-    /// Moves to the next byte that ends a string's plain run; an error at the end of text.
-    /// Eight bytes at a time (see [`string_stops`]), then byte by byte for the tail.
-    #[inline]
-    fn seek_string_stop(&mut self) -> Result<u8> {
-        let bytes = self.bytes;
-        let mut i = self.pos;
-        while let Some(chunk) = bytes.get(i..i + 8) {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            let stops = string_stops(u64::from_le_bytes(word));
-            if stops != 0 {
-                self.pos = i + (stops.trailing_zeros() / 8) as usize;
-                return Ok(bytes[self.pos]);
-            }
-            i += 8;
-        }
-        while let Some(&b) = bytes.get(i) {
-            if STRING_STOP[b as usize] {
-                self.pos = i;
-                return Ok(b);
-            }
-            i += 1;
-        }
-        self.pos = bytes.len();
-        Err(self.error("EOF while parsing a string"))
-    }
-
     /// Reads a string, borrowed unless it has escapes.
     pub fn string(&mut self) -> Result<Cow<'a, str>> {
         if self.next_byte("EOF while parsing a value")? != b'"' {
@@ -322,23 +353,26 @@ impl<'a> JsonReader<'a> {
     /// Reads a string at its opening quote.
     #[inline]
     fn string_at_quote(&mut self) -> Result<Cow<'a, str>> {
-        self.pos += 1;
-        let start = self.pos;
-        if self.seek_string_stop()? == b'"' {
-            let plain = &self.text[start..self.pos];
-            self.pos += 1;
-            return Ok(Cow::Borrowed(plain));
+        let start = self.pos + 1;
+        let (end, closed) = plain_run(self.bytes, start);
+        if closed {
+            self.pos = end + 1;
+            return Ok(Cow::Borrowed(&self.text[start..end]));
         }
+        self.pos = end;
         self.string_with_escapes(start).map(Cow::Owned)
     }
 
-    /// The rest of a string whose plain run from `start` ends at a backslash or a control
-    /// character.
+    /// The rest of a string whose plain run from `start` ends at `self.pos`, not at its
+    /// closing quote.
     fn string_with_escapes(&mut self, start: usize) -> Result<String> {
         let mut owned = String::new();
         let mut run = start;
         loop {
-            match self.bytes[self.pos] {
+            let Some(&stop) = self.bytes.get(self.pos) else {
+                return Err(self.error("EOF while parsing a string"));
+            };
+            match stop {
                 b'"' => {
                     owned.push_str(&self.text[run..self.pos]);
                     self.pos += 1;
@@ -353,7 +387,7 @@ impl<'a> JsonReader<'a> {
                 }
                 _ => return Err(self.error("control character in a string")),
             }
-            self.seek_string_stop()?;
+            self.pos = plain_run(self.bytes, self.pos).0;
         }
     }
 
@@ -362,11 +396,16 @@ impl<'a> JsonReader<'a> {
     fn skip_string(&mut self) -> Result<()> {
         self.pos += 1;
         loop {
-            match self.seek_string_stop()? {
-                b'"' => {
-                    self.pos += 1;
-                    return Ok(());
-                }
+            let (end, closed) = plain_run(self.bytes, self.pos);
+            self.pos = end;
+            if closed {
+                self.pos += 1;
+                return Ok(());
+            }
+            let Some(&stop) = self.bytes.get(self.pos) else {
+                return Err(self.error("EOF while parsing a string"));
+            };
+            match stop {
                 b'\\' => {
                     self.pos += 1;
                     match self.bytes.get(self.pos) {
@@ -536,10 +575,7 @@ impl<'a> JsonReader<'a> {
             .parse()
             .map_err(|_| self.error("invalid number"))?;
         if !value.is_finite() {
-            return Err(SyntaxError {
-                offset: start,
-                reason: "number out of range",
-            });
+            return Err(self.error_at(start, "number out of range"));
         }
         Ok(Number::Float(value))
     }
@@ -600,22 +636,23 @@ fn decimal(digits: &[u8]) -> Option<u64> {
 mod tests {
     use super::*;
 
-    fn skip(text: &str) -> Result<()> {
+    fn skip(text: &str) -> std::result::Result<(), SyntaxError> {
         let mut r = JsonReader::new(text);
-        r.skip_value()?;
-        r.end()
+        r.skip_value()
+            .and_then(|()| r.end())
+            .map_err(|Invalid| r.syntax_error())
     }
 
-    fn number(text: &str) -> Result<Number> {
+    fn number(text: &str) -> std::result::Result<Number, SyntaxError> {
         let mut r = JsonReader::new(text);
-        let n = r.number()?;
-        r.end().map(|()| n)
+        let n = r.number().and_then(|n| r.end().map(|()| n));
+        n.map_err(|Invalid| r.syntax_error())
     }
 
-    fn string(text: &str) -> Result<Cow<'_, str>> {
+    fn string(text: &str) -> std::result::Result<Cow<'_, str>, SyntaxError> {
         let mut r = JsonReader::new(text);
-        let s = r.string()?;
-        r.end().map(|()| s)
+        let s = r.string().and_then(|s| r.end().map(|()| s));
+        s.map_err(|Invalid| r.syntax_error())
     }
 
     #[test]
@@ -729,9 +766,14 @@ mod tests {
                     let mut word = [background; 8];
                     word[lane] = b;
                     let expected = word.iter().position(|&x| STRING_STOP[x as usize]);
-                    let stops = string_stops(u64::from_le_bytes(word));
+                    let (quotes, stops) = string_stops(u64::from_le_bytes(word));
                     let found = (stops != 0).then(|| (stops.trailing_zeros() / 8) as usize);
                     assert_eq!(found, expected, "{word:?}");
+                    let lowest = stops & stops.wrapping_neg();
+                    assert_eq!(
+                        quotes & lowest != 0,
+                        expected.is_some_and(|i| word[i] == b'"')
+                    );
                 }
             }
         }

@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use crate::config::{Config, Task};
-use crate::json_reader::{JsonReader, Number, SyntaxError};
+use crate::json_reader::{Invalid, JsonReader, Number};
 use crate::short_bytes;
 
 /// Index of a configured model (its position in `[[models]]`).
@@ -600,7 +600,7 @@ fn extract<'a>(
     let mut reader = JsonReader::new(text);
     extract_object(&mut reader, tree, kept_keys, slots)
         .and_then(|()| reader.end())
-        .map_err(|e| no_model(format!("invalid JSON: {e}")))
+        .map_err(|Invalid| no_model(format!("invalid JSON: {}", reader.syntax_error())))
 }
 
 /// The values at `tree`'s paths in the value at the reader. A value that is not an object
@@ -610,7 +610,7 @@ fn extract_object<'a>(
     tree: &PathTree,
     kept_keys: &[(usize, Vec<String>)],
     slots: &mut [Option<Json<'a>>],
-) -> Result<(), SyntaxError> {
+) -> Result<(), Invalid> {
     if reader.peek() != Some(b'{') {
         return reader.skip_value();
     }
@@ -639,7 +639,7 @@ fn read_value<'a>(
     reader: &mut JsonReader<'a>,
     keep: Option<&[String]>,
     out: &mut Option<Json<'a>>,
-) -> Result<(), SyntaxError> {
+) -> Result<(), Invalid> {
     if reader.peek() != Some(b'{') {
         return read_shallow(reader, out.insert(Json::Null));
     }
@@ -681,7 +681,8 @@ fn read_value<'a>(
 /// A value inside an object field into `out`: scalars kept, nested objects and arrays
 /// checked and reduced to their kind, so that a deep input cannot make decoding allocate
 /// without bound.
-fn read_shallow<'a>(reader: &mut JsonReader<'a>, out: &mut Json<'a>) -> Result<(), SyntaxError> {
+#[inline(always)]
+fn read_shallow<'a>(reader: &mut JsonReader<'a>, out: &mut Json<'a>) -> Result<(), Invalid> {
     *out = match reader.peek() {
         Some(b'"') => Json::Str(reader.string()?),
         Some(b'-' | b'0'..=b'9') => match reader.number()? {
