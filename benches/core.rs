@@ -17,7 +17,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, Criterion, Throughput};
 use feedback_loop::config::Config;
 use feedback_loop::engine::{Engine, EngineConfig};
-use feedback_loop::record::{Decoder, Envelope};
+use feedback_loop::record::{Decoder, Envelope, Outcome, Prediction};
 use serde::Deserialize;
 
 const PAIRS: usize = 50_000;
@@ -217,32 +217,78 @@ fn decode(decoder: &Decoder, records: &[(bool, String)]) {
 }
 
 fn run_engine(config: &Config, decoder: &Decoder, records: &[(bool, String)]) -> usize {
-    {
-        {
-            let mut engine = Engine::new(EngineConfig::from_config(config));
-            let mut emitted = 0;
-            let mut max_ts = i64::MIN;
-            for (is_prediction, r) in records {
-                let ts = if *is_prediction {
-                    let p = decoder
-                        .prediction(r.as_bytes(), Envelope::default())
-                        .expect("valid");
-                    let _ = engine.observe_prediction(&p);
-                    p.ts
-                } else {
-                    let o = decoder
-                        .outcome(r.as_bytes(), Envelope::default())
-                        .expect("valid");
-                    engine.observe_outcome(&o);
-                    o.ts
-                };
-                max_ts = max_ts.max(ts);
-                emitted += engine.advance_watermark(max_ts - 5_000).len();
-            }
-            emitted += engine.finish().len();
-            black_box(emitted)
-        }
+    let mut engine = Engine::new(EngineConfig::from_config(config));
+    let mut emitted = 0;
+    let mut max_ts = i64::MIN;
+    for (is_prediction, r) in records {
+        let ts = if *is_prediction {
+            let p = decoder
+                .prediction(r.as_bytes(), Envelope::default())
+                .expect("valid");
+            let _ = engine.observe_prediction(&p);
+            p.ts
+        } else {
+            let o = decoder
+                .outcome(r.as_bytes(), Envelope::default())
+                .expect("valid");
+            engine.observe_outcome(&o);
+            o.ts
+        };
+        max_ts = max_ts.max(ts);
+        emitted += engine.advance_watermark(max_ts - 5_000).len();
     }
+    emitted += engine.finish().len();
+    black_box(emitted)
+}
+
+/// The records decoded beforehand, for the `join_aggregate_only` row.
+enum Decoded<'a> {
+    Prediction(Prediction<'a>),
+    Outcome(Outcome<'a>),
+}
+
+fn decode_all<'a>(decoder: &Decoder, records: &'a [(bool, String)]) -> Vec<Decoded<'a>> {
+    records
+        .iter()
+        .map(|(is_prediction, r)| {
+            if *is_prediction {
+                Decoded::Prediction(
+                    decoder
+                        .prediction(r.as_bytes(), Envelope::default())
+                        .expect("valid"),
+                )
+            } else {
+                Decoded::Outcome(
+                    decoder
+                        .outcome(r.as_bytes(), Envelope::default())
+                        .expect("valid"),
+                )
+            }
+        })
+        .collect()
+}
+
+/// The `join_aggregate_only` row: [`run_engine`] without the decoding.
+fn run_engine_decoded(config: &Config, records: &[Decoded<'_>]) -> usize {
+    let mut engine = Engine::new(EngineConfig::from_config(config));
+    let mut emitted = 0;
+    let mut max_ts = i64::MIN;
+    for record in records {
+        let ts = match record {
+            Decoded::Prediction(p) => {
+                let _ = engine.observe_prediction(p);
+                p.ts
+            }
+            Decoded::Outcome(o) => {
+                engine.observe_outcome(o);
+                o.ts
+            }
+        };
+        max_ts = max_ts.max(ts);
+        emitted += engine.advance_watermark(max_ts - 5_000).len();
+    }
+    emitted += engine.finish().len();
+    black_box(emitted)
 }
 
 /// One row, `runs` times over the records (see the module documentation).
@@ -255,8 +301,16 @@ fn fixed(row: &str, runs: usize) {
     };
     let config = Config::from_toml_str(config_text).expect("bench config");
     let decoder = Decoder::new(&config);
+    let decoded = if row == "join_aggregate_only" {
+        decode_all(&decoder, &records)
+    } else {
+        Vec::new()
+    };
     for _ in 0..runs {
         match row {
+            "join_aggregate_only" => {
+                black_box(run_engine_decoded(&config, &decoded));
+            }
             "parse_only_borrowed_struct" => parse_borrowed(&records),
             "decode_only" => decode(&decoder, &records),
             "decode_join_aggregate"
@@ -279,20 +333,25 @@ fn interleaved(rounds: usize) {
         Config::from_toml_str(CONFIG_DRIFT).expect("bench config"),
     ];
     let decoders: Vec<Decoder> = configs.iter().map(Decoder::new).collect();
+    let decoded = decode_all(&decoders[0], &records);
     let rows = [
         "parse_only_borrowed_struct",
         "decode_only",
+        "join_aggregate_only",
         "decode_join_aggregate",
         "decode_join_aggregate_features",
         "decode_join_aggregate_drift",
     ];
-    let mut best = [f64::INFINITY; 5];
+    let mut best = [f64::INFINITY; 6];
     for _ in 0..rounds {
         for (row, best) in rows.iter().zip(best.iter_mut()) {
             let started = std::time::Instant::now();
             match *row {
                 "parse_only_borrowed_struct" => parse_borrowed(&records),
                 "decode_only" => decode(&decoders[0], &records),
+                "join_aggregate_only" => {
+                    black_box(run_engine_decoded(&configs[0], &decoded));
+                }
                 "decode_join_aggregate" => {
                     black_box(run_engine(&configs[0], &decoders[0], &records));
                 }

@@ -190,7 +190,7 @@ enum OutcomeLabel {
 }
 
 impl OutcomeLabel {
-    fn new(labels: &Interner, label: &str) -> OutcomeLabel {
+    fn new(labels: &mut Interner, label: &str) -> OutcomeLabel {
         match labels.get(label) {
             Some(id) => OutcomeLabel::Known(id),
             None => OutcomeLabel::Other(label.into()),
@@ -310,7 +310,7 @@ impl Engine {
             let start = self.windows_spec.start_of(ts);
             let window = self.windows.entry(start).or_default();
             for (model, counts) in self.unplaced.drain(..) {
-                window.models.entry(model).or_default().merge(&counts);
+                window.model_mut(model).merge(&counts);
             }
         }
     }
@@ -320,13 +320,7 @@ impl Engine {
         match self.max_event_ts {
             Some(ts) => {
                 let start = self.windows_spec.start_of(ts);
-                add(self
-                    .windows
-                    .entry(start)
-                    .or_default()
-                    .models
-                    .entry(model)
-                    .or_default());
+                add(self.windows.entry(start).or_default().model_mut(model));
             }
             None => {
                 let mut counts = ModelCounts::default();
@@ -551,7 +545,7 @@ impl Engine {
             scope,
             joined: Joined::default(),
             payload: OutcomePayload {
-                label: OutcomeLabel::new(&self.labels, &o.actual.label),
+                label: OutcomeLabel::new(&mut self.labels, &o.actual.label),
                 value: o.actual.value.unwrap_or(f64::NAN),
                 id_hash,
             },
@@ -576,13 +570,7 @@ impl Engine {
             }
         };
         for model in self.models_in_scope(scope) {
-            add(self
-                .windows
-                .entry(start)
-                .or_default()
-                .models
-                .entry(model)
-                .or_default());
+            add(self.windows.entry(start).or_default().model_mut(model));
             if matches!(arrival, OutcomeArrival::Accepted { .. }) {
                 self.drift
                     .observe_outcome(model, start, &o.actual.label, o.actual.value, id_hash);
@@ -663,7 +651,7 @@ impl Engine {
             .map(|id| (self.series.key(id), Some(id)))
             .collect();
         // Models with model-level counts but no series in this window.
-        for (&model, _) in &window.models {
+        for model in window.model_ids() {
             if keys.iter().any(|(k, _)| k.model == model) {
                 continue;
             }
@@ -742,7 +730,7 @@ impl Engine {
         let model_version = (!version.is_empty()).then(|| version.to_string());
         let series = id.and_then(|id| window.series(id));
         let model_counts = match key.segment {
-            None => window.models.get(&key.model).cloned().unwrap_or_default(),
+            None => window.model(key.model).cloned().unwrap_or_default(),
             Some(_) => ModelCounts::default(),
         };
         let sc = series.map(|s| s.counts.clone()).unwrap_or_default();
@@ -969,9 +957,7 @@ impl JoinSink<PredictionPayload, OutcomePayload> for Attribution<'_> {
                     self.windows
                         .entry(start)
                         .or_default()
-                        .models
-                        .entry(p.model)
-                        .or_default()
+                        .model_mut(p.model)
                         .invalid += 1;
                     return;
                 }
@@ -993,9 +979,7 @@ impl JoinSink<PredictionPayload, OutcomePayload> for Attribution<'_> {
                     self.windows
                         .entry(start)
                         .or_default()
-                        .models
-                        .entry(p.model)
-                        .or_default()
+                        .model_mut(p.model)
                         .invalid += 1;
                     return;
                 };
@@ -1108,11 +1092,7 @@ impl JoinSink<PredictionPayload, OutcomePayload> for Attribution<'_> {
         for model in models_in_scope(o.scope, self.models.len()) {
             if !o.joined.iter().any(|(m, _)| m == model) {
                 self.stats.orphan_outcomes += 1;
-                self.window(at)
-                    .models
-                    .entry(model)
-                    .or_default()
-                    .orphan_outcomes += 1;
+                self.window(at).model_mut(model).orphan_outcomes += 1;
             }
         }
     }

@@ -643,6 +643,12 @@ fn read_value<'a>(
     if reader.peek() != Some(b'{') {
         return read_shallow(reader, out.insert(Json::Null));
     }
+    if keep.is_some_and(|keep| keep.is_empty()) {
+        // No key is wanted (no model lists any): checked and passed over whole.
+        reader.skip_value()?;
+        *out = Some(Json::Selected(Vec::new()));
+        return Ok(());
+    }
     reader.begin_object()?;
     let mut first = true;
     match keep {

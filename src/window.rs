@@ -8,8 +8,6 @@
 //! finding a pair's series is indexing rather than hashing: it happens several times per
 //! record.
 
-use hashbrown::HashMap;
-
 use crate::config::Task;
 use crate::metrics::{ConfusionMatrix, RegressionAggregate, ScoreAggregate};
 
@@ -207,7 +205,8 @@ impl SeriesWindow {
 pub struct Window {
     /// Indexed by [`SeriesId`]; `None` for series this window has not seen.
     series: Vec<Option<SeriesWindow>>,
-    pub models: HashMap<u16, ModelCounts>,
+    /// Indexed by model id; `None` for models with no model-level counts here.
+    models: Vec<Option<ModelCounts>>,
 }
 
 impl Window {
@@ -232,6 +231,24 @@ impl Window {
             .map(|(id, _)| id as SeriesId)
     }
 
+    /// The model-level counts of `model`, created zero if new.
+    pub fn model_mut(&mut self, model: u16) -> &mut ModelCounts {
+        grow(&mut self.models, model as usize, || None).get_or_insert_with(ModelCounts::default)
+    }
+
+    pub fn model(&self, model: u16) -> Option<&ModelCounts> {
+        self.models.get(model as usize).and_then(Option::as_ref)
+    }
+
+    /// The models with model-level counts in this window, ascending.
+    pub fn model_ids(&self) -> impl Iterator<Item = u16> + '_ {
+        self.models
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.is_some())
+            .map(|(id, _)| id as u16)
+    }
+
     /// Adds another window's aggregates (for combining partitions or instances), whose
     /// series ids come from the same [`SeriesIndex`].
     pub fn merge(&mut self, other: &Window) {
@@ -243,8 +260,10 @@ impl Window {
                 }
             }
         }
-        for (model, counts) in &other.models {
-            self.models.entry(*model).or_default().merge(counts);
+        for model in other.model_ids() {
+            if let Some(counts) = other.model(model) {
+                self.model_mut(model).merge(counts);
+            }
         }
     }
 }
