@@ -151,8 +151,8 @@ pub struct PredictionPayload {
     predicted: u64,
     /// Binary: probability of the positive class; NaN when absent.
     score: f64,
-    /// Value ids of the first two segment dimensions ([`NO_SEGMENT`] when absent), inline
-    /// because most models have at most two.
+    /// Series ids of the prediction's values of the first two segment dimensions
+    /// ([`NO_SEGMENT`] when absent), inline because most models have at most two.
     segments: [u32; 2],
     extra: Option<Box<PredictionExtra>>,
 }
@@ -166,7 +166,7 @@ const INLINE_SEGMENTS: usize = 2;
 struct PredictionExtra {
     /// Multiclass: probability per label id.
     class_scores: Vec<(u32, f64)>,
-    /// (dimension, value id) of the dimensions beyond the first two.
+    /// (dimension, series id) of the dimensions beyond the first two.
     segments: Vec<(u16, u32)>,
 }
 
@@ -390,6 +390,13 @@ impl Engine {
             version,
             segment: None,
         };
+        // From here on, each segment's series id rather than its value id.
+        for segment in segments.iter_mut() {
+            segment.1 = self.series.id(SeriesKey {
+                segment: Some(*segment),
+                ..series
+            });
+        }
 
         if p.ts < self.watermark {
             self.stats.late += 1;
@@ -583,22 +590,20 @@ impl Engine {
         models_in_scope(scope, self.models.len())
     }
 
+    /// Adds to the counts of a prediction's series: the unsegmented `series` and the
+    /// segment series `segments` ((dimension, series id)).
     fn add_series_counts(
         &mut self,
         start: i64,
         series: SeriesKey,
-        segments: &[(u16, u32)],
+        segments: &[(u16, SeriesId)],
         task: Task,
         add: impl Fn(&mut SeriesCounts),
     ) {
         let window = self.windows.entry(start).or_default();
         add(&mut window.series_mut(self.series.id(series), task).counts);
-        for &segment in segments {
-            let key = SeriesKey {
-                segment: Some(segment),
-                ..series
-            };
-            add(&mut window.series_mut(self.series.id(key), task).counts);
+        for &(_, id) in segments {
+            add(&mut window.series_mut(id, task).counts);
         }
     }
 
@@ -902,28 +907,27 @@ impl Attribution<'_> {
     }
 
     /// The series of a prediction: unsegmented, then one per segment value.
-    fn series_keys(p: &PredictionEntry<PredictionPayload>) -> impl Iterator<Item = SeriesKey> + '_ {
-        let base = SeriesKey {
+    fn series_ids<'p>(
+        &mut self,
+        p: &'p PredictionEntry<PredictionPayload>,
+    ) -> impl Iterator<Item = SeriesId> + 'p {
+        let base = self.series.id(SeriesKey {
             model: p.model,
             version: p.version,
             segment: None,
-        };
+        });
         let inline = p
             .payload
             .segments
             .iter()
-            .enumerate()
-            .filter(|(_, &value)| value != NO_SEGMENT)
-            .map(|(dim, &value)| (dim as u16, value));
+            .copied()
+            .filter(|&id| id != NO_SEGMENT);
         let overflow = p
             .payload
             .extra
             .iter()
-            .flat_map(|e| e.segments.iter().copied());
-        std::iter::once(base).chain(inline.chain(overflow).map(move |s| SeriesKey {
-            segment: Some(s),
-            ..base
-        }))
+            .flat_map(|e| e.segments.iter().map(|&(_, id)| id));
+        std::iter::once(base).chain(inline).chain(overflow)
     }
 }
 
@@ -1033,9 +1037,10 @@ impl JoinSink<PredictionPayload, OutcomePayload> for Attribution<'_> {
             start,
             error,
         );
+        let ids = self.series_ids(p);
         let window = self.windows.entry(start).or_default();
-        for key in Self::series_keys(p) {
-            let series = window.series_mut(self.series.id(key), task);
+        for id in ids {
+            let series = window.series_mut(id, task);
             series.counts.joined += 1;
             match (&mut series.quality, &contribution) {
                 (
@@ -1072,15 +1077,13 @@ impl JoinSink<PredictionPayload, OutcomePayload> for Attribution<'_> {
             AttributeTo::Prediction => p.ts,
         };
         let task = self.models[p.model as usize].spec.task;
+        let ids = self.series_ids(&p);
         let window = self
             .windows
             .entry(self.windows_spec.start_of(at))
             .or_default();
-        for key in Self::series_keys(&p) {
-            window
-                .series_mut(self.series.id(key), task)
-                .counts
-                .expired_predictions += 1;
+        for id in ids {
+            window.series_mut(id, task).counts.expired_predictions += 1;
         }
     }
 

@@ -168,9 +168,16 @@ impl<'a> JsonReader<'a> {
     }
 
     /// The next byte that is not whitespace, without consuming it.
+    #[inline]
     pub fn peek(&mut self) -> Option<u8> {
-        self.skip_whitespace();
-        self.bytes.get(self.pos).copied()
+        // Compact JSON has no whitespace between tokens: one comparison decides.
+        match self.bytes.get(self.pos) {
+            Some(&b) if b > b' ' => Some(b),
+            _ => {
+                self.skip_whitespace();
+                self.bytes.get(self.pos).copied()
+            }
+        }
     }
 
     /// The next byte that is not whitespace; at the end of the text, an error.
