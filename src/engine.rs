@@ -36,7 +36,7 @@ macro_rules! attribution {
 }
 
 use crate::window::{
-    ModelCounts, Quality, SeriesCounts, SeriesId, SeriesIndex, SeriesKey, TumblingWindows, Window,
+    ModelCounts, Quality, SeriesId, SeriesIndex, SeriesKey, TumblingWindows, Window,
 };
 
 /// Segment value that collects the values beyond `limits.max_segment_values`.
@@ -94,6 +94,14 @@ impl EngineConfig {
                 .collect(),
         }
     }
+}
+
+/// Which count of a prediction's series to add to.
+#[derive(Debug, Clone, Copy)]
+enum SeriesCount {
+    Predictions,
+    Duplicates,
+    Late,
 }
 
 /// Why the engine refused a decoded record (it counts as invalid for its model).
@@ -404,7 +412,7 @@ impl Engine {
                 .windows_spec
                 .start_of(self.max_event_ts.unwrap_or(p.ts));
             let task = state.spec.task;
-            self.add_series_counts(start, series, segments, task, |c| c.late += 1);
+            self.add_series_counts(start, series, segments, task, SeriesCount::Late);
             return Ok(Disposition::Late);
         }
 
@@ -425,12 +433,12 @@ impl Engine {
         Ok(match arrival {
             PredictionArrival::Duplicate => {
                 self.stats.duplicates += 1;
-                self.add_series_counts(start, series, segments, task, |c| c.duplicates += 1);
+                self.add_series_counts(start, series, segments, task, SeriesCount::Duplicates);
                 Disposition::Duplicate
             }
             PredictionArrival::Joined | PredictionArrival::Pending => {
                 self.stats.predictions += 1;
-                self.add_series_counts(start, series, segments, task, |c| c.predictions += 1);
+                self.add_series_counts(start, series, segments, task, SeriesCount::Predictions);
                 let score = if task == Task::Binary {
                     positive_score
                 } else {
@@ -590,20 +598,26 @@ impl Engine {
         models_in_scope(scope, self.models.len())
     }
 
-    /// Adds to the counts of a prediction's series: the unsegmented `series` and the
-    /// segment series `segments` ((dimension, series id)).
+    /// Adds one to a count of a prediction's series: the unsegmented `series` and the
+    /// segment series `segments` ((dimension, series id)). One copy for every count (not a
+    /// closure per count): it is inlined into the hot path of every prediction.
     fn add_series_counts(
         &mut self,
         start: i64,
         series: SeriesKey,
         segments: &[(u16, SeriesId)],
         task: Task,
-        add: impl Fn(&mut SeriesCounts),
+        count: SeriesCount,
     ) {
         let window = self.windows.entry(start).or_default();
-        add(&mut window.series_mut(self.series.id(series), task).counts);
-        for &(_, id) in segments {
-            add(&mut window.series_mut(id, task).counts);
+        let base = self.series.id(series);
+        for id in std::iter::once(base).chain(segments.iter().map(|&(_, id)| id)) {
+            let counts = &mut window.series_mut(id, task).counts;
+            match count {
+                SeriesCount::Predictions => counts.predictions += 1,
+                SeriesCount::Duplicates => counts.duplicates += 1,
+                SeriesCount::Late => counts.late += 1,
+            }
         }
     }
 
