@@ -1,5 +1,6 @@
 //! Bytes per pending prediction: 1,000,000 predictions that never get an outcome, measured
-//! with a counting allocator (live heap bytes after minus before), minus the key's bytes.
+//! with a counting allocator (live heap bytes after minus before), minus the key's bytes;
+//! with 13-byte ids (kept in the join slot) and 36-byte, UUID-shaped ones (on the heap).
 //! Run: `cargo bench --bench memory`. Figures in BENCHMARKS.md.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -36,7 +37,17 @@ static ALLOCATOR: Counting = Counting;
 
 const PENDING: usize = 1_000_000;
 
-fn measure(label: &str, segment: bool) {
+/// The join id of request `i`: `req-` and 9 digits (13 bytes, kept in the slot), or a
+/// UUID-shaped 36 bytes (past the 22 kept in place, so on the heap).
+fn request_id(i: usize, uuid: bool) -> String {
+    if uuid {
+        format!("3f2b8c1e-9d4a-4e7b-8f60-{i:012}")
+    } else {
+        format!("req-{i:09}")
+    }
+}
+
+fn measure(label: &str, segment: bool, uuid: bool) {
     let config = Config::from_toml_str(
         r#"
 [join]
@@ -52,7 +63,7 @@ segments = ["channel"]
     .expect("config");
     let decoder = Decoder::new(&config);
     let mut engine = Engine::new(EngineConfig::from_config(&config));
-    let key_len = "req-000000000".len();
+    let key_len = request_id(0, uuid).len();
     // Warm the windows and interners so that only per-prediction state is measured.
     let record = |i: usize| {
         let segment = if segment {
@@ -61,7 +72,8 @@ segments = ["channel"]
             ""
         };
         format!(
-            r#"{{"id":"req-{i:09}","model":"fraud","model_version":"1.0","timestamp":{},"prediction":1,"score":0.5{segment}}}"#,
+            r#"{{"id":"{}","model":"fraud","model_version":"1.0","timestamp":{},"prediction":1,"score":0.5{segment}}}"#,
+            request_id(i, uuid),
             1_767_225_600_000u64 + (i as u64 % 1000)
         )
     };
@@ -91,6 +103,7 @@ segments = ["channel"]
 }
 
 fn main() {
-    measure("no segment", false);
-    measure("one segment dimension", true);
+    measure("no segment", false, false);
+    measure("one segment dimension", true, false);
+    measure("one segment dimension, 36-byte ids", true, true);
 }
