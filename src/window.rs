@@ -97,6 +97,15 @@ impl SeriesIndex {
     }
 }
 
+/// The indices of the `Some` items.
+fn occupied<T>(items: &[Option<T>]) -> impl Iterator<Item = usize> + '_ {
+    items
+        .iter()
+        .enumerate()
+        .filter(|(_, item)| item.is_some())
+        .map(|(i, _)| i)
+}
+
 /// `items[index]`, after growing `items` with `new` up to it.
 fn grow<T>(items: &mut Vec<T>, index: usize, new: impl FnMut() -> T) -> &mut T {
     if items.len() <= index {
@@ -224,11 +233,7 @@ impl Window {
 
     /// The ids of the series this window has seen, ascending.
     pub fn series_ids(&self) -> impl Iterator<Item = SeriesId> + '_ {
-        self.series
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.is_some())
-            .map(|(id, _)| id as SeriesId)
+        occupied(&self.series).map(|id| id as SeriesId)
     }
 
     /// The model-level counts of `model`, created zero if new.
@@ -242,11 +247,7 @@ impl Window {
 
     /// The models with model-level counts in this window, ascending.
     pub fn model_ids(&self) -> impl Iterator<Item = u16> + '_ {
-        self.models
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| m.is_some())
-            .map(|(id, _)| id as u16)
+        occupied(&self.models).map(|id| id as u16)
     }
 
     /// Adds another window's aggregates (for combining partitions or instances), whose
