@@ -22,7 +22,9 @@ trap 'rm -f "$records"' EXIT
 rows=${ROWS:-parse_only_borrowed_struct decode_only join_aggregate_only decode_join_aggregate \
   decode_join_aggregate_features decode_join_aggregate_drift}
 
-if perf stat -x, -e cycles:u,instructions:u true 2>&1 | grep -q "not supported"; then
+# Counters exist when perf prints a number for them (not "<not supported>", "<not counted>",
+# nor an error for a missing perf).
+if ! perf stat -x, -e cycles:u,instructions:u true 2>&1 | grep -q '^[0-9]\+,,cycles'; then
   runs=${1:-2}
   count() { # row runs -> "instructions records"
     local out
