@@ -296,97 +296,104 @@ fn run_engine_decoded(config: &Config, records: &[Decoded<'_>]) -> usize {
     black_box(emitted)
 }
 
-/// One row, `runs` times over the records (see the module documentation).
-fn fixed(row: &str, runs: usize) {
-    let records = records();
-    let config_text = match row {
-        "decode_join_aggregate_features" => CONFIG_FEATURES,
-        "decode_join_aggregate_drift" => CONFIG_DRIFT,
-        _ => CONFIG,
-    };
-    let config = Config::from_toml_str(config_text).expect("bench config");
-    let decoder = Decoder::new(&config);
-    let decoded = if row == "join_aggregate_only" {
-        decode_all(&decoder, &records)
-    } else {
-        Vec::new()
-    };
-    for _ in 0..runs {
+/// The rows of the fixed and interleaved modes; the first two are the parse baselines.
+const ROWS: [&str; 7] = [
+    "parse_only_borrowed_struct",
+    "parse_only_borrowed_struct_from_slice",
+    "decode_only",
+    "join_aggregate_only",
+    "decode_join_aggregate",
+    "decode_join_aggregate_features",
+    "decode_join_aggregate_drift",
+];
+
+/// What the rows run on: the records, the three configurations (drift off, features,
+/// drift on) with their decoders, and the records decoded beforehand.
+struct Inputs<'a> {
+    records: &'a [(bool, String)],
+    configs: &'a [Config; 3],
+    decoders: &'a [Decoder],
+    decoded: &'a [Decoded<'a>],
+}
+
+impl Inputs<'_> {
+    /// One run of `row` over the records.
+    fn run(&self, row: &str) {
+        let (records, configs, decoders) = (self.records, self.configs, self.decoders);
         match row {
+            "parse_only_borrowed_struct" => parse_borrowed(records),
+            "parse_only_borrowed_struct_from_slice" => parse_borrowed_from_slice(records),
+            "decode_only" => decode(&decoders[0], records),
             "join_aggregate_only" => {
-                black_box(run_engine_decoded(&config, &decoded));
+                black_box(run_engine_decoded(&configs[0], self.decoded));
             }
-            "parse_only_borrowed_struct" => parse_borrowed(&records),
-            "parse_only_borrowed_struct_from_slice" => parse_borrowed_from_slice(&records),
-            "decode_only" => decode(&decoder, &records),
-            "decode_join_aggregate"
-            | "decode_join_aggregate_features"
-            | "decode_join_aggregate_drift" => {
-                black_box(run_engine(&config, &decoder, &records));
+            "decode_join_aggregate" => {
+                black_box(run_engine(&configs[0], &decoders[0], records));
             }
-            other => panic!("CORE_BENCH_FIXED: no row `{other}`"),
+            "decode_join_aggregate_features" => {
+                black_box(run_engine(&configs[1], &decoders[1], records));
+            }
+            "decode_join_aggregate_drift" => {
+                black_box(run_engine(&configs[2], &decoders[2], records));
+            }
+            other => panic!("no row `{other}`"),
         }
     }
-    println!("{}", records.len());
+}
+
+/// Builds the inputs and hands them to `body`.
+fn with_inputs(body: impl FnOnce(&Inputs<'_>)) {
+    let records = records();
+    let configs = [CONFIG, CONFIG_FEATURES, CONFIG_DRIFT]
+        .map(|text| Config::from_toml_str(text).expect("bench config"));
+    let decoders: Vec<Decoder> = configs.iter().map(Decoder::new).collect();
+    let decoded = decode_all(&decoders[0], &records);
+    body(&Inputs {
+        records: &records,
+        configs: &configs,
+        decoders: &decoders,
+        decoded: &decoded,
+    });
+}
+
+/// One row, `runs` times over the records (see the module documentation).
+fn fixed(row: &str, runs: usize) {
+    assert!(ROWS.contains(&row), "CORE_BENCH_FIXED: no row `{row}`");
+    with_inputs(|inputs| {
+        for _ in 0..runs {
+            inputs.run(row);
+        }
+        println!("{}", inputs.records.len());
+    });
 }
 
 /// Every row once per round, in turns; the fastest round of each (see the module docs).
 fn interleaved(rounds: usize) {
-    let records = records();
-    let configs = [
-        Config::from_toml_str(CONFIG).expect("bench config"),
-        Config::from_toml_str(CONFIG_FEATURES).expect("bench config"),
-        Config::from_toml_str(CONFIG_DRIFT).expect("bench config"),
-    ];
-    let decoders: Vec<Decoder> = configs.iter().map(Decoder::new).collect();
-    let decoded = decode_all(&decoders[0], &records);
-    let rows = [
-        "parse_only_borrowed_struct",
-        "parse_only_borrowed_struct_from_slice",
-        "decode_only",
-        "join_aggregate_only",
-        "decode_join_aggregate",
-        "decode_join_aggregate_features",
-        "decode_join_aggregate_drift",
-    ];
-    let mut best = [f64::INFINITY; 7];
-    for _ in 0..rounds {
-        for (row, best) in rows.iter().zip(best.iter_mut()) {
-            let started = std::time::Instant::now();
-            match *row {
-                "parse_only_borrowed_struct" => parse_borrowed(&records),
-                "parse_only_borrowed_struct_from_slice" => parse_borrowed_from_slice(&records),
-                "decode_only" => decode(&decoders[0], &records),
-                "join_aggregate_only" => {
-                    black_box(run_engine_decoded(&configs[0], &decoded));
-                }
-                "decode_join_aggregate" => {
-                    black_box(run_engine(&configs[0], &decoders[0], &records));
-                }
-                "decode_join_aggregate_features" => {
-                    black_box(run_engine(&configs[1], &decoders[1], &records));
-                }
-                _ => {
-                    black_box(run_engine(&configs[2], &decoders[2], &records));
-                }
+    with_inputs(|inputs| {
+        let mut best = [f64::INFINITY; ROWS.len()];
+        for _ in 0..rounds {
+            for (row, best) in ROWS.iter().zip(best.iter_mut()) {
+                let started = std::time::Instant::now();
+                inputs.run(row);
+                *best = best.min(started.elapsed().as_secs_f64());
             }
-            *best = best.min(started.elapsed().as_secs_f64());
         }
-    }
-    println!(
-        "{:<38} {:>9} {:>11} {:>15} {:>21}",
-        "row", "ns/event", "M events/s", "share of parse", "of from_slice parse"
-    );
-    for (row, seconds) in rows.iter().zip(best) {
-        let per_event = seconds / records.len() as f64;
+        let (parse_str, parse_bytes) = (best[0], best[1]);
         println!(
-            "{row:<38} {:>9.1} {:>11.2} {:>14.1}% {:>20.1}%",
-            per_event * 1e9,
-            1e-6 / per_event,
-            100.0 * best[0] / seconds,
-            100.0 * best[1] / seconds
+            "{:<38} {:>9} {:>11} {:>15} {:>21}",
+            "row", "ns/event", "M events/s", "share of parse", "of from_slice parse"
         );
-    }
+        for (row, seconds) in ROWS.iter().zip(best) {
+            let per_event = seconds / inputs.records.len() as f64;
+            println!(
+                "{row:<38} {:>9.1} {:>11.2} {:>14.1}% {:>20.1}%",
+                per_event * 1e9,
+                1e-6 / per_event,
+                100.0 * parse_str / seconds,
+                100.0 * parse_bytes / seconds
+            );
+        }
+    });
 }
 
 criterion_group!(benches, bench);
