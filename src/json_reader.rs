@@ -19,6 +19,8 @@ use std::borrow::Cow;
 use std::cell::Cell;
 use std::fmt;
 
+use crate::short_bytes;
+
 /// Deepest nesting of objects and arrays accepted (serde_json's recursion limit).
 pub const MAX_DEPTH: usize = 128;
 
@@ -51,6 +53,27 @@ pub enum Number {
     PosInt(u64),
     NegInt(i64),
     Float(f64),
+}
+
+/// An object key as compact JSON writes it after a value, `,"name":`, for
+/// [`JsonReader::next_key_is`]: a known key is then matched in the raw text, without being
+/// read as a string first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyText(Box<[u8]>);
+
+impl KeyText {
+    /// `None` for a name JSON must escape (a quote, a backslash, a control character): its
+    /// raw text is not the name itself.
+    pub fn new(name: &str) -> Option<KeyText> {
+        if name.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+            return None;
+        }
+        let mut text = Vec::with_capacity(name.len() + 4);
+        text.extend_from_slice(b",\"");
+        text.extend_from_slice(name.as_bytes());
+        text.extend_from_slice(b"\":");
+        Some(KeyText(text.into()))
+    }
 }
 
 /// Bytes that end the plain run of a string: the closing quote, a backslash, and the
@@ -251,6 +274,23 @@ impl<'a> JsonReader<'a> {
             self.expect(b':', "expected `:`")?;
         }
         Ok(Some(key))
+    }
+
+    /// Whether the object's next key is `key` written compactly (`,"name":`, or `"name":`
+    /// for the first key): then it is consumed with its `:`, as [`JsonReader::next_key`]
+    /// would. A fast path for that method: on `false` nothing is consumed, and the key may
+    /// still be `key`, written with whitespace or escapes, which `next_key` then reads.
+    #[inline]
+    pub fn next_key_is(&mut self, first: &mut bool, key: &KeyText) -> bool {
+        let text = if *first { &key.0[1..] } else { &key.0[..] };
+        match self.bytes.get(self.pos..self.pos + text.len()) {
+            Some(here) if short_bytes::equal(here, text) => {
+                self.pos += text.len();
+                *first = false;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Checks and passes over one value of any kind, nested ones included (without
@@ -784,6 +824,35 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn known_keys_match_only_their_compact_text() {
+        assert_eq!(KeyText::new("a\"b"), None);
+        assert_eq!(KeyText::new("a\\b"), None);
+        assert_eq!(KeyText::new("a\nb"), None);
+        let id = KeyText::new("id").unwrap();
+        let model = KeyText::new("model").unwrap();
+        let mut reader = JsonReader::new(r#"{"id":1,"model" :2,"models":3}"#);
+        reader.begin_object().unwrap();
+        let mut first = true;
+        assert!(!reader.next_key_is(&mut first, &model));
+        assert!(first, "a failed match consumes nothing");
+        assert!(reader.next_key_is(&mut first, &id));
+        assert!(!first);
+        assert_eq!(reader.number().unwrap(), Number::PosInt(1));
+        // With a space before `:`, the fast path declines and `next_key` reads the key.
+        assert!(!reader.next_key_is(&mut first, &model));
+        assert_eq!(
+            reader.next_key(&mut first).unwrap().as_deref(),
+            Some("model")
+        );
+        assert_eq!(reader.number().unwrap(), Number::PosInt(2));
+        assert!(!reader.next_key_is(&mut first, &model));
+        assert_eq!(
+            reader.next_key(&mut first).unwrap().as_deref(),
+            Some("models")
+        );
     }
 
     #[test]

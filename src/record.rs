@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use crate::config::{Config, Task};
-use crate::json_reader::{Invalid, JsonReader, Number};
+use crate::json_reader::{Invalid, JsonReader, KeyText, Number};
 use crate::short_bytes;
 
 /// Index of a configured model (its position in `[[models]]`).
@@ -107,7 +107,7 @@ pub struct Decoder {
     /// The object-valued prediction fields and the keys of theirs some model uses (the
     /// union over the models: the record's model may come after them). Other keys' values
     /// are skipped, not materialized.
-    kept_keys: Vec<(usize, Vec<String>)>,
+    kept_keys: Vec<(usize, Vec<FieldName>)>,
 }
 
 #[derive(Debug, Clone)]
@@ -178,7 +178,16 @@ impl Decoder {
                     segment_of_kept: index_in(&kept_segments, &m.segments),
                 })
                 .collect(),
-            kept_keys: vec![(P_FEATURES, kept_features), (P_SEGMENT, kept_segments)],
+            kept_keys: vec![
+                (
+                    P_FEATURES,
+                    kept_features.iter().map(|k| FieldName::new(k)).collect(),
+                ),
+                (
+                    P_SEGMENT,
+                    kept_segments.iter().map(|k| FieldName::new(k)).collect(),
+                ),
+            ],
         }
     }
 
@@ -527,10 +536,54 @@ impl Json<'_> {
     }
 }
 
+/// An object key the decoder looks for, and its compact text (see [`next_known_key`]).
+#[derive(Debug, Clone)]
+struct FieldName {
+    name: String,
+    text: Option<KeyText>,
+}
+
+impl FieldName {
+    fn new(name: &str) -> FieldName {
+        FieldName {
+            name: name.to_string(),
+            text: KeyText::new(name),
+        }
+    }
+}
+
+/// Which of `names` is the object's next key, when it is written compactly: tried at the
+/// raw text ([`JsonReader::next_key_is`]), without reading the key as a string and
+/// comparing it with each name. Only `likely` (the name after the previous key's: records
+/// keep their fields in one order) and the one after it (for an absent field) are tried;
+/// `None` leaves the key to [`JsonReader::next_key`], which reads any key.
+#[inline]
+fn next_known_key(
+    reader: &mut JsonReader<'_>,
+    first: &mut bool,
+    names: &[FieldName],
+    likely: usize,
+) -> Option<usize> {
+    (likely..names.len().min(likely + 2)).find(|&i| {
+        names[i]
+            .text
+            .as_ref()
+            .is_some_and(|text| reader.next_key_is(first, text))
+    })
+}
+
+/// The position of `key` in `names`.
+fn position_of(names: &[FieldName], key: &str) -> Option<usize> {
+    names
+        .iter()
+        .position(|n| short_bytes::equal(n.name.as_bytes(), key.as_bytes()))
+}
+
 /// The configured field paths as a tree of object keys; leaves are slot numbers.
 #[derive(Debug, Clone, Default)]
 struct PathTree {
-    children: Vec<(String, PathNode)>,
+    names: Vec<FieldName>,
+    nodes: Vec<PathNode>,
 }
 
 #[derive(Debug, Clone)]
@@ -553,7 +606,7 @@ impl PathTree {
         let Some((first, rest)) = parts.split_first() else {
             return;
         };
-        let index = match self.children.iter().position(|(k, _)| k == first) {
+        let index = match self.names.iter().position(|n| n.name == *first) {
             Some(i) => i,
             None => {
                 let node = if rest.is_empty() {
@@ -561,24 +614,18 @@ impl PathTree {
                 } else {
                     PathNode::Branch(PathTree::default())
                 };
-                self.children.push((first.to_string(), node));
-                self.children.len() - 1
+                self.names.push(FieldName::new(first));
+                self.nodes.push(node);
+                self.nodes.len() - 1
             }
         };
-        if let PathNode::Branch(child) = &mut self.children[index].1 {
+        if let PathNode::Branch(child) = &mut self.nodes[index] {
             if rest.is_empty() {
-                self.children[index].1 = PathNode::Leaf(slot);
+                self.nodes[index] = PathNode::Leaf(slot);
             } else {
                 child.insert(rest, slot);
             }
         }
-    }
-
-    fn find(&self, key: &str) -> Option<&PathNode> {
-        self.children
-            .iter()
-            .find(|(k, _)| short_bytes::equal(k.as_bytes(), key.as_bytes()))
-            .map(|(_, n)| n)
     }
 }
 
@@ -587,7 +634,7 @@ impl PathTree {
 fn extract<'a>(
     bytes: &'a [u8],
     tree: &PathTree,
-    kept_keys: &[(usize, Vec<String>)],
+    kept_keys: &[(usize, Vec<FieldName>)],
     slots: &mut [Option<Json<'a>>],
 ) -> Result<(), DecodeError> {
     // One validation of the whole record; the reader then slices strings without another.
@@ -608,7 +655,7 @@ fn extract<'a>(
 fn extract_object<'a>(
     reader: &mut JsonReader<'a>,
     tree: &PathTree,
-    kept_keys: &[(usize, Vec<String>)],
+    kept_keys: &[(usize, Vec<FieldName>)],
     slots: &mut [Option<Json<'a>>],
 ) -> Result<(), Invalid> {
     if reader.peek() != Some(b'{') {
@@ -616,20 +663,33 @@ fn extract_object<'a>(
     }
     reader.begin_object()?;
     let mut first = true;
-    while let Some(key) = reader.next_key(&mut first)? {
-        match tree.find(&key) {
-            Some(PathNode::Leaf(slot)) => {
+    let mut likely = 0;
+    loop {
+        let found = match next_known_key(reader, &mut first, &tree.names, likely) {
+            Some(i) => i,
+            None => match reader.next_key(&mut first)? {
+                None => return Ok(()),
+                Some(key) => match position_of(&tree.names, &key) {
+                    Some(i) => i,
+                    None => {
+                        reader.skip_value()?;
+                        continue;
+                    }
+                },
+            },
+        };
+        likely = found + 1;
+        match &tree.nodes[found] {
+            PathNode::Leaf(slot) => {
                 let keep = kept_keys
                     .iter()
                     .find(|(s, _)| s == slot)
                     .map(|(_, keys)| keys.as_slice());
                 read_value(reader, keep, &mut slots[*slot])?;
             }
-            Some(PathNode::Branch(child)) => extract_object(reader, child, kept_keys, slots)?,
-            None => reader.skip_value()?,
+            PathNode::Branch(child) => extract_object(reader, child, kept_keys, slots)?,
         }
     }
-    Ok(())
 }
 
 /// A field's value into `out`: scalars as they are, an object one level deep (with
@@ -637,7 +697,7 @@ fn extract_object<'a>(
 /// place: moving the value out through `Result`s costs more than reading it.
 fn read_value<'a>(
     reader: &mut JsonReader<'a>,
-    keep: Option<&[String]>,
+    keep: Option<&[FieldName]>,
     out: &mut Option<Json<'a>>,
 ) -> Result<(), Invalid> {
     if reader.peek() != Some(b'{') {
@@ -654,18 +714,25 @@ fn read_value<'a>(
     match keep {
         Some(keep) => {
             let mut entries = Vec::new();
-            while let Some(key) = reader.next_key(&mut first)? {
-                match keep
-                    .iter()
-                    .position(|k| short_bytes::equal(k.as_bytes(), key.as_bytes()))
-                {
-                    Some(i) => {
-                        entries.push((i, Json::Null));
-                        if let Some((_, value)) = entries.last_mut() {
-                            read_shallow(reader, value)?;
-                        }
-                    }
-                    None => reader.skip_value()?,
+            let mut likely = 0;
+            loop {
+                let found = match next_known_key(reader, &mut first, keep, likely) {
+                    Some(i) => i,
+                    None => match reader.next_key(&mut first)? {
+                        None => break,
+                        Some(key) => match position_of(keep, &key) {
+                            Some(i) => i,
+                            None => {
+                                reader.skip_value()?;
+                                continue;
+                            }
+                        },
+                    },
+                };
+                likely = found + 1;
+                entries.push((found, Json::Null));
+                if let Some((_, value)) = entries.last_mut() {
+                    read_shallow(reader, value)?;
                 }
             }
             *out = Some(Json::Selected(entries));
@@ -766,6 +833,34 @@ task = "regression"
         assert_eq!(p.score, Some(Score::Positive(0.9)));
         assert_eq!(p.features.len(), 2);
         assert_eq!(p.segment, vec![(0, Cow::Borrowed("web"))]);
+    }
+
+    /// Keys matched at their compact text and keys read as strings decode alike: in the
+    /// configured order, in another, spaced out, escaped, or among unknown keys.
+    #[test]
+    fn known_keys_decode_alike_however_written() {
+        let d = decoder("");
+        let compact = br#"{"id":"a1","model":"fraud","model_version":"3","timestamp":17,"prediction":1,"score":0.5,"features":{"amount":2,"country":"DE"},"segment":{"channel":"web"}}"#;
+        let expected = d.prediction(compact, Envelope::default()).unwrap();
+        assert_eq!(expected.features.len(), 2);
+        assert_eq!(expected.segment, vec![(0, Cow::Borrowed("web"))]);
+        let variants: [&[u8]; 5] = [
+            br#"{"segment":{"channel":"web"},"features":{"country":"DE","amount":2},"score":0.5,"prediction":1,"timestamp":17,"model_version":"3","model":"fraud","id":"a1"}"#,
+            br#"{ "id" : "a1" , "model":"fraud" ,"model_version": "3","timestamp":17,"prediction":1,"score":0.5,"features":{ "amount":2,"country" :"DE"},"segment":{ "channel" : "web" } }"#,
+            br#"{"id":"a1","model":"fraud","model_version":"3","timestamp":17,"prediction":1,"score":0.5,"features":{"amount":2,"country":"DE"},"segment":{"channel":"web"}}"#,
+            br#"{"x":1,"id":"a1","y":{"id":"b"},"model":"fraud","model_version":"3","timestamp":17,"z":[1],"prediction":1,"score":0.5,"features":{"a":1,"amount":2,"country":"DE"},"segment":{"channelx":"no","channel":"web"}}"#,
+            br#"{"id":"a1","model":"fraud","timestamp":17,"model_version":"3","score":0.5,"prediction":1,"segment":{"channel":"web"},"features":{"amount":2,"country":"DE"}}"#,
+        ];
+        for variant in variants {
+            let mut p = d.prediction(variant, Envelope::default()).unwrap();
+            p.features.sort_by_key(|(i, _)| *i);
+            assert_eq!(p, expected, "{}", String::from_utf8_lossy(variant));
+        }
+        // A compact key that is only a prefix of a known one is not taken for it.
+        let error = d
+            .prediction(br#"{"id":"a","models":"fraud"}"#, Envelope::default())
+            .unwrap_err();
+        assert_eq!(error.reason, "missing field `model`");
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! Slice equality calls `memcmp`, whose call and dispatch cost more than the comparison
 //! itself for the few bytes of a field name or a request id; the decoder and the join
 //! store compare such strings several times per record. Up to 16 bytes, two overlapping
-//! loads per side cover every byte: the first 8 (or 4) and the last 8 (or 4).
+//! loads per side cover every byte: the first 8 (or 4) and the last 8 (or 4); up to 32,
+//! four: the first 16 and the last 16.
 
 /// `a == b`.
 #[inline]
@@ -13,7 +14,13 @@ pub fn equal(a: &[u8], b: &[u8]) -> bool {
         return false;
     }
     match (a, b) {
-        _ if n > 16 => a == b,
+        _ if n > 32 => a == b,
+        _ if n > 16 => {
+            word8(a, 0) == word8(b, 0)
+                && word8(a, 8) == word8(b, 8)
+                && word8(a, n - 16) == word8(b, n - 16)
+                && word8(a, n - 8) == word8(b, n - 8)
+        }
         _ if n >= 8 => word8(a, 0) == word8(b, 0) && word8(a, n - 8) == word8(b, n - 8),
         _ if n >= 4 => word4(a, 0) == word4(b, 0) && word4(a, n - 4) == word4(b, n - 4),
         _ => a.iter().zip(b).all(|(x, y)| x == y),
