@@ -693,20 +693,21 @@ fn extract_object<'a>(
 }
 
 /// A field's value into `out`: scalars as they are, an object one level deep (with
-/// `keep`, only those keys, by their index in it), an array as its kind only. Written in
-/// place: moving the value out through `Result`s costs more than reading it.
+/// `keep`, only those keys, by their index in it), an array as its kind only.
 fn read_value<'a>(
     reader: &mut JsonReader<'a>,
     keep: Option<&[FieldName]>,
     out: &mut Option<Json<'a>>,
 ) -> Result<(), Invalid> {
     if reader.peek() != Some(b'{') {
-        return read_shallow(reader, out.insert(Json::Null));
+        let value = read_shallow(reader)?;
+        put(out, value);
+        return Ok(());
     }
     if keep.is_some_and(|keep| keep.is_empty()) {
         // No key is wanted (no model lists any): checked and passed over whole.
         reader.skip_value()?;
-        *out = Some(Json::Selected(Vec::new()));
+        put(out, Json::Selected(Vec::new()));
         return Ok(());
     }
     reader.begin_object()?;
@@ -730,33 +731,37 @@ fn read_value<'a>(
                     },
                 };
                 likely = found + 1;
-                entries.push((found, Json::Null));
-                if let Some((_, value)) = entries.last_mut() {
-                    read_shallow(reader, value)?;
-                }
+                entries.push((found, read_shallow(reader)?));
             }
-            *out = Some(Json::Selected(entries));
+            put(out, Json::Selected(entries));
         }
         None => {
             let mut entries = Vec::new();
             while let Some(key) = reader.next_key(&mut first)? {
-                entries.push((key, Json::Null));
-                if let Some((_, value)) = entries.last_mut() {
-                    read_shallow(reader, value)?;
-                }
+                let value = read_shallow(reader)?;
+                entries.push((key, value));
             }
-            *out = Some(Json::Object(entries));
+            put(out, Json::Object(entries));
         }
     }
     Ok(())
 }
 
-/// A value inside an object field into `out`: scalars kept, nested objects and arrays
-/// checked and reduced to their kind, so that a deep input cannot make decoding allocate
-/// without bound.
+/// `*slot = Some(value)`, calling the old value's drop glue only when there is an old value
+/// (a field given twice). `Json`'s drop glue is recursive, so never inlined: an assignment
+/// would call it for every field, though the slot is almost always empty.
 #[inline(always)]
-fn read_shallow<'a>(reader: &mut JsonReader<'a>, out: &mut Json<'a>) -> Result<(), Invalid> {
-    *out = match reader.peek() {
+fn put<'a>(slot: &mut Option<Json<'a>>, value: Json<'a>) {
+    if let Some(old) = slot.replace(value) {
+        drop(old);
+    }
+}
+
+/// A value inside an object field: scalars kept, nested objects and arrays checked and
+/// reduced to their kind, so that a deep input cannot make decoding allocate without bound.
+#[inline(always)]
+fn read_shallow<'a>(reader: &mut JsonReader<'a>) -> Result<Json<'a>, Invalid> {
+    Ok(match reader.peek() {
         Some(b'"') => Json::Str(reader.string()?),
         Some(b'-' | b'0'..=b'9') => match reader.number()? {
             Number::PosInt(u) => match i64::try_from(u) {
@@ -787,9 +792,8 @@ fn read_shallow<'a>(reader: &mut JsonReader<'a>, out: &mut Json<'a>) -> Result<(
             Json::Array
         }
         // Not a value: the reader says what is wrong.
-        _ => return reader.skip_value(),
-    };
-    Ok(())
+        _ => return reader.skip_value().map(|()| Json::Null),
+    })
 }
 
 #[cfg(test)]
