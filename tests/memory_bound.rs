@@ -15,6 +15,9 @@ const PREDICTIONS: u64 = 5_000_000;
 const MAX_PENDING: u64 = 100_000;
 /// The stated bound on the service's peak RSS (VmHWM), in MiB.
 const PEAK_RSS_BOUND_MIB: u64 = 512;
+/// How long the consumed count may stand still before the test fails (it starts at 0 while
+/// the service joins its group and restores its state).
+const STALL_LIMIT: Duration = Duration::from_secs(60);
 
 fn peak_rss_mib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -132,7 +135,10 @@ segments = ["channel"]
     let mut service = common::Service::spawn(command, &dir.join("service.log"));
     let pid = service.id();
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(300);
+    // The test is about memory, not speed: it waits as long as the service makes progress
+    // (a debug build drains ~16k records/s on a 2-core machine, a release build ~10x more),
+    // and fails only when consumption stalls.
+    let mut progress = (0u64, Instant::now());
     let mut max_pending_seen = 0.0f64;
     let mut never_ready_after_start = false;
     let mut was_ready = false;
@@ -160,9 +166,12 @@ segments = ["channel"]
         if consumed >= PREDICTIONS {
             break body;
         }
+        if consumed > progress.0 {
+            progress = (consumed, Instant::now());
+        }
         assert!(
-            Instant::now() < deadline,
-            "consumed {consumed} of {PREDICTIONS} in 300 s"
+            progress.1.elapsed() < STALL_LIMIT,
+            "consumed {consumed} of {PREDICTIONS}, none more in the last {STALL_LIMIT:?}"
         );
     };
     let peak = peak_rss_mib(pid);
