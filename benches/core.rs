@@ -8,8 +8,8 @@
 //! (scripts/bench-core-cycles.sh): on a shared machine, these vary less than wall time.
 //!
 //! `CORE_BENCH_INTERLEAVED=<rounds>` times every row once per round, the rows taking turns,
-//! and prints each row's fastest round and its share of the throughput of the two parse
-//! rows (`&str` and `&[u8]` input): noise
+//! and prints each row's fastest round and its share of the throughput of the three parse
+//! rows (`&str` input; bytes checked as UTF-8, then `&str`; `&[u8]` input): noise
 //! from other jobs only ever slows a round down, and taking turns exposes every row to the
 //! same machine, so the minimum over many rounds is the steadiest wall-time ratio here.
 
@@ -18,7 +18,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, Criterion, Throughput};
 use feedback_loop::config::Config;
 use feedback_loop::engine::{Engine, EngineConfig};
-use feedback_loop::record::{Decoder, Envelope, Outcome, Prediction};
+use feedback_loop::record::{Decoder, Envelope, Input, Record, DECODE_BATCH};
 use serde::Deserialize;
 
 const PAIRS: usize = 50_000;
@@ -74,7 +74,7 @@ reference_size = 1000
 
 /// Predictions and outcomes interleaved as they would arrive: the outcome of request i
 /// comes after the prediction of request i + 100.
-fn records() -> Vec<(bool, String)> {
+fn records() -> Vec<(Input, String)> {
     let mut out = Vec::with_capacity(2 * PAIRS);
     let channels = ["web", "app", "store"];
     let prediction = |i: usize| {
@@ -101,10 +101,10 @@ fn records() -> Vec<(bool, String)> {
     };
     for i in 0..PAIRS + 100 {
         if i < PAIRS {
-            out.push((true, prediction(i)));
+            out.push((Input::Predictions, prediction(i)));
         }
         if i >= 100 {
-            out.push((false, outcome(i - 100)));
+            out.push((Input::Outcomes, outcome(i - 100)));
         }
     }
     out
@@ -173,6 +173,9 @@ fn bench(c: &mut Criterion) {
     group.bench_function("parse_only_borrowed_struct_from_slice", |b| {
         b.iter(|| parse_borrowed_from_slice(&records))
     });
+    group.bench_function("parse_only_borrowed_struct_checked_utf8", |b| {
+        b.iter(|| parse_borrowed_checked_utf8(&records))
+    });
     group.bench_function("decode_only", |b| b.iter(|| decode(&decoder, &records)));
     let features_config = Config::from_toml_str(CONFIG_FEATURES).expect("bench config");
     let drift_config = Config::from_toml_str(CONFIG_DRIFT).expect("bench config");
@@ -184,13 +187,16 @@ fn bench(c: &mut Criterion) {
         let decoder = Decoder::new(config);
         group.bench_function(name, |b| b.iter(|| run_engine(config, &decoder, &records)));
     }
+    group.bench_function("decode_join_aggregate_one_by_one", |b| {
+        b.iter(|| run_engine_one_by_one(&config, &decoder, &records))
+    });
     group.finish();
 }
 
 /// The `parse_only_borrowed_struct` row: serde_json into borrowed structs.
-fn parse_borrowed(records: &[(bool, String)]) {
-    for (is_prediction, r) in records {
-        if *is_prediction {
+fn parse_borrowed(records: &[(Input, String)]) {
+    for (input, r) in records {
+        if *input == Input::Predictions {
             black_box(serde_json::from_str::<BorrowedPrediction>(r).ok());
         } else {
             black_box(serde_json::from_str::<BorrowedOutcome>(r).ok());
@@ -200,9 +206,9 @@ fn parse_borrowed(records: &[(bool, String)]) {
 
 /// The `parse_only_borrowed_struct_from_slice` row: the same from bytes, as a Kafka
 /// payload comes (serde_json then checks UTF-8 in the strings it reads).
-fn parse_borrowed_from_slice(records: &[(bool, String)]) {
-    for (is_prediction, r) in records {
-        if *is_prediction {
+fn parse_borrowed_from_slice(records: &[(Input, String)]) {
+    for (input, r) in records {
+        if *input == Input::Predictions {
             black_box(serde_json::from_slice::<BorrowedPrediction>(r.as_bytes()).ok());
         } else {
             black_box(serde_json::from_slice::<BorrowedOutcome>(r.as_bytes()).ok());
@@ -210,10 +216,25 @@ fn parse_borrowed_from_slice(records: &[(bool, String)]) {
     }
 }
 
+/// The `parse_only_borrowed_struct_checked_utf8` row: the bytes checked as UTF-8 once, then
+/// the `&str` parse: what our decoder does with a payload, done by serde_json.
+fn parse_borrowed_checked_utf8(records: &[(Input, String)]) {
+    for (input, r) in records {
+        let Ok(text) = std::str::from_utf8(black_box(r.as_bytes())) else {
+            continue;
+        };
+        if *input == Input::Predictions {
+            black_box(serde_json::from_str::<BorrowedPrediction>(text).ok());
+        } else {
+            black_box(serde_json::from_str::<BorrowedOutcome>(text).ok());
+        }
+    }
+}
+
 /// The `decode_only` row: our decoder, no engine.
-fn decode(decoder: &Decoder, records: &[(bool, String)]) {
-    for (is_prediction, r) in records {
-        if *is_prediction {
+fn decode(decoder: &Decoder, records: &[(Input, String)]) {
+    for (input, r) in records {
+        if *input == Input::Predictions {
             black_box(decoder.prediction(r.as_bytes(), Envelope::default()).ok());
         } else {
             black_box(decoder.outcome(r.as_bytes(), Envelope::default()).ok());
@@ -221,75 +242,67 @@ fn decode(decoder: &Decoder, records: &[(bool, String)]) {
     }
 }
 
-fn run_engine(config: &Config, decoder: &Decoder, records: &[(bool, String)]) -> usize {
+/// The core as the service and `replay` drive it: [`DECODE_BATCH`] records decoded, then
+/// joined and aggregated, the watermark advanced after each.
+fn run_engine(config: &Config, decoder: &Decoder, records: &[(Input, String)]) -> usize {
     let mut engine = Engine::new(EngineConfig::from_config(config));
     let mut emitted = 0;
     let mut max_ts = i64::MIN;
-    for (is_prediction, r) in records {
-        let ts = if *is_prediction {
-            let p = decoder
-                .prediction(r.as_bytes(), Envelope::default())
-                .expect("valid");
-            let _ = engine.observe_prediction(&p);
-            p.ts
-        } else {
-            let o = decoder
-                .outcome(r.as_bytes(), Envelope::default())
-                .expect("valid");
-            engine.observe_outcome(&o);
-            o.ts
-        };
-        max_ts = max_ts.max(ts);
+    let mut batch = Vec::with_capacity(DECODE_BATCH);
+    for chunk in records.chunks(DECODE_BATCH) {
+        batch.extend(chunk.iter().map(|(input, r)| {
+            decoder
+                .decode(*input, r.as_bytes(), Envelope::default())
+                .expect("valid")
+        }));
+        for record in &batch {
+            let _ = engine.observe(record);
+            max_ts = max_ts.max(record.ts());
+            emitted += engine.advance_watermark(max_ts - 5_000).len();
+        }
+        batch.clear();
+    }
+    emitted += engine.finish().len();
+    black_box(emitted)
+}
+
+/// The `decode_join_aggregate_one_by_one` row: [`run_engine`] with each record decoded just
+/// before the engine takes it (what the service did before the seventh session).
+fn run_engine_one_by_one(config: &Config, decoder: &Decoder, records: &[(Input, String)]) -> usize {
+    let mut engine = Engine::new(EngineConfig::from_config(config));
+    let mut emitted = 0;
+    let mut max_ts = i64::MIN;
+    for (input, r) in records {
+        let record = decoder
+            .decode(*input, r.as_bytes(), Envelope::default())
+            .expect("valid");
+        let _ = engine.observe(&record);
+        max_ts = max_ts.max(record.ts());
         emitted += engine.advance_watermark(max_ts - 5_000).len();
     }
     emitted += engine.finish().len();
     black_box(emitted)
 }
 
-/// The records decoded beforehand, for the `join_aggregate_only` row.
-enum Decoded<'a> {
-    Prediction(Prediction<'a>),
-    Outcome(Outcome<'a>),
-}
-
-fn decode_all<'a>(decoder: &Decoder, records: &'a [(bool, String)]) -> Vec<Decoded<'a>> {
+fn decode_all<'a>(decoder: &Decoder, records: &'a [(Input, String)]) -> Vec<Record<'a>> {
     records
         .iter()
-        .map(|(is_prediction, r)| {
-            if *is_prediction {
-                Decoded::Prediction(
-                    decoder
-                        .prediction(r.as_bytes(), Envelope::default())
-                        .expect("valid"),
-                )
-            } else {
-                Decoded::Outcome(
-                    decoder
-                        .outcome(r.as_bytes(), Envelope::default())
-                        .expect("valid"),
-                )
-            }
+        .map(|(input, r)| {
+            decoder
+                .decode(*input, r.as_bytes(), Envelope::default())
+                .expect("valid")
         })
         .collect()
 }
 
 /// The `join_aggregate_only` row: [`run_engine`] without the decoding.
-fn run_engine_decoded(config: &Config, records: &[Decoded<'_>]) -> usize {
+fn run_engine_decoded(config: &Config, records: &[Record<'_>]) -> usize {
     let mut engine = Engine::new(EngineConfig::from_config(config));
     let mut emitted = 0;
     let mut max_ts = i64::MIN;
     for record in records {
-        let ts = match record {
-            Decoded::Prediction(p) => {
-                let _ = engine.observe_prediction(p);
-                p.ts
-            }
-            Decoded::Outcome(o) => {
-                engine.observe_outcome(o);
-                o.ts
-            }
-        };
-        max_ts = max_ts.max(ts);
+        let _ = engine.observe(record);
+        max_ts = max_ts.max(record.ts());
         emitted += engine.advance_watermark(max_ts - 5_000).len();
     }
     emitted += engine.finish().len();
@@ -297,12 +310,14 @@ fn run_engine_decoded(config: &Config, records: &[Decoded<'_>]) -> usize {
 }
 
 /// The rows of the fixed and interleaved modes; the first two are the parse baselines.
-const ROWS: [&str; 7] = [
+const ROWS: [&str; 9] = [
     "parse_only_borrowed_struct",
     "parse_only_borrowed_struct_from_slice",
+    "parse_only_borrowed_struct_checked_utf8",
     "decode_only",
     "join_aggregate_only",
     "decode_join_aggregate",
+    "decode_join_aggregate_one_by_one",
     "decode_join_aggregate_features",
     "decode_join_aggregate_drift",
 ];
@@ -310,10 +325,10 @@ const ROWS: [&str; 7] = [
 /// What the rows run on: the records, the three configurations (drift off, features,
 /// drift on) with their decoders, and the records decoded beforehand.
 struct Inputs<'a> {
-    records: &'a [(bool, String)],
+    records: &'a [(Input, String)],
     configs: &'a [Config; 3],
     decoders: &'a [Decoder],
-    decoded: &'a [Decoded<'a>],
+    decoded: &'a [Record<'a>],
 }
 
 impl Inputs<'_> {
@@ -323,12 +338,16 @@ impl Inputs<'_> {
         match row {
             "parse_only_borrowed_struct" => parse_borrowed(records),
             "parse_only_borrowed_struct_from_slice" => parse_borrowed_from_slice(records),
+            "parse_only_borrowed_struct_checked_utf8" => parse_borrowed_checked_utf8(records),
             "decode_only" => decode(&decoders[0], records),
             "join_aggregate_only" => {
                 black_box(run_engine_decoded(&configs[0], self.decoded));
             }
             "decode_join_aggregate" => {
                 black_box(run_engine(&configs[0], &decoders[0], records));
+            }
+            "decode_join_aggregate_one_by_one" => {
+                black_box(run_engine_one_by_one(&configs[0], &decoders[0], records));
             }
             "decode_join_aggregate_features" => {
                 black_box(run_engine(&configs[1], &decoders[1], records));
@@ -378,19 +397,22 @@ fn interleaved(rounds: usize) {
                 *best = best.min(started.elapsed().as_secs_f64());
             }
         }
-        let (parse_str, parse_bytes) = (best[0], best[1]);
+        // Shares of the three parse rows' throughput: `&str`, bytes checked as UTF-8 first,
+        // and `from_slice`.
+        let parses = [best[0], best[2], best[1]];
         println!(
-            "{:<38} {:>9} {:>11} {:>15} {:>21}",
-            "row", "ns/event", "M events/s", "share of parse", "of from_slice parse"
+            "{:<40} {:>9} {:>11} {:>12} {:>12} {:>12}",
+            "row", "ns/event", "M events/s", "of &str", "of utf8+str", "of slice"
         );
         for (row, seconds) in ROWS.iter().zip(best) {
             let per_event = seconds / inputs.records.len() as f64;
             println!(
-                "{row:<38} {:>9.1} {:>11.2} {:>14.1}% {:>20.1}%",
+                "{row:<40} {:>9.1} {:>11.2} {:>11.1}% {:>11.1}% {:>11.1}%",
                 per_event * 1e9,
                 1e-6 / per_event,
-                100.0 * parse_str / seconds,
-                100.0 * parse_bytes / seconds
+                100.0 * parses[0] / seconds,
+                100.0 * parses[1] / seconds,
+                100.0 * parses[2] / seconds
             );
         }
     });

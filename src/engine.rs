@@ -17,7 +17,7 @@ use crate::join::{
 };
 use crate::metrics::{classification_metrics, BinaryPair, LabelContext};
 use crate::output::{rfc3339, Counts, MetricsRecord, WindowBounds, METRICS_SCHEMA};
-use crate::record::{ModelId, Outcome, Prediction, Score, Target};
+use crate::record::{ModelId, Outcome, Prediction, Record, Score, Target};
 /// The join store's sink over the engine's fields (a macro, so that the borrow of the
 /// join store stays separate from the borrows of the rest).
 macro_rules! attribution {
@@ -344,6 +344,14 @@ impl Engine {
         self.stats.invalid += 1;
         if let Some(model) = model {
             self.add_model_counts_now(model, |c| c.invalid += 1);
+        }
+    }
+
+    /// Adds a decoded record (an outcome is never rejected).
+    pub fn observe(&mut self, record: &Record<'_>) -> Result<Disposition, Rejection> {
+        match record {
+            Record::Prediction(p) => self.observe_prediction(p),
+            Record::Outcome(o) => Ok(self.observe_outcome(o)),
         }
     }
 

@@ -41,6 +41,45 @@ pub struct Outcome<'a> {
     pub actual: Actual<'a>,
 }
 
+/// Which input a record came from: the predictions topic (file) or the outcomes one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    Predictions,
+    Outcomes,
+}
+
+/// A decoded record of either input.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record<'a> {
+    Prediction(Prediction<'a>),
+    Outcome(Outcome<'a>),
+}
+
+impl Record<'_> {
+    /// The record's event time.
+    pub fn ts(&self) -> i64 {
+        match self {
+            Record::Prediction(p) => p.ts,
+            Record::Outcome(o) => o.ts,
+        }
+    }
+
+    /// The model the record names (`None`: an outcome for every model).
+    pub fn model(&self) -> Option<ModelId> {
+        match self {
+            Record::Prediction(p) => Some(p.model),
+            Record::Outcome(o) => o.model,
+        }
+    }
+}
+
+/// How many records the drivers (the service, `replay`, the core bench) decode before any
+/// of them reaches the engine. Decoding a run of records, then joining and aggregating
+/// them, keeps each half's hot code in a 32 KiB instruction cache, which the two together
+/// overflow when they alternate record by record (BENCHMARKS.md, "Seventh session").
+/// Decoding is pure, so the order of effects is the same as one record at a time.
+pub const DECODE_BATCH: usize = 64;
+
 /// A predicted label (classification) or value (regression).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Target<'a> {
@@ -203,6 +242,20 @@ impl Decoder {
             .iter()
             .position(|m| m.name == name)
             .and_then(|i| ModelId::try_from(i).ok())
+    }
+
+    /// Decodes one record of `input`.
+    #[inline]
+    pub fn decode<'a>(
+        &self,
+        input: Input,
+        bytes: &'a [u8],
+        envelope: Envelope<'a>,
+    ) -> Result<Record<'a>, DecodeError> {
+        match input {
+            Input::Predictions => self.prediction(bytes, envelope).map(Record::Prediction),
+            Input::Outcomes => self.outcome(bytes, envelope).map(Record::Outcome),
+        }
     }
 
     /// Decodes one prediction record.

@@ -1,7 +1,8 @@
 //! `replay`: the core over two JSONL files, for backtests, threshold tuning and as the
 //! reference the Kafka path is compared with.
 //!
-//! Both files are read whole, each line decoded, and the records merged in event-time order
+//! Both files are read whole, each line decoded (all of them before the engine sees any:
+//! see [`crate::record::DECODE_BATCH`]), and the records merged in event-time order
 //! (ties: predictions first, then by file line). A line that does not decode keeps its place
 //! in its file: it is ordered with the valid line before it. After each record the watermark
 //! becomes `largest event time - allowed_lateness`; at the end every window closes.
@@ -15,7 +16,7 @@ use anyhow::Context;
 
 use crate::config::Config;
 use crate::monitor::{Emitted, Monitor};
-use crate::record::{DecodeError, Decoder, Envelope, Outcome, Prediction};
+use crate::record::{DecodeError, Decoder, Envelope, Input, Record};
 
 /// Bad lines reported one by one per file; the rest are only counted.
 pub const REPORTED_ERRORS_PER_FILE: usize = 20;
@@ -31,19 +32,13 @@ pub struct ReplaySummary {
     pub events: usize,
 }
 
-enum Decoded<'a> {
-    Prediction(Prediction<'a>),
-    Outcome(Outcome<'a>),
-    Invalid(DecodeError),
-}
-
 struct Event<'a> {
     /// Event time, or for an invalid line the event time of the valid line before it.
     ts: i64,
     /// 0 = predictions file, 1 = outcomes file.
     file: u8,
     line: usize,
-    decoded: Decoded<'a>,
+    decoded: Result<Record<'a>, DecodeError>,
 }
 
 /// Runs the core over the two files' contents and writes the metrics records.
@@ -57,9 +52,9 @@ pub fn replay(
     let decoder = Decoder::new(config);
     let mut events = Vec::new();
     let mut summary = ReplaySummary::default();
-    for (file, name, bytes) in [
-        (0u8, "predictions", predictions),
-        (1u8, "outcomes", outcomes),
+    for (file, input, name, bytes) in [
+        (0u8, Input::Predictions, "predictions", predictions),
+        (1u8, Input::Outcomes, "outcomes", outcomes),
     ] {
         let mut previous_ts = i64::MIN;
         let mut reported = 0;
@@ -68,20 +63,10 @@ pub fn replay(
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            let decoded = if file == 0 {
-                decoder
-                    .prediction(line, Envelope::default())
-                    .map(Decoded::Prediction)
-            } else {
-                decoder
-                    .outcome(line, Envelope::default())
-                    .map(Decoded::Outcome)
-            };
-            let decoded = decoded.unwrap_or_else(Decoded::Invalid);
+            let decoded = decoder.decode(input, line, Envelope::default());
             let ts = match &decoded {
-                Decoded::Prediction(p) => p.ts,
-                Decoded::Outcome(o) => o.ts,
-                Decoded::Invalid(error) => {
+                Ok(record) => record.ts(),
+                Err(error) => {
                     summary.invalid_lines += 1;
                     if reported < REPORTED_ERRORS_PER_FILE {
                         reported += 1;
@@ -127,25 +112,23 @@ pub fn replay(
         Ok(())
     };
     for event in &events {
-        match &event.decoded {
-            Decoded::Prediction(p) => {
-                summary.predictions += 1;
-                if let Err(rejection) = monitor.engine_mut().observe_prediction(p) {
-                    writeln!(
-                        diagnostics,
-                        "predictions line {}: {rejection}",
-                        event.line + 1
-                    )?;
-                }
-            }
-            Decoded::Outcome(o) => {
-                summary.outcomes += 1;
-                monitor.engine_mut().observe_outcome(o);
-            }
-            Decoded::Invalid(error) => {
+        let record = match &event.decoded {
+            Ok(record) => record,
+            Err(error) => {
                 monitor.engine_mut().observe_invalid(error.model);
                 continue;
             }
+        };
+        match record {
+            Record::Prediction(_) => summary.predictions += 1,
+            Record::Outcome(_) => summary.outcomes += 1,
+        }
+        if let Err(rejection) = monitor.engine_mut().observe(record) {
+            writeln!(
+                diagnostics,
+                "predictions line {}: {rejection}",
+                event.line + 1
+            )?;
         }
         max_ts = max_ts.max(event.ts);
         write(

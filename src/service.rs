@@ -1,9 +1,10 @@
 //! The Kafka service (`run`): consume predictions and outcomes, drive the engine, publish
 //! what it emits, dead-letter what it cannot use.
 //!
-//! One task owns the engine and the watermark (no locks on the hot path). Per message:
-//! decode, apply to the engine, advance the watermark, publish closed windows, remember the
-//! offset. With checkpoints (the default), the state is snapshotted to the state topic every
+//! One task owns the engine and the watermark (no locks on the hot path). The messages
+//! already fetched are taken in batches of up to [`DECODE_BATCH`] and decoded together; then
+//! per message: apply to the engine, advance the watermark, publish closed windows, remember
+//! the offset. With checkpoints (the default), the state is snapshotted to the state topic every
 //! `checkpoint.interval` with the offsets it reflects, and only then are those offsets
 //! committed: committed offsets never run ahead of a checkpoint. On start the latest
 //! snapshot is restored and messages below its offsets are skipped. Without checkpoints,
@@ -16,11 +17,13 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use futures_util::StreamExt;
 use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::FutureProducer;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
@@ -32,7 +35,7 @@ use crate::kafka::dead_letter::{DeadLetter, DeadLetterQueue};
 use crate::kafka::producer::OutputProducer;
 use crate::monitor::{Emitted, Monitor};
 use crate::output::MetricsRecord;
-use crate::record::{Decoder, Envelope};
+use crate::record::{DecodeError, Decoder, Envelope, Input, Record, DECODE_BATCH};
 use crate::shutdown::Shutdown;
 use crate::telemetry::Telemetry;
 use crate::watermark::Watermark;
@@ -185,22 +188,29 @@ pub async fn run(
                     if state.broker_error_at.swap(0, Ordering::Relaxed) != 0 {
                         pipeline.cluster_back();
                     }
-                    pipeline.handle(&consumer, &message)
-                }
-                Some(Err(error)) => {
-                    use rdkafka::types::RDKafkaErrorCode as Code;
-                    if matches!(
-                        error.rdkafka_error_code(),
-                        Some(Code::AllBrokersDown | Code::BrokerTransportFailure)
-                    ) {
-                        // librdkafka reconnects with backoff by itself; the state stays.
-                        state.broker_error_at.store(now_ms(), Ordering::Relaxed);
+                    // The messages already fetched join it, up to DECODE_BATCH: they are
+                    // decoded together, then applied one by one, in order.
+                    let mut batch = Vec::with_capacity(DECODE_BATCH);
+                    batch.push(message);
+                    let mut error = None;
+                    let mut no_wait = std::task::Context::from_waker(Waker::noop());
+                    while batch.len() < DECODE_BATCH {
+                        match stream.poll_next_unpin(&mut no_wait) {
+                            Poll::Ready(Some(Ok(message))) => batch.push(message),
+                            Poll::Ready(Some(Err(e))) => {
+                                error = Some(e);
+                                break;
+                            }
+                            Poll::Ready(None) | Poll::Pending => break,
+                        }
                     }
-                    if last_error_log.elapsed() > Duration::from_secs(5) {
-                        tracing::warn!(%error, "consumer error");
-                        last_error_log = Instant::now();
+                    pipeline.handle_batch(&consumer, &batch);
+                    since_yield += batch.len() as u32 - 1;
+                    if let Some(error) = error {
+                        consumer_error(&state, &error, &mut last_error_log);
                     }
                 }
+                Some(Err(error)) => consumer_error(&state, &error, &mut last_error_log),
                 None => break,
             },
         }
@@ -243,6 +253,22 @@ pub async fn run(
     Ok(())
 }
 
+/// Notes a consumer error: a cluster that cannot be reached makes the service not ready
+/// (librdkafka reconnects with backoff by itself; the state stays). Logged at most every 5 s.
+fn consumer_error(state: &SharedState, error: &KafkaError, last_log: &mut Instant) {
+    use rdkafka::types::RDKafkaErrorCode as Code;
+    if matches!(
+        error.rdkafka_error_code(),
+        Some(Code::AllBrokersDown | Code::BrokerTransportFailure)
+    ) {
+        state.broker_error_at.store(now_ms(), Ordering::Relaxed);
+    }
+    if last_log.elapsed() > Duration::from_secs(5) {
+        tracing::warn!(%error, "consumer error");
+        *last_log = Instant::now();
+    }
+}
+
 /// The loop's state.
 struct Pipeline {
     config: Config,
@@ -276,7 +302,46 @@ impl Pipeline {
         }
     }
 
-    fn handle(&mut self, consumer: &InputConsumer, message: &BorrowedMessage<'_>) {
+    /// Decodes a batch of messages (see [`DECODE_BATCH`]), then handles them in order.
+    fn handle_batch(&mut self, consumer: &InputConsumer, messages: &[BorrowedMessage<'_>]) {
+        let decoded: Vec<_> = messages.iter().map(|m| self.decode(m)).collect();
+        for (message, decoded) in messages.iter().zip(decoded) {
+            self.handle(consumer, message, decoded);
+        }
+    }
+
+    /// A message's record, or `None` for a message that is not decoded (another topic, or
+    /// one over `limits.max_message_bytes`). Pure: it changes nothing.
+    fn decode<'m>(
+        &self,
+        message: &'m BorrowedMessage<'_>,
+    ) -> Option<Result<Record<'m>, DecodeError>> {
+        let input = self.input_of(message.topic())?;
+        let payload = message.payload().unwrap_or(&[]);
+        if payload.len() > self.config.limits.max_message_bytes {
+            return None;
+        }
+        let envelope = Envelope {
+            key: message.key(),
+            timestamp_ms: message.timestamp().to_millis(),
+        };
+        Some(self.decoder.decode(input, payload, envelope))
+    }
+
+    fn input_of(&self, topic: &str) -> Option<Input> {
+        match self.topic_index(topic)? {
+            0 => Some(Input::Predictions),
+            _ => Some(Input::Outcomes),
+        }
+    }
+
+    /// Applies one message, decoded beforehand by [`Pipeline::decode`].
+    fn handle(
+        &mut self,
+        consumer: &InputConsumer,
+        message: &BorrowedMessage<'_>,
+        decoded: Option<Result<Record<'_>, DecodeError>>,
+    ) {
         let started = Instant::now();
         let now = now_ms();
         self.apply_assignment_changes(consumer, now);
@@ -310,41 +375,26 @@ impl Pipeline {
             self.finish_message(consumer, message, started, now);
             return;
         }
-        let envelope = Envelope {
-            key: message.key(),
-            timestamp_ms: message.timestamp().to_millis(),
+        // `decode` returned `None` only for what was turned away above.
+        let Some(decoded) = decoded else {
+            return;
         };
         // Ok(event time), or Err(reason) for the dead-letter topic.
-        let outcome: Result<i64, String> = if index == 0 {
-            match self.decoder.prediction(payload, envelope) {
-                Ok(p) if self.implausible(p.ts, now).is_some() => {
-                    self.monitor.engine_mut().observe_invalid(Some(p.model));
-                    Err(self.implausible(p.ts, now).unwrap_or_default())
+        let outcome: Result<i64, String> = match decoded {
+            Ok(record) => match self.implausible(record.ts(), now) {
+                Some(reason) => {
+                    self.monitor.engine_mut().observe_invalid(record.model());
+                    Err(reason)
                 }
-                Ok(p) => match self.monitor.engine_mut().observe_prediction(&p) {
-                    Ok(_) => Ok(p.ts),
+                None => match self.monitor.engine_mut().observe(&record) {
+                    Ok(_) => Ok(record.ts()),
                     // The engine counted the rejection itself.
                     Err(rejection) => Err(rejection.to_string()),
                 },
-                Err(error) => {
-                    self.monitor.engine_mut().observe_invalid(error.model);
-                    Err(error.reason)
-                }
-            }
-        } else {
-            match self.decoder.outcome(payload, envelope) {
-                Ok(o) if self.implausible(o.ts, now).is_some() => {
-                    self.monitor.engine_mut().observe_invalid(o.model);
-                    Err(self.implausible(o.ts, now).unwrap_or_default())
-                }
-                Ok(o) => {
-                    self.monitor.engine_mut().observe_outcome(&o);
-                    Ok(o.ts)
-                }
-                Err(error) => {
-                    self.monitor.engine_mut().observe_invalid(error.model);
-                    Err(error.reason)
-                }
+            },
+            Err(error) => {
+                self.monitor.engine_mut().observe_invalid(error.model);
+                Err(error.reason)
             }
         };
         match outcome {
