@@ -302,11 +302,28 @@ impl Pipeline {
         }
     }
 
-    /// Decodes a batch of messages (see [`DECODE_BATCH`]), then handles them in order.
+    /// Decodes a batch of messages (see [`DECODE_BATCH`]), then handles them in order. The
+    /// wall clock is read once per batch, and `processing_seconds` gives each message its
+    /// own handling time plus an equal share of the batch's decoding.
     fn handle_batch(&mut self, consumer: &InputConsumer, messages: &[BorrowedMessage<'_>]) {
+        let started = Instant::now();
+        let now = now_ms();
+        // Rebalances are reported while polling, and the batch was polled whole: applying
+        // them once, before its first message, is what applying them per message did.
+        self.apply_assignment_changes(consumer, now);
         let decoded: Vec<_> = messages.iter().map(|m| self.decode(m)).collect();
+        let mut last = Instant::now();
+        let decode_share = last.duration_since(started) / messages.len().max(1) as u32;
         for (message, decoded) in messages.iter().zip(decoded) {
-            self.handle(consumer, message, decoded);
+            let applied = self.handle(consumer, message, decoded, now);
+            let done = Instant::now();
+            if applied {
+                self.state
+                    .telemetry
+                    .processing_seconds
+                    .observe((decode_share + done.duration_since(last)).as_secs_f64());
+            }
+            last = done;
         }
     }
 
@@ -335,20 +352,19 @@ impl Pipeline {
         }
     }
 
-    /// Applies one message, decoded beforehand by [`Pipeline::decode`].
+    /// Applies one message, decoded beforehand by [`Pipeline::decode`], at wall-clock time
+    /// `now`; false for a message passed over (another topic, or already in the state).
     fn handle(
         &mut self,
         consumer: &InputConsumer,
         message: &BorrowedMessage<'_>,
         decoded: Option<Result<Record<'_>, DecodeError>>,
-    ) {
-        let started = Instant::now();
-        let now = now_ms();
-        self.apply_assignment_changes(consumer, now);
+        now: i64,
+    ) -> bool {
         let topic = message.topic();
         let partition = message.partition();
         let Some(index) = self.topic_index(topic) else {
-            return;
+            return false;
         };
         self.input_counters[index as usize].inc();
         // Already reflected in the state: after a restore (the group's committed offsets may
@@ -359,7 +375,7 @@ impl Pipeline {
             .get(&(index, partition))
             .is_some_and(|&next| message.offset() < next)
         {
-            return;
+            return false;
         }
         let payload = message.payload().unwrap_or(&[]);
         let limits = &self.config.limits;
@@ -372,12 +388,12 @@ impl Pipeline {
             self.monitor.engine_mut().observe_invalid(None);
             self.watermark.touch((index, partition), now);
             self.dead_letter(message, reason);
-            self.finish_message(consumer, message, started, now);
-            return;
+            self.finish_message(consumer, message, now);
+            return true;
         }
         // `decode` returned `None` only for what was turned away above.
         let Some(decoded) = decoded else {
-            return;
+            return false;
         };
         // Ok(event time), or Err(reason) for the dead-letter topic.
         let outcome: Result<i64, String> = match decoded {
@@ -404,7 +420,8 @@ impl Pipeline {
                 self.dead_letter(message, reason);
             }
         }
-        self.finish_message(consumer, message, started, now);
+        self.finish_message(consumer, message, now);
+        true
     }
 
     /// Why an event time cannot be right, judged by the wall clock; `None` if plausible.
@@ -447,12 +464,11 @@ impl Pipeline {
         });
     }
 
-    /// After a message: advance the watermark, remember the offset, time it.
+    /// After a message: advance the watermark, remember the offset.
     fn finish_message(
         &mut self,
         consumer: &InputConsumer,
         message: &BorrowedMessage<'_>,
-        started: Instant,
         now: i64,
     ) {
         self.advance(now);
@@ -464,10 +480,6 @@ impl Pipeline {
         if self.since_store >= STORE_EVERY && !self.config.checkpoint.enabled {
             self.store_offsets(consumer);
         }
-        self.state
-            .telemetry
-            .processing_seconds
-            .observe(started.elapsed().as_secs_f64());
     }
 
     /// Moves the engine's watermark and publishes the windows that closed.

@@ -132,7 +132,7 @@ impl Telemetry {
             processing_seconds: register!(Histogram::with_opts(
                 HistogramOpts::new(
                     "feedback_loop_processing_seconds",
-                    "Time to handle one input message (decode, join, aggregate, emit)."
+                    "Time to handle one input message (decode, join, aggregate, emit; a batch's decoding shared by its messages)."
                 )
                 .buckets(vec![1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 1e-2, 0.1])
             )?),
