@@ -73,11 +73,11 @@ impl Record<'_> {
     }
 }
 
-/// How many records the drivers (the service, `replay`, the core bench) decode before any
-/// of them reaches the engine. Decoding a run of records, then joining and aggregating
-/// them, keeps each half's hot code in a 32 KiB instruction cache, which the two together
-/// overflow when they alternate record by record (BENCHMARKS.md, "Seventh session").
-/// Decoding is pure, so the order of effects is the same as one record at a time.
+/// How many records the service and the core bench decode before any of them reaches the
+/// engine (`replay` decodes its whole files first). Decoding a run of records, then joining
+/// and aggregating them, keeps each half's hot code in a 32 KiB instruction cache, which
+/// the two together overflow when they alternate record by record (BENCHMARKS.md, "Seventh
+/// session"). Decoding is pure, so the order of effects is the same as one record at a time.
 pub const DECODE_BATCH: usize = 64;
 
 /// A predicted label (classification) or value (regression).

@@ -1,10 +1,10 @@
 //! `replay`: the core over two JSONL files, for backtests, threshold tuning and as the
 //! reference the Kafka path is compared with.
 //!
-//! Both files are read whole, each line decoded (all of them before the engine sees any:
-//! see [`crate::record::DECODE_BATCH`]), and the records merged in event-time order
-//! (ties: predictions first, then by file line). A line that does not decode keeps its place
-//! in its file: it is ordered with the valid line before it. After each record the watermark
+//! Both files are read whole, each line decoded (all of them before the engine sees any,
+//! for the reason [`crate::record::DECODE_BATCH`] gives), and the records merged in
+//! event-time order (ties: predictions first, then by file line). A line that does not
+//! decode keeps its place in its file: it is ordered with the valid line before it. After each record the watermark
 //! becomes `largest event time - allowed_lateness`; at the end every window closes.
 //! Metrics records go to `out` as JSON lines, each window's alert events and retrain
 //! triggers right after its records (every line carries its `schema`); bad lines are reported on `diagnostics` (the first
