@@ -1,11 +1,14 @@
-//! Sorting numbers in the order of `f64::total_cmp`, by least-significant-digit radix sort.
+//! Sorting numbers in the order of `f64::total_cmp`, as integer keys: by comparison, or by
+//! least-significant-digit radix sort when there are many.
 //!
 //! Closing a window sorts every numeric sample it holds (KS, Wasserstein and PSI for drift,
-//! the scores for ROC AUC): thousands of values per feature and window. A comparison sort
-//! costs about n·log2(n) comparisons; this costs at most 6 counting passes over the values,
-//! and skips the passes where every key has the same digit (the high bytes of most real
-//! samples). The result is the one `sort_by(f64::total_cmp)` gives, bit for bit: the same
-//! key transform orders the values.
+//! the scores for ROC AUC): thousands of values per feature and window. Each value becomes
+//! an integer key in the same order; below `RADIX_FROM` keys the standard library's
+//! unstable sort takes them (on plain integers: no comparison closure), more go through
+//! at most 6 counting passes, skipping the passes where every key has the same digit (the
+//! high bytes of most real samples). The result is the one
+//! `sort_by(f64::total_cmp)` gives, bit for bit: equal keys are equal bits, so stability
+//! does not matter.
 
 /// The bits of `x` as an unsigned key whose order is `f64::total_cmp`'s: negative numbers
 /// have every bit flipped, others only the sign bit.
@@ -19,8 +22,12 @@ pub fn total_order_key(x: f64) -> u64 {
     }
 }
 
-/// Below this many values, a comparison sort is faster than the counting passes.
-const SMALL: usize = 64;
+/// From this many values on, the counting passes are faster than sorting the keys by
+/// comparison: each pass reads and writes every key, and the passes set up 6 x 2 048
+/// buckets whatever the count. `cargo bench --bench sort` (BENCHMARKS.md, "Sorting a
+/// window's values"): 6.7 against 14.0 ns per key at 1 000 keys, 7.2 against 9.2 at
+/// 3 000, 9.5 against 8.7 at 10 000, 12.3 against 9.2 at 100 000.
+const RADIX_FROM: usize = 8_192;
 
 /// The value whose [`total_order_key`] is `key`.
 #[inline]
@@ -32,16 +39,32 @@ fn from_total_order_key(key: u64) -> f64 {
     }
 }
 
-/// Sorts numbers in the order of `f64::total_cmp`. The keys themselves are sorted (no
-/// index indirection), with the byte histograms of all passes counted in one read.
+/// Sorts numbers in the order of `f64::total_cmp`.
 pub fn sort_f64(values: &mut [f64]) {
-    if values.len() <= SMALL || values.len() > u32::MAX as usize {
-        values.sort_by(f64::total_cmp);
-        return;
-    }
     let mut keys: Vec<u64> = values.iter().map(|&x| total_order_key(x)).collect();
+    sort_keys(&mut keys);
+    for (value, &k) in values.iter_mut().zip(&keys) {
+        *value = from_total_order_key(k);
+    }
+}
+
+/// Sorts keys (of [`total_order_key`], or any `u64`s): by comparison below `RADIX_FROM`,
+/// else by radix.
+pub fn sort_keys(keys: &mut Vec<u64>) {
+    if keys.len() < RADIX_FROM || keys.len() > u32::MAX as usize {
+        keys.sort_unstable();
+    } else {
+        radix_sort_keys(keys);
+    }
+}
+
+/// Sorts keys by least-significant-digit radix sort: the keys themselves (no index
+/// indirection), with the histograms of all passes counted in one read. At most
+/// `u32::MAX` keys (the counts are `u32`). Public for `benches/sort.rs`, which times it
+/// against the comparison sort to place `RADIX_FROM`.
+pub fn radix_sort_keys(keys: &mut Vec<u64>) {
     let mut counts = vec![[0u32; BUCKETS]; DIGITS];
-    for &k in &keys {
+    for &k in keys.iter() {
         for (digit, count) in counts.iter_mut().enumerate() {
             count[digit_of(k, digit)] += 1;
         }
@@ -58,15 +81,12 @@ pub fn sort_f64(values: &mut [f64]) {
             *c = start;
             start += n;
         }
-        for &k in &keys {
+        for &k in keys.iter() {
             let bucket = digit_of(k, digit);
             scratch[count[bucket] as usize] = k;
             count[bucket] += 1;
         }
-        std::mem::swap(&mut keys, &mut scratch);
-    }
-    for (value, &k) in values.iter_mut().zip(&keys) {
-        *value = from_total_order_key(k);
+        std::mem::swap(keys, &mut scratch);
     }
 }
 
@@ -115,6 +135,38 @@ mod tests {
         v.iter().map(|x| x.to_bits()).collect()
     }
 
+    /// The bits of `values` sorted by the radix passes, whatever their number.
+    fn radix_sorted(values: &[f64]) -> Vec<u64> {
+        let mut keys: Vec<u64> = values.iter().map(|&x| total_order_key(x)).collect();
+        radix_sort_keys(&mut keys);
+        keys.iter()
+            .map(|&k| from_total_order_key(k).to_bits())
+            .collect()
+    }
+
+    fn sorted(values: &[f64]) -> Vec<u64> {
+        let mut v = values.to_vec();
+        sort_f64(&mut v);
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    #[test]
+    fn both_paths_of_sort_f64_agree_with_total_cmp() {
+        // Below and above the threshold: keys of an LCG, spread over many exponents.
+        for n in [RADIX_FROM - 1, RADIX_FROM, RADIX_FROM + 1000] {
+            let mut state = 7u64;
+            let values: Vec<f64> = (0..n)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1_442_695_040_888_963_407);
+                    f64::from_bits(state >> 1) - f64::from_bits(state >> 3)
+                })
+                .collect();
+            assert_eq!(sorted(&values), reference_sort(&values), "{n} values");
+        }
+    }
+
     #[test]
     fn special_values_sort_as_total_cmp_does() {
         let values: Vec<f64> = vec![
@@ -131,34 +183,29 @@ mod tests {
             f64::MAX,
             f64::MIN,
         ];
-        // Enough copies to take the radix path, shuffled by a fixed permutation.
+        // Ten copies, shuffled by a fixed permutation, through both sorts.
         let mut all: Vec<f64> = (0..10).flat_map(|_| values.iter().copied()).collect();
         all.reverse();
         let expected = reference_sort(&all);
-        sort_f64(&mut all);
-        assert_eq!(
-            all.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
-            expected
-        );
+        assert_eq!(radix_sorted(&all), expected);
+        assert_eq!(sorted(&all), expected);
     }
 
     proptest! {
         #[test]
         fn equals_sort_by_total_cmp(values in proptest::collection::vec(any::<f64>(), 0..400)) {
             let expected = reference_sort(&values);
-            let mut sorted = values.clone();
-            sort_f64(&mut sorted);
-            prop_assert_eq!(sorted.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), expected);
+            prop_assert_eq!(radix_sorted(&values), expected.clone());
+            prop_assert_eq!(sorted(&values), expected);
         }
 
         #[test]
         fn equals_sort_by_total_cmp_on_narrow_ranges(
-            values in proptest::collection::vec(0.0f64..1.0, 65..400)
+            values in proptest::collection::vec(0.0f64..1.0, 0..400)
         ) {
             let expected = reference_sort(&values);
-            let mut sorted = values.clone();
-            sort_f64(&mut sorted);
-            prop_assert_eq!(sorted.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), expected);
+            prop_assert_eq!(radix_sorted(&values), expected.clone());
+            prop_assert_eq!(sorted(&values), expected);
         }
     }
 }

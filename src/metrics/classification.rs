@@ -168,20 +168,23 @@ impl ScoreAggregate {
             return None;
         }
         // Mann-Whitney: over the positives, the negatives scored lower, plus half the tied
-        // ones, counted exactly in integers (twice U) over the two sorted score lists.
+        // ones, counted exactly in integers (twice U) over the two sorted score lists. The
+        // scores are sorted as integer keys in the same order; `+ 0.0` turns -0.0 into 0.0,
+        // which ties with it, as in `<` (scores are never NaN: unscored pairs carry none).
         let (mut positive, mut negative) = (Vec::new(), Vec::new());
         for &(score, is_positive) in &self.ranked {
+            let key = crate::radix_sort::total_order_key(score + 0.0);
             if is_positive {
-                positive.push(score);
+                positive.push(key);
             } else {
-                negative.push(score);
+                negative.push(key);
             }
         }
         if positive.is_empty() || negative.is_empty() {
             return None;
         }
-        crate::radix_sort::sort_f64(&mut positive);
-        crate::radix_sort::sort_f64(&mut negative);
+        crate::radix_sort::sort_keys(&mut positive);
+        crate::radix_sort::sort_keys(&mut negative);
         let (mut lower, mut not_higher) = (0usize, 0usize);
         let mut twice_u: u64 = 0;
         for &p in &positive {
