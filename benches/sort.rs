@@ -1,10 +1,10 @@
 //! Sorting a window's values (ROC AUC's scores, the drift tests' samples): the two ways
-//! `radix_sort::sort_f64` can sort their keys, at the sizes a window holds, to place the
+//! `total_order_sort::sort_f64` can sort their keys, at the sizes a window holds, to place the
 //! threshold between them (`RADIX_FROM`). Run: `cargo bench --bench sort`. Figures in
 //! BENCHMARKS.md.
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
-use feedback_loop::radix_sort::{radix_sort_keys, sort_f64, total_order_key};
+use feedback_loop::total_order_sort::{radix_sort_keys, sort_f64, total_order_key};
 
 /// `n` distinct scores in [0, 1), in a scrambled order (a multiplicative hash of the index).
 fn scores(n: usize) -> Vec<f64> {

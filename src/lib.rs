@@ -2,7 +2,7 @@
 //! quality metrics, drift statistics, alerts and retrain triggers.
 //!
 //! The core is synchronous, deterministic and free of I/O: `record` (with `json_reader`), `join` (with
-//! `deadline_queue`), `interner`, `window`, `watermark`, `metrics`, `drift`, `radix_sort`,
+//! `deadline_queue`), `interner`, `window`, `watermark`, `metrics`, `drift`, `total_order_sort`,
 //! `short_bytes`, `engine`, `rules`, `monitor`, `checkpoint`, `output`, `traffic`, and `config`'s parsing
 //! and validation (`Config::load` reads the file and the environment, for the shell). The
 //! shell does the I/O and feeds it: `replay` (files), `service` and `kafka` (Kafka), `http` and
@@ -26,7 +26,6 @@ pub mod logging;
 pub mod metrics;
 pub mod monitor;
 pub mod output;
-pub mod radix_sort;
 pub mod record;
 pub mod replay;
 pub mod rules;
@@ -34,6 +33,7 @@ pub mod service;
 pub mod short_bytes;
 pub mod shutdown;
 pub mod telemetry;
+pub mod total_order_sort;
 pub mod traffic;
 pub mod watermark;
 pub mod webhook;

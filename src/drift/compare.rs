@@ -54,7 +54,7 @@ pub fn compare_numeric(
     rule: &DriftRule,
 ) -> Result<NumericDrift, DriftError> {
     let mut sorted: Vec<f64> = window.iter().copied().filter(|x| x.is_finite()).collect();
-    crate::radix_sort::sort_f64(&mut sorted);
+    crate::total_order_sort::sort_f64(&mut sorted);
     let (method, threshold) = rule.resolve_numeric(sorted.len());
     if method == DriftMethod::ChiSquare {
         return Err(DriftError::MethodNotApplicable {

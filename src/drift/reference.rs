@@ -29,7 +29,7 @@ impl NumericReference {
     /// Freezes a slice of values; non-finite values are dropped.
     pub fn from_samples(values: &[f64]) -> Self {
         let mut sorted: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
-        crate::radix_sort::sort_f64(&mut sorted);
+        crate::total_order_sort::sort_f64(&mut sorted);
         let cuts = decile_cuts(&sorted);
         let bin_proportions = if sorted.is_empty() {
             Vec::new()

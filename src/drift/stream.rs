@@ -6,7 +6,7 @@
 //! `sample_capacity` values) and one [`CategoricalSummary`] (at most 1000 names); a
 //! reference holds the same (a `"first"` reference: its whole first windows, within the
 //! same `sample_capacity` bound). The detectors' input is buffered per open window: 32 bytes
-//! per joined pair attributed to it ([`PendingPair`]), released when the window closes.
+//! per joined pair attributed to it (`PendingPair`), released when the window closes.
 //!
 //! Order independence: everything here is a function of the input's event times and
 //! contents, not of arrival order — bottom-k samples keyed by the join id's hash,

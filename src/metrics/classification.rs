@@ -173,7 +173,7 @@ impl ScoreAggregate {
         // which ties with it, as in `<` (scores are never NaN: unscored pairs carry none).
         let (mut positive, mut negative) = (Vec::new(), Vec::new());
         for &(score, is_positive) in &self.ranked {
-            let key = crate::radix_sort::total_order_key(score + 0.0);
+            let key = crate::total_order_sort::total_order_key(score + 0.0);
             if is_positive {
                 positive.push(key);
             } else {
@@ -183,8 +183,8 @@ impl ScoreAggregate {
         if positive.is_empty() || negative.is_empty() {
             return None;
         }
-        crate::radix_sort::sort_keys(&mut positive);
-        crate::radix_sort::sort_keys(&mut negative);
+        crate::total_order_sort::sort_keys(&mut positive);
+        crate::total_order_sort::sort_keys(&mut negative);
         let (mut lower, mut not_higher) = (0usize, 0usize);
         let mut twice_u: u64 = 0;
         for &p in &positive {
