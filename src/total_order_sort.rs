@@ -6,9 +6,8 @@
 //! an integer key in the same order; below `RADIX_FROM` keys the standard library's
 //! unstable sort takes them (on plain integers: no comparison closure), more go through
 //! at most 6 counting passes, skipping the passes where every key has the same digit (the
-//! high bytes of most real samples). The result is the one
-//! `sort_by(f64::total_cmp)` gives, bit for bit: equal keys are equal bits, so stability
-//! does not matter.
+//! high bytes of most real samples). The result is the one `sort_by(f64::total_cmp)`
+//! gives, bit for bit: equal keys are equal bits, so stability does not matter.
 
 /// The bits of `x` as an unsigned key whose order is `f64::total_cmp`'s: negative numbers
 /// have every bit flipped, others only the sign bit.
