@@ -16,9 +16,9 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, Criterion, Throughput};
-use feedback_loop::config::Config;
-use feedback_loop::engine::{Engine, EngineConfig};
-use feedback_loop::record::{Decoder, Envelope, Input, Record, DECODE_BATCH};
+use feedback_loop_core::engine::{Engine, EngineConfig};
+use feedback_loop_core::record::{Decoder, Envelope, Input, Record, DECODE_BATCH};
+use feedback_loop_core::settings::Config;
 use serde::Deserialize;
 
 const PAIRS: usize = 50_000;
@@ -154,7 +154,7 @@ fn bench(c: &mut Criterion) {
         records.len(),
         bytes as f64 / records.len() as f64
     );
-    let config = Config::from_toml_str(CONFIG).expect("bench config");
+    let config = feedback_loop::config::from_toml_str(CONFIG).expect("bench config");
     let decoder = Decoder::new(&config);
     let mut group = c.benchmark_group("core");
     group.throughput(Throughput::Elements(records.len() as u64));
@@ -177,8 +177,9 @@ fn bench(c: &mut Criterion) {
         b.iter(|| parse_borrowed_checked_utf8(&records))
     });
     group.bench_function("decode_only", |b| b.iter(|| decode(&decoder, &records)));
-    let features_config = Config::from_toml_str(CONFIG_FEATURES).expect("bench config");
-    let drift_config = Config::from_toml_str(CONFIG_DRIFT).expect("bench config");
+    let features_config =
+        feedback_loop::config::from_toml_str(CONFIG_FEATURES).expect("bench config");
+    let drift_config = feedback_loop::config::from_toml_str(CONFIG_DRIFT).expect("bench config");
     for (name, config) in [
         ("decode_join_aggregate", &config),
         ("decode_join_aggregate_features", &features_config),
@@ -364,7 +365,7 @@ impl Inputs<'_> {
 fn with_inputs(body: impl FnOnce(&Inputs<'_>)) {
     let records = records();
     let configs = [CONFIG, CONFIG_FEATURES, CONFIG_DRIFT]
-        .map(|text| Config::from_toml_str(text).expect("bench config"));
+        .map(|text| feedback_loop::config::from_toml_str(text).expect("bench config"));
     let decoders: Vec<Decoder> = configs.iter().map(Decoder::new).collect();
     let decoded = decode_all(&decoders[0], &records);
     body(&Inputs {

@@ -8,7 +8,7 @@
 //! it (mean over the runs; "missed" counts runs without one). False alarms = detections
 //! before the change (change streams) or anywhere (no-change streams), per 100 000 pairs.
 
-use feedback_loop::drift::{Adwin, Ddm, PageHinkley};
+use feedback_loop_core::drift::{Adwin, Ddm, PageHinkley};
 
 const RUNS: u64 = 20;
 const CHANGE: usize = 5_000;

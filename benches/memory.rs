@@ -6,9 +6,8 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
-use feedback_loop::config::Config;
-use feedback_loop::engine::{Engine, EngineConfig};
-use feedback_loop::record::{Decoder, Envelope};
+use feedback_loop_core::engine::{Engine, EngineConfig};
+use feedback_loop_core::record::{Decoder, Envelope};
 
 struct Counting;
 
@@ -48,7 +47,7 @@ fn request_id(i: usize, uuid: bool) -> String {
 }
 
 fn measure(label: &str, segment: bool, uuid: bool) {
-    let config = Config::from_toml_str(
+    let config = feedback_loop::config::from_toml_str(
         r#"
 [join]
 max_label_delay = "1h"

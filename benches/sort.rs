@@ -4,7 +4,7 @@
 //! BENCHMARKS.md.
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
-use feedback_loop::total_order_sort::{radix_sort_keys, sort_f64, total_order_key};
+use feedback_loop_core::total_order_sort::{radix_sort_keys, sort_f64, total_order_key};
 
 /// `n` distinct scores in [0, 1), in a scrambled order (a multiplicative hash of the index).
 fn scores(n: usize) -> Vec<f64> {

@@ -4,7 +4,7 @@
 //! Run: `cargo bench --bench two_sample`. Figures in BENCHMARKS.md.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use feedback_loop::drift::two_sample::ks_2samp_sorted;
+use feedback_loop_core::drift::two_sample::ks_2samp_sorted;
 
 /// Evenly spaced normal quantiles (deterministic stand-in for a normal sample), shifted.
 fn normal_sample(n: usize, shift: f64) -> Vec<f64> {

@@ -10,15 +10,18 @@ use anyhow::Context;
 use rdkafka::mocking::MockCluster;
 use tokio::sync::broadcast;
 
-use crate::config::Config;
+use feedback_loop_core::output::rfc3339;
+use feedback_loop_core::settings::Config;
+
 use crate::generate::{self, TrafficTarget};
-use crate::service::{self, SharedState};
+use crate::shared_state::SharedState;
 use crate::shutdown::{self, Shutdown};
 use crate::telemetry::Telemetry;
 use crate::traffic::{TrafficConfig, DEMO_MODELS_TOML, DEMO_RULES_TOML};
+use crate::wall_clock::now_ms;
 
 /// Partitions of the demo's input topics.
-pub const DEMO_PARTITIONS: i32 = 4;
+pub(crate) const DEMO_PARTITIONS: i32 = 4;
 
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
@@ -30,7 +33,7 @@ pub struct DemoOptions {
 }
 
 /// The demo's configuration: short windows so that something happens every few seconds.
-pub fn demo_config(bootstrap_servers: &str, listen: &str) -> anyhow::Result<Config> {
+pub(crate) fn demo_config(bootstrap_servers: &str, listen: &str) -> anyhow::Result<Config> {
     let text = format!(
         r#"
 [kafka]
@@ -52,7 +55,7 @@ idle_timeout = "10s"
 {DEMO_RULES_TOML}
 "#
     );
-    Ok(Config::from_toml_str(&text)?)
+    Ok(crate::config::from_toml_str(&text)?)
 }
 
 pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
@@ -73,14 +76,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     ] {
         cluster.create_topic(topic, 1, 1)?;
     }
-    let listener = tokio::net::TcpListener::bind(&options.listen)
-        .await
-        .with_context(|| {
-            format!(
-                "listening on {} (use --listen to pick another address)",
-                options.listen
-            )
-        })?;
+    let listener = crate::serve::bind(&options.listen, "--listen").await?;
     println!("feedback-loop demo: embedded Kafka broker at {bootstrap}");
     println!(
         "  metrics:  http://{}/metrics",
@@ -100,12 +96,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     let (notify, _) = broadcast::channel(1);
     let telemetry = Arc::new(Telemetry::new()?);
     let state = SharedState::new(telemetry);
-    let http = tokio::spawn(crate::http::serve(
-        listener,
-        state.clone(),
-        Shutdown::new(notify.subscribe()),
-    ));
-    let start = service::now_ms();
+    let start = now_ms();
     let traffic = TrafficConfig {
         seed: 7,
         rate_per_s: options.rate,
@@ -131,26 +122,23 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         state.clone(),
         Shutdown::new(notify.subscribe()),
     ));
-    let service = tokio::spawn(service::run(
-        config,
-        state.clone(),
-        Shutdown::new(notify.subscribe()),
-    ));
-
-    match options.run_for {
-        Some(d) => {
-            tokio::select! {
-                _ = tokio::time::sleep(d) => {}
-                _ = shutdown::signal() => {}
+    let run_for = options.run_for;
+    let stop = async move {
+        match run_for {
+            Some(d) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(d) => {}
+                    _ = shutdown::signal() => {}
+                }
             }
+            None => shutdown::signal().await,
         }
-        None => shutdown::signal().await,
-    }
+    };
+    let served = crate::serve::serve(config.into(), state, listener, stop).await;
     let _ = notify.send(());
     let produced = generator.await??;
-    service.await??;
     let _ = summary.await;
-    let _ = http.await;
+    served?;
     println!("demo stopped ({produced} messages produced)");
     drop(cluster);
     Ok(())
@@ -175,9 +163,7 @@ async fn print_summaries(state: Arc<SharedState>, mut shutdown: Shutdown) {
         let t = &state.telemetry;
         println!(
             "{}  pending {:>6}  windows {:>4}  dead letters {}  ready {}",
-            crate::output::rfc3339(service::now_ms())
-                .get(11..19)
-                .unwrap_or(""),
+            rfc3339(now_ms()).get(11..19).unwrap_or(""),
             t.pending_predictions.get(),
             t.windows_emitted.get(),
             t.dead_letter_count(),
@@ -185,6 +171,7 @@ async fn print_summaries(state: Arc<SharedState>, mut shutdown: Shutdown) {
         );
         for record in latest.values() {
             let c = &record.counts;
+            let end = record.window.end_text();
             let quality = match &record.classification {
                 Some(q) => format!("acc {}  f1 {}", fmt(q.accuracy), fmt(q.f1)),
                 None => String::new(),
@@ -193,7 +180,7 @@ async fn print_summaries(state: Arc<SharedState>, mut shutdown: Shutdown) {
                 "  {:<8} {:<12} window {}  joined {:>5}  coverage {}  {}",
                 record.model,
                 record.model_version.as_deref().unwrap_or("-"),
-                record.window.end.get(11..19).unwrap_or(&record.window.end),
+                end.get(11..19).unwrap_or(&end),
                 c.joined,
                 fmt(c.label_coverage),
                 quality

@@ -7,9 +7,9 @@ use anyhow::Context;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
-use crate::service::now_ms;
 use crate::shutdown::Shutdown;
 use crate::traffic::{Stream, TrafficConfig, TrafficGenerator};
+use crate::wall_clock::now_ms;
 
 /// Where generated traffic goes.
 #[derive(Debug, Clone)]

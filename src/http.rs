@@ -10,10 +10,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 
-use crate::service::SharedState;
+use crate::shared_state::SharedState;
 use crate::shutdown::Shutdown;
 
-pub fn router(state: Arc<SharedState>) -> Router {
+pub(crate) fn router(state: Arc<SharedState>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))

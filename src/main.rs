@@ -7,10 +7,11 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use feedback_loop::config::{Config, Duration};
-use feedback_loop::service::SharedState;
+use feedback_loop::config::LoadedConfig;
+use feedback_loop::shared_state::SharedState;
 use feedback_loop::shutdown::Shutdown;
 use feedback_loop::traffic::{Stream, TrafficConfig, TrafficGenerator};
+use feedback_loop_core::settings::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -175,8 +176,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::CheckConfig { file } => match Config::load(&file) {
-            Ok(config) => {
+        Command::CheckConfig { file } => match feedback_loop::config::load(&file) {
+            Ok(LoadedConfig { config, .. }) => {
                 println!(
                     "{}: ok ({} model{})",
                     file.display(),
@@ -201,48 +202,13 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// `run`: HTTP endpoints and the Kafka service until SIGINT/SIGTERM.
-async fn serve(config: Config) -> anyhow::Result<()> {
-    let (notify, _) = tokio::sync::broadcast::channel(1);
+async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
     let telemetry = std::sync::Arc::new(feedback_loop::telemetry::Telemetry::new()?);
     let state = SharedState::new(telemetry);
-    let listener = tokio::net::TcpListener::bind(&config.http.listen)
-        .await
-        .with_context(|| format!("listening on {} (http.listen)", config.http.listen))?;
-    tracing::info!(listen = %config.http.listen, "HTTP endpoints up");
-    let http = tokio::spawn(feedback_loop::http::serve(
-        listener,
-        state.clone(),
-        Shutdown::new(notify.subscribe()),
-    ));
-    let deadline = config.shutdown.timeout.0;
-    let mut service = tokio::spawn(feedback_loop::service::run(
-        config,
-        state,
-        Shutdown::new(notify.subscribe()),
-    ));
-    // Until a signal, or until the service stops by itself (an error at start, say).
-    let result = tokio::select! {
-        _ = feedback_loop::shutdown::signal() => {
-            let _ = notify.send(());
-            match tokio::time::timeout(deadline, &mut service).await {
-                Ok(result) => result,
-                Err(_) => {
-                    // Offsets are only committed after a stored checkpoint, so leaving now
-                    // loses nothing: the next start resumes from the previous checkpoint.
-                    tracing::error!(
-                        timeout = ?deadline,
-                        "graceful stop exceeded shutdown.timeout; exiting without the final \
-                         checkpoint (the previous one stands)"
-                    );
-                    std::process::exit(1);
-                }
-            }
-        }
-        result = &mut service => result,
-    };
-    let _ = notify.send(());
-    let _ = http.await;
-    result.context("service task")?
+    let listen = loaded.config.http.listen.clone();
+    let listener = feedback_loop::serve::bind(&listen, "http.listen").await?;
+    tracing::info!(%listen, "HTTP endpoints up");
+    feedback_loop::serve::serve(loaded, state, listener, feedback_loop::shutdown::signal()).await
 }
 
 fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
@@ -257,7 +223,7 @@ fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     };
     if let Some(bootstrap_servers) = &args.bootstrap_servers {
         feedback_loop::logging::init();
-        let start = feedback_loop::service::now_ms();
+        let start = feedback_loop::wall_clock::now_ms();
         let target = feedback_loop::generate::TrafficTarget {
             bootstrap_servers: bootstrap_servers.clone(),
             predictions_topic: args.predictions_topic.clone(),
@@ -320,6 +286,7 @@ fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn load_config(path: &std::path::Path) -> anyhow::Result<Config> {
-    Config::load(path).with_context(|| format!("invalid configuration {}", path.display()))
+fn load_config(path: &std::path::Path) -> anyhow::Result<LoadedConfig> {
+    feedback_loop::config::load(path)
+        .with_context(|| format!("invalid configuration {}", path.display()))
 }

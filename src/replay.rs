@@ -2,24 +2,25 @@
 //! reference the Kafka path is compared with.
 //!
 //! Both files are read whole, each line decoded (all of them before the engine sees any,
-//! for the reason [`crate::record::DECODE_BATCH`] gives), and the records merged in
+//! for the reason [`DECODE_BATCH`](feedback_loop_core::record::DECODE_BATCH) gives), and the records merged in
 //! event-time order (ties: predictions first, then by file line). A line that does not
 //! decode keeps its place in its file: it is ordered with the valid line before it. After each record the watermark
 //! becomes `largest event time - allowed_lateness`; at the end every window closes.
 //! Metrics records go to `out` as JSON lines, each window's alert events and retrain
 //! triggers right after its records (every line carries its `schema`); bad lines are reported on `diagnostics` (the first
-//! [`REPORTED_ERRORS_PER_FILE`] of each file, then a count).
+//! `REPORTED_ERRORS_PER_FILE` of each file, then a count).
 
 use std::io::Write;
 
 use anyhow::Context;
 
-use crate::config::Config;
-use crate::monitor::{Emitted, Monitor};
-use crate::record::{DecodeError, Decoder, Envelope, Input, Record};
+use feedback_loop_core::monitor::Emitted;
+use feedback_loop_core::record::{DecodeError, Decoder, Envelope, Input, Record};
+
+use crate::config::LoadedConfig;
 
 /// Bad lines reported one by one per file; the rest are only counted.
-pub const REPORTED_ERRORS_PER_FILE: usize = 20;
+pub(crate) const REPORTED_ERRORS_PER_FILE: usize = 20;
 
 /// What a replay did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -43,12 +44,13 @@ struct Event<'a> {
 
 /// Runs the core over the two files' contents and writes the metrics records.
 pub fn replay(
-    config: &Config,
+    loaded: &LoadedConfig,
     predictions: &[u8],
     outcomes: &[u8],
     out: &mut impl Write,
     diagnostics: &mut impl Write,
 ) -> anyhow::Result<ReplaySummary> {
+    let config = &loaded.config;
     let decoder = Decoder::new(config);
     let mut events = Vec::new();
     let mut summary = ReplaySummary::default();
@@ -94,7 +96,7 @@ pub fn replay(
     events.sort_by_key(|e| (e.ts, e.file, e.line));
 
     let lateness = config.window.allowed_lateness.as_millis_i64();
-    let mut monitor = Monitor::new(config)?;
+    let mut monitor = loaded.monitor()?;
     let mut max_ts = i64::MIN;
     // Metrics records, then the alerts and triggers they caused; each line has its schema.
     let mut write = |emitted: Emitted, summary: &mut ReplaySummary| -> anyhow::Result<()> {

@@ -18,10 +18,6 @@ impl Shutdown {
         }
     }
 
-    pub fn is_shutdown(&self) -> bool {
-        self.is_shutdown
-    }
-
     /// Waits for the signal (returns at once if it was already received).
     pub async fn recv(&mut self) {
         if self.is_shutdown {

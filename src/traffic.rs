@@ -71,7 +71,7 @@ impl SplitMix64 {
         SplitMix64(seed)
     }
 
-    pub fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -91,7 +91,7 @@ impl SplitMix64 {
         (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
     }
 
-    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+    pub(crate) fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[(self.next_u64() % items.len() as u64) as usize]
     }
 }
@@ -301,7 +301,7 @@ reference_size = 1000
 "#;
 
 /// Rules for the demo: they fire once the injected drift has hurt the models.
-pub const DEMO_RULES_TOML: &str = r#"
+pub(crate) const DEMO_RULES_TOML: &str = r#"
 [[rules]]
 name = "fraud-accuracy-drop"
 model = "fraud"

@@ -6,11 +6,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::WebhookConfig;
+use feedback_loop_core::settings::WebhookConfig;
+
+use crate::telemetry::events::WebhookAttempt;
 use crate::telemetry::Telemetry;
 
 /// First retry delay; it doubles with each attempt.
-pub const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+pub(crate) const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 
 #[derive(Clone)]
 pub struct RetrainWebhook {
@@ -52,31 +54,29 @@ impl RetrainWebhook {
             }
             let failure = match request.send().await {
                 Ok(response) if response.status().is_success() => {
-                    self.telemetry
-                        .webhook_deliveries
-                        .with_label_values(&["delivered"])
-                        .inc();
-                    tracing::info!(%trigger_id, attempt, "retrain trigger delivered to the webhook");
+                    self.telemetry.emit(WebhookAttempt::Delivered {
+                        trigger_id,
+                        attempt,
+                    });
                     return true;
                 }
                 Ok(response) => format!("status {}", response.status()),
                 Err(error) => error.to_string(),
             };
-            self.telemetry
-                .webhook_deliveries
-                .with_label_values(&["retried"])
-                .inc();
-            tracing::warn!(%trigger_id, attempt, error = %failure, "retrain webhook attempt failed");
+            self.telemetry.emit(WebhookAttempt::Failed {
+                trigger_id,
+                attempt,
+                error: &failure,
+            });
             if attempt < self.config.max_attempts {
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(60));
             }
         }
-        self.telemetry
-            .webhook_deliveries
-            .with_label_values(&["failed"])
-            .inc();
-        tracing::error!(%trigger_id, attempts = self.config.max_attempts, "retrain trigger NOT delivered to the webhook");
+        self.telemetry.emit(WebhookAttempt::GaveUp {
+            trigger_id,
+            attempts: self.config.max_attempts,
+        });
         false
     }
 }

@@ -19,7 +19,6 @@
 
 use std::path::PathBuf;
 
-use feedback_loop::config::Config;
 use figment::providers::{Format, Toml};
 use figment::value::Value;
 use figment::Figment;
@@ -91,7 +90,7 @@ fn every_toml_block_in_configuration_md_loads() {
         if has_marker(block, "# fragment") && !block.contains("[[models]]") {
             text.push_str(MINIMAL_MODEL);
         }
-        let result = Config::from_toml_str(&text);
+        let result = feedback_loop::config::from_toml_str(&text);
         match (has_marker(block, "# invalid"), result) {
             (false, Err(e)) => failures.push(format!("docs/configuration.md:{line}: {e}\n{text}")),
             (true, Ok(_)) => failures.push(format!(
@@ -113,7 +112,7 @@ fn shipped_config_files_load() {
         if !root().join(path).exists() {
             continue;
         }
-        Config::from_toml_str(&read(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+        feedback_loop::config::from_toml_str(&read(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
     }
 }
 

@@ -5,9 +5,8 @@
 
 use std::borrow::Cow;
 
-use feedback_loop::config::Config;
-use feedback_loop::engine::{Engine, EngineConfig};
-use feedback_loop::record::{Decoder, Envelope};
+use feedback_loop_core::engine::{Engine, EngineConfig};
+use feedback_loop_core::record::{Decoder, Envelope};
 use proptest::prelude::*;
 
 const CONFIG: &str = r#"
@@ -114,7 +113,7 @@ fn config_like() -> impl Strategy<Value = String> {
 }
 
 fn engine_and_decoder() -> (Engine, Decoder) {
-    let config = Config::from_toml_str(CONFIG).expect("fuzz config");
+    let config = feedback_loop::config::from_toml_str(CONFIG).expect("fuzz config");
     (
         Engine::new(EngineConfig::from_config(&config)),
         Decoder::new(&config),
@@ -164,7 +163,7 @@ proptest! {
 
     #[test]
     fn config_text_never_panics(text in config_like()) {
-        match Config::from_toml_str(&text) {
+        match feedback_loop::config::from_toml_str(&text) {
             Ok(config) => prop_assert!(!config.models.is_empty()),
             Err(error) => prop_assert!(!error.to_string().is_empty()),
         }
@@ -173,7 +172,7 @@ proptest! {
     #[test]
     fn arbitrary_config_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
         let text = String::from_utf8_lossy(&bytes);
-        let _ = Config::from_toml_str(&text);
+        let _ = feedback_loop::config::from_toml_str(&text);
     }
 }
 

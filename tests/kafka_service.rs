@@ -13,72 +13,33 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::kafka::{consume, produce, unique, Broker};
-use feedback_loop::config::Config;
-use feedback_loop::service::{self, SharedState};
+use common::kafka::{consume, produce, Broker};
+use common::service_toml::{ServiceToml, Topics};
+use feedback_loop::shared_state::SharedState;
 use feedback_loop::shutdown::Shutdown;
 use feedback_loop::telemetry::Telemetry;
 use feedback_loop::traffic::DEMO_MODELS_TOML;
+use feedback_loop_core::settings::Config;
 use serde_json::Value;
 
-struct Topics {
-    predictions: String,
-    outcomes: String,
-    metrics: String,
-    alerts: String,
-    retrain: String,
-    dead_letters: String,
-    state: String,
-}
-
 async fn topics(broker: &Broker) -> Topics {
-    let t = Topics {
-        predictions: unique("predictions"),
-        outcomes: unique("outcomes"),
-        metrics: unique("metrics"),
-        alerts: unique("alerts"),
-        retrain: unique("retrain"),
-        dead_letters: unique("dlq"),
-        state: unique("state"),
-    };
-    broker.create_topic(&t.predictions, 4).await;
-    broker.create_topic(&t.outcomes, 4).await;
-    for topic in [&t.metrics, &t.alerts, &t.retrain, &t.dead_letters, &t.state] {
-        broker.create_topic(topic, 1).await;
-    }
+    let t = Topics::unique();
+    t.create(broker, 4).await;
     t
 }
 
 fn config(bootstrap: &str, t: &Topics) -> Config {
-    Config::from_toml_str(&format!(
-        r#"
-[kafka]
-bootstrap_servers = "{bootstrap}"
-group_id = "{group}"
-predictions_topic = "{}"
-outcomes_topic = "{}"
-metrics_topic = "{}"
-alerts_topic = "{}"
-retrain_topic = "{}"
-dead_letter_topic = "{}"
-[kafka.client]
-"session.timeout.ms" = 6000
-"heartbeat.interval.ms" = 1000
-[join]
-max_label_delay = "10s"
-max_outcome_lead = "5s"
-[window]
-size = "10s"
-allowed_lateness = "1s"
-idle_timeout = "3s"
-[checkpoint]
-topic = "{state}"
-interval = "1s"
-[limits]
-max_event_age = "0s"     # the test stream is from 2026-01-01
-max_message_bytes = 2000000
-{DEMO_MODELS_TOML}
-[[rules]]
+    ServiceToml::new(bootstrap, t)
+        .text("join", "max_label_delay", "10s")
+        .text("join", "max_outcome_lead", "5s")
+        .text("window", "size", "10s")
+        .text("window", "allowed_lateness", "1s")
+        .text("window", "idle_timeout", "3s")
+        .text("checkpoint", "interval", "1s")
+        .value("limits", "max_message_bytes", 2_000_000)
+        .append(DEMO_MODELS_TOML)
+        .append(
+            r#"[[rules]]
 name = "accuracy-drop"
 model = "fraud"
 metric = "classification.accuracy"
@@ -86,18 +47,9 @@ op = "<"
 threshold = 0.75
 min_samples = 20
 retrain = true
-cooldown = "30s"
-"#,
-        t.predictions,
-        t.outcomes,
-        t.metrics,
-        t.alerts,
-        t.retrain,
-        t.dead_letters,
-        group = unique("group"),
-        state = t.state,
-    ))
-    .expect("test config")
+cooldown = "30s""#,
+        )
+        .load()
 }
 
 /// Two minutes of event time at 40 requests/s, outcomes up to 8 s late, drift after 1 min.
@@ -129,8 +81,8 @@ async fn start_service(config: Config) -> Running {
         state.clone(),
         Shutdown::new(notify.subscribe()),
     ));
-    let service = tokio::spawn(service::run(
-        config,
+    let service = tokio::spawn(feedback_loop::pipeline::run(
+        config.into(),
         state.clone(),
         Shutdown::new(notify.subscribe()),
     ));

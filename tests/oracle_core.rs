@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 
-use feedback_loop::config::Config;
 use serde_json::Value;
 
 mod common;
@@ -32,7 +31,8 @@ fn replay_matches_the_scikit_learn_oracle() {
     let mut failures = Vec::new();
     for case in cases() {
         let name = case.file_name().unwrap().to_string_lossy().to_string();
-        let config = Config::load(&case.join("config.toml")).expect("case config loads");
+        let config =
+            feedback_loop::config::load(&case.join("config.toml")).expect("case config loads");
         let predictions = std::fs::read(case.join("predictions.jsonl")).unwrap();
         let outcomes = std::fs::read(case.join("outcomes.jsonl")).unwrap();
         let mut out = Vec::new();

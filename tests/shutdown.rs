@@ -7,6 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::kafka::{produce, unique, Broker};
+use common::service_toml::{ServiceToml, Topics};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
@@ -22,14 +23,13 @@ struct Started {
     dir: std::path::PathBuf,
 }
 
-async fn start(extra_config: &str) -> Started {
+async fn start(shutdown_timeout: Option<&str>) -> Started {
     let broker = Broker::start();
     let bootstrap = broker.bootstrap();
-    let (predictions, outcomes, group) = (unique("p"), unique("o"), unique("group"));
-    broker.create_topic(&predictions, 2).await;
-    broker.create_topic(&outcomes, 2).await;
-    let state_topic = unique("state");
-    broker.create_topic(&state_topic, 1).await;
+    let group = unique("group");
+    let t = Topics::unique();
+    t.create(&broker, 2).await;
+    let (predictions, outcomes) = (t.predictions.clone(), t.outcomes.clone());
     let mut messages = Vec::new();
     for i in 0..2000i64 {
         let ts = 1_767_225_600_000 + i * 100;
@@ -50,40 +50,15 @@ async fn start(extra_config: &str) -> Started {
 
     let port = common::free_port();
     let address = format!("127.0.0.1:{port}");
-    let dir = std::env::temp_dir().join(unique("shutdown"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("feedback-loop.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[kafka]
-bootstrap_servers = "{bootstrap}"
-group_id = "{group}"
-predictions_topic = "{predictions}"
-outcomes_topic = "{outcomes}"
-metrics_topic = "{metrics}"
-dead_letter_topic = "{dlq}"
-[kafka.client]
-"session.timeout.ms" = 6000
-"heartbeat.interval.ms" = 1000
-[http]
-listen = "{address}"
-[limits]
-max_event_age = "0s"
-[checkpoint]
-topic = "{state_topic}"
-{extra_config}
-[[models]]
-name = "m"
-task = "binary"
-positive_class = "1"
-"#,
-            metrics = unique("metrics"),
-            dlq = unique("dlq"),
-        ),
-    )
-    .unwrap();
+    let mut toml = ServiceToml::new(&bootstrap, &t)
+        .text("kafka", "group_id", &group)
+        .text("http", "listen", &address)
+        .append("[[models]]\nname = \"m\"\ntask = \"binary\"\npositive_class = \"1\"");
+    if let Some(timeout) = shutdown_timeout {
+        toml = toml.text("shutdown", "timeout", timeout);
+    }
+    let config = toml.write(&std::env::temp_dir().join(unique("shutdown")));
+    let dir = config.parent().expect("a directory").to_path_buf();
     let mut command = common::service_command(&config);
     command.env("RUST_LOG", "warn");
     let child = common::Service::spawn(command, &dir.join("service.log"));
@@ -160,7 +135,7 @@ async fn sigterm_commits_and_exits_zero() {
         ends,
         mut child,
         dir,
-    } = start("").await;
+    } = start(None).await;
     let (exit, _) = terminate(&mut child.child, Duration::from_secs(10)).await;
     assert!(exit.success(), "exit status {exit}");
     drop(child);
@@ -202,7 +177,7 @@ async fn a_stop_that_cannot_finish_ends_at_the_shutdown_timeout() {
         mut child,
         dir,
         ..
-    } = start("[shutdown]\ntimeout = \"2s\"").await;
+    } = start(Some("2s")).await;
     // The cluster goes away: the final checkpoint can never be stored. The whole mock
     // cluster is destroyed rather than its broker taken down: `broker_down` re-binds the
     // listener's port at once and librdkafka aborts the process when that bind loses a race

@@ -9,31 +9,24 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::kafka::{unique, Broker};
-use feedback_loop::checkpoint::SnapshotView;
-use feedback_loop::config::Config;
+use common::service_toml::{ServiceToml, Topics};
 use feedback_loop::kafka::state_store::StateStore;
-use feedback_loop::monitor::Monitor;
-use feedback_loop::record::{Decoder, Envelope};
-use feedback_loop::watermark::Watermark;
+use feedback_loop_core::checkpoint::SnapshotView;
+use feedback_loop_core::monitor::Monitor;
+use feedback_loop_core::record::{Decoder, Envelope};
+use feedback_loop_core::settings::Config;
+use feedback_loop_core::watermark::Watermark;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 fn config(bootstrap: &str, topic: &str, group: &str) -> Config {
-    Config::from_toml_str(&format!(
-        r#"
-[kafka]
-bootstrap_servers = "{bootstrap}"
-group_id = "{group}"
-[checkpoint]
-topic = "{topic}"
-chunk_bytes = 256
-[[models]]
-name = "m"
-task = "binary"
-positive_class = "1"
-"#
-    ))
-    .unwrap()
+    let mut topics = Topics::unique();
+    topics.state = topic.to_string();
+    ServiceToml::new(bootstrap, &topics)
+        .text("kafka", "group_id", group)
+        .value("checkpoint", "chunk_bytes", 256)
+        .append("[[models]]\nname = \"m\"\ntask = \"binary\"\npositive_class = \"1\"")
+        .load()
 }
 
 /// A monitor holding `pending` unlabeled predictions.

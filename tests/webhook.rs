@@ -8,9 +8,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
-use feedback_loop::config::{Duration, WebhookConfig};
 use feedback_loop::telemetry::Telemetry;
 use feedback_loop::webhook::RetrainWebhook;
+use feedback_loop_core::settings::{Duration, WebhookConfig};
 
 #[derive(Default)]
 struct Endpoint {

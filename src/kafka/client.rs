@@ -6,7 +6,7 @@ use anyhow::{bail, Context};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
-use crate::config::Config;
+use feedback_loop_core::settings::Config;
 
 /// Settings shared by the consumer and the producers: bootstrap servers, then every
 /// `[kafka.client]` property as is. librdkafka ignores (with a log line) a consumer-only
@@ -74,7 +74,7 @@ pub fn producer(config: &Config) -> ClientConfig {
 
 /// Checks that both input topics exist and have the same number of partitions (they must be
 /// co-partitioned: same key, same partitioner). Returns that number.
-pub fn check_input_topics(
+pub(crate) fn check_input_topics(
     consumer: &BaseConsumer,
     config: &Config,
     timeout: Duration,

@@ -45,7 +45,7 @@ impl InputContext {
     }
 
     /// Assignment changes since the last call.
-    pub fn take_changes(&self) -> Vec<AssignmentChange> {
+    pub(crate) fn take_changes(&self) -> Vec<AssignmentChange> {
         if !self.changed.swap(false, Ordering::AcqRel) {
             return Vec::new();
         }
@@ -63,20 +63,20 @@ impl InputContext {
     }
 
     /// Consumer lags reported since the last call.
-    pub fn take_lags(&self) -> Vec<(String, i32, i64)> {
+    pub(crate) fn take_lags(&self) -> Vec<(String, i32, i64)> {
         self.lags
             .lock()
             .map(|mut l| std::mem::take(&mut *l))
             .unwrap_or_default()
     }
 
-    pub fn has_assignment(&self) -> bool {
+    pub(crate) fn has_assignment(&self) -> bool {
         self.assigned.load(Ordering::Relaxed)
     }
 
     /// Wall-clock ms of the latest statistics (every second) in which a broker was connected:
     /// the service's evidence that the cluster is reachable again after an outage.
-    pub fn broker_up_at(&self) -> i64 {
+    pub(crate) fn broker_up_at(&self) -> i64 {
         self.broker_up_at.load(Ordering::Relaxed)
     }
 }
@@ -116,7 +116,7 @@ impl ClientContext for InputContext {
             .any(|b| b.source != "internal" && b.state == "UP")
         {
             self.broker_up_at
-                .store(crate::service::now_ms(), Ordering::Relaxed);
+                .store(crate::wall_clock::now_ms(), Ordering::Relaxed);
         }
         let mut lags = Vec::new();
         for (topic, stats) in &statistics.topics {

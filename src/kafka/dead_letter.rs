@@ -8,6 +8,7 @@ use std::time::Duration;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
+use crate::telemetry::events::DeadLetterRetry;
 use crate::telemetry::Telemetry;
 
 /// Where a bad message came from, and why it is bad.
@@ -22,25 +23,6 @@ pub struct DeadLetter {
     /// Set when `payload` was cut: the original length.
     pub original_length: Option<usize>,
     pub reason: String,
-}
-
-/// A small fixed set of reason classes, for the `reason` label of the dead-letter counter.
-pub fn reason_class(reason: &str) -> &'static str {
-    if reason.starts_with("invalid JSON") {
-        "invalid_json"
-    } else if reason.starts_with("missing field") {
-        "missing_field"
-    } else if reason.starts_with("unknown model") {
-        "unknown_model"
-    } else if reason.contains("max_message_bytes") {
-        "too_large"
-    } else if reason.contains("timestamp") {
-        "timestamp"
-    } else if reason.contains("limits.") {
-        "limit"
-    } else {
-        "invalid_value"
-    }
 }
 
 impl DeadLetter {
@@ -90,10 +72,6 @@ impl DeadLetterQueue {
 
     /// Enqueues a dead letter; delivery (with retries) continues in the background.
     pub fn send(&self, letter: DeadLetter) {
-        self.telemetry
-            .dead_letters
-            .with_label_values(&[letter.source_topic.as_str(), reason_class(&letter.reason)])
-            .inc();
         let this = self.clone();
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(100);
@@ -107,9 +85,12 @@ impl DeadLetterQueue {
                 match this.producer.send(record, Duration::from_secs(30)).await {
                     Ok(_) => return,
                     Err((error, _)) => {
-                        this.telemetry.dead_letter_failures.inc();
-                        tracing::warn!(%error, topic = %this.topic, source = %letter.source_topic,
-                            offset = letter.offset, "dead letter not delivered, retrying");
+                        this.telemetry.emit(DeadLetterRetry {
+                            error: &error,
+                            topic: &this.topic,
+                            source_topic: &letter.source_topic,
+                            offset: letter.offset,
+                        });
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(Duration::from_secs(30));
                     }

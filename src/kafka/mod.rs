@@ -1,9 +1,8 @@
 //! Talking to Kafka: client settings, the input consumer and its rebalance callbacks,
 //! output and dead-letter producers, topic checks.
 //!
-//! As in Vector's Kafka source: offsets are stored only after the records they cover have
-//! been applied to the engine, and committed by librdkafka's auto-commit (and once more,
-//! synchronously, at shutdown).
+//! The commit policy is not here: `crate::offsets` owns it and is the only place offsets
+//! are stored or committed.
 
 pub mod client;
 pub mod consumer;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
+use crate::telemetry::events::{OutputDelivered, OutputFailed};
 use crate::telemetry::Telemetry;
 
 /// The output side: one idempotent producer for every output topic.
@@ -23,10 +24,6 @@ impl OutputProducer {
         }
     }
 
-    pub fn inner(&self) -> &FutureProducer {
-        &self.producer
-    }
-
     /// Sends `payload` to `topic` with `key`. librdkafka retries on its own (idempotent
     /// producer, `message.timeout.ms`); what still fails is counted and logged.
     pub fn send(&self, topic: &str, key: String, payload: String) {
@@ -36,17 +33,12 @@ impl OutputProducer {
         tokio::spawn(async move {
             let record = FutureRecord::to(&topic).key(&key).payload(&payload);
             match producer.send(record, Duration::from_secs(30)).await {
-                Ok(_) => telemetry
-                    .output_records
-                    .with_label_values(&[topic.as_str()])
-                    .inc(),
-                Err((error, _)) => {
-                    telemetry
-                        .output_errors
-                        .with_label_values(&[topic.as_str()])
-                        .inc();
-                    tracing::error!(%topic, %key, %error, "could not produce an output record");
-                }
+                Ok(_) => telemetry.emit(OutputDelivered { topic: &topic }),
+                Err((error, _)) => telemetry.emit(OutputFailed {
+                    topic: &topic,
+                    key: &key,
+                    error: &error,
+                }),
             }
         });
     }

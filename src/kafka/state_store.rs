@@ -17,11 +17,11 @@ use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
-use crate::checkpoint::{
+use crate::kafka::client;
+use feedback_loop_core::checkpoint::{
     chunks, fnv1a, reassemble, Manifest, Snapshot, SnapshotView, SNAPSHOT_VERSION,
 };
-use crate::config::Config;
-use crate::kafka::client;
+use feedback_loop_core::settings::Config;
 
 pub struct StateStore {
     producer: FutureProducer,

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod kafka;
+pub mod service_toml;
 
 use std::collections::BTreeMap;
 
@@ -190,7 +191,7 @@ pub fn traffic(
 /// What `replay` prints for these messages: the metrics records by record id, and the alert
 /// and trigger events.
 pub fn replay(
-    config: &feedback_loop::config::Config,
+    config: &feedback_loop_core::settings::Config,
     messages: &[feedback_loop::traffic::Message],
 ) -> (BTreeMap<String, Value>, Vec<Value>) {
     use feedback_loop::traffic::Stream;
@@ -205,7 +206,7 @@ pub fn replay(
     }
     let mut out = Vec::new();
     feedback_loop::replay::replay(
-        config,
+        &config.clone().into(),
         predictions.as_bytes(),
         outcomes.as_bytes(),
         &mut out,

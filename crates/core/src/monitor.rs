@@ -1,0 +1,75 @@
+//! The whole core as one unit: the engine, and the rules evaluated on the records it emits.
+//! `replay` and the Kafka service both drive a `Monitor`, so they emit the same things.
+
+use crate::alerts::{RuleError, RuleEvent, RuleSet};
+use crate::drift::stream::Baseline;
+use crate::engine::{Engine, EngineConfig};
+use crate::output::MetricsRecord;
+use crate::settings::Config;
+
+/// What one watermark step emitted: the closed windows' records, then the rule events
+/// they caused.
+#[derive(Debug, Default)]
+pub struct Emitted {
+    pub metrics: Vec<MetricsRecord>,
+    pub events: Vec<RuleEvent>,
+}
+
+impl Emitted {
+    pub fn is_empty(&self) -> bool {
+        self.metrics.is_empty() && self.events.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Monitor {
+    engine: Engine,
+    rules: RuleSet,
+}
+
+impl Monitor {
+    pub fn new(config: &Config) -> Result<Monitor, RuleError> {
+        Ok(Monitor {
+            engine: Engine::new(EngineConfig::from_config(config)),
+            rules: RuleSet::new(&config.rules, &config.models)?,
+        })
+    }
+
+    /// Sets the drift baseline of model `model` (its index in `[[models]]`), decoded by the
+    /// shell from its `reference = { file = … }`.
+    pub fn set_baseline(&mut self, model: u16, baseline: &Baseline) {
+        self.engine.set_baseline(model, baseline);
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn engine_mut(&mut self) -> &mut Engine {
+        &mut self.engine
+    }
+
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
+    }
+
+    /// Advances the watermark; the rules see the closed windows one window at a time.
+    pub fn advance_watermark(&mut self, watermark: i64) -> Emitted {
+        let metrics = self.engine.advance_watermark(watermark);
+        self.evaluate(metrics)
+    }
+
+    /// End of input: every window closes.
+    pub fn finish(&mut self) -> Emitted {
+        let metrics = self.engine.finish();
+        self.evaluate(metrics)
+    }
+
+    fn evaluate(&mut self, metrics: Vec<MetricsRecord>) -> Emitted {
+        let mut events = Vec::new();
+        for window in metrics.chunk_by(|a, b| a.window == b.window) {
+            events.extend(self.rules.evaluate_batch(window));
+        }
+        Emitted { metrics, events }
+    }
+}

@@ -1,0 +1,588 @@
+//! The configuration's schema: one TOML file's sections as typed settings, with the checks
+//! serde cannot express ([`Config::validate`]). Every error names the key it is about.
+//!
+//! This module imports nothing of the engine: the engine reads settings, never the other
+//! way. Loading (the file, `FEEDBACK_LOOP__…` environment overrides, baseline files) is the
+//! shell's job.
+
+mod detectors;
+mod duration;
+mod model;
+mod rule;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+pub use detectors::{
+    AdwinConfig, AdwinSettings, DdmConfig, DdmSettings, DetectorsConfig, PageHinkleyConfig,
+    PageHinkleyMode, PageHinkleySettings,
+};
+pub use duration::Duration;
+pub use model::{
+    DriftMethod, FeatureDriftConfig, ModelConfig, ModelDriftConfig, ReferenceConfig, Task,
+    DEFAULT_SAMPLE_CAPACITY,
+};
+pub use rule::{RuleConfig, DEFAULT_COOLDOWN, DEFAULT_SEVERITY};
+
+/// A configuration error that names the offending key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file or an override did not parse or did not match the schema.
+    #[error("{0}")]
+    Parse(String),
+    /// A key parsed but its value is not acceptable.
+    #[error("`{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+impl ConfigError {
+    pub fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub kafka: KafkaConfig,
+    pub http: HttpConfig,
+    pub join: JoinConfig,
+    pub window: WindowConfig,
+    pub fields: FieldsConfig,
+    pub limits: LimitsConfig,
+    pub models: Vec<ModelConfig>,
+    pub rules: Vec<RuleConfig>,
+    pub retrain: RetrainConfig,
+    pub checkpoint: CheckpointConfig,
+    pub shutdown: ShutdownConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    pub bootstrap_servers: String,
+    pub group_id: String,
+    pub predictions_topic: String,
+    pub outcomes_topic: String,
+    pub metrics_topic: String,
+    pub alerts_topic: String,
+    pub retrain_topic: String,
+    pub dead_letter_topic: String,
+    /// librdkafka properties, passed as is to the consumer and the producer.
+    pub client: BTreeMap<String, ClientValue>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            bootstrap_servers: "localhost:9092".into(),
+            group_id: "feedback-loop".into(),
+            predictions_topic: "model-predictions".into(),
+            outcomes_topic: "actual-outcomes".into(),
+            metrics_topic: "model-metrics".into(),
+            alerts_topic: "model-alerts".into(),
+            retrain_topic: "model-retrain-triggers".into(),
+            dead_letter_topic: "feedback-loop-dlq".into(),
+            client: BTreeMap::new(),
+        }
+    }
+}
+
+/// A librdkafka property value: TOML strings, numbers and booleans are all passed as text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientValue(pub String);
+
+impl<'de> Deserialize<'de> for ClientValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Int(i64),
+            Float(f64),
+            Bool(bool),
+        }
+        Ok(ClientValue(match Raw::deserialize(deserializer)? {
+            Raw::Text(s) => s,
+            Raw::Int(i) => i.to_string(),
+            Raw::Float(f) => f.to_string(),
+            Raw::Bool(b) => b.to_string(),
+        }))
+    }
+}
+
+impl Serialize for ClientValue {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub listen: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: "0.0.0.0:9898".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JoinConfig {
+    pub max_label_delay: Duration,
+    pub max_outcome_lead: Duration,
+    pub max_pending: usize,
+}
+
+impl Default for JoinConfig {
+    fn default() -> Self {
+        JoinConfig {
+            max_label_delay: Duration::from_millis(3_600_000),
+            max_outcome_lead: Duration::from_millis(300_000),
+            max_pending: 1_000_000,
+        }
+    }
+}
+
+/// Which event time a joined pair is counted at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttributeTo {
+    /// The time the pair became complete (normally the outcome's time).
+    Outcome,
+    /// The prediction's time; windows then wait `max_label_delay` before closing.
+    Prediction,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WindowConfig {
+    pub size: Duration,
+    pub attribute_to: AttributeTo,
+    pub allowed_lateness: Duration,
+    pub idle_timeout: Duration,
+}
+
+impl Default for WindowConfig {
+    fn default() -> Self {
+        WindowConfig {
+            size: Duration::from_millis(60_000),
+            attribute_to: AttributeTo::Outcome,
+            allowed_lateness: Duration::from_millis(5_000),
+            idle_timeout: Duration::from_millis(30_000),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FieldsConfig {
+    pub prediction: PredictionFields,
+    pub outcome: OutcomeFields,
+}
+
+/// Dotted paths of the prediction fields in the input JSON.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PredictionFields {
+    pub id: String,
+    pub model: String,
+    pub model_version: String,
+    pub timestamp: String,
+    pub prediction: String,
+    pub score: String,
+    pub features: String,
+    pub segment: String,
+}
+
+impl Default for PredictionFields {
+    fn default() -> Self {
+        PredictionFields {
+            id: "id".into(),
+            model: "model".into(),
+            model_version: "model_version".into(),
+            timestamp: "timestamp".into(),
+            prediction: "prediction".into(),
+            score: "score".into(),
+            features: "features".into(),
+            segment: "segment".into(),
+        }
+    }
+}
+
+/// Dotted paths of the outcome fields in the input JSON.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutcomeFields {
+    pub id: String,
+    pub model: String,
+    pub timestamp: String,
+    pub actual: String,
+}
+
+impl Default for OutcomeFields {
+    fn default() -> Self {
+        OutcomeFields {
+            id: "id".into(),
+            model: "model".into(),
+            timestamp: "timestamp".into(),
+            actual: "actual".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    pub max_versions_per_model: usize,
+    pub max_classes_per_model: usize,
+    pub max_segment_values: usize,
+    /// Larger messages are dead-lettered (the service; replay reads files).
+    pub max_message_bytes: usize,
+    /// The service dead-letters records whose event time is further than this ahead of
+    /// its wall clock.
+    pub max_clock_skew: Duration,
+    /// The service dead-letters records older than this (by wall clock); `"0s"` disables
+    /// the check (e.g. to process an old backlog).
+    pub max_event_age: Duration,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_versions_per_model: 32,
+            max_classes_per_model: 1000,
+            max_segment_values: 100,
+            max_message_bytes: 1_048_576,
+            max_clock_skew: Duration::from_millis(3_600_000),
+            max_event_age: Duration::from_millis(7 * 86_400_000),
+        }
+    }
+}
+
+/// Crash recovery: snapshots of the engine, with the input offsets they reflect, in a
+/// compacted topic.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckpointConfig {
+    pub enabled: bool,
+    pub topic: String,
+    /// How often a snapshot is written (and the group's offsets committed after it).
+    pub interval: Duration,
+    /// Snapshots are split into messages of at most this many bytes.
+    pub chunk_bytes: usize,
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        CheckpointConfig {
+            enabled: true,
+            topic: "feedback-loop-state".into(),
+            interval: Duration::from_millis(10_000),
+            chunk_bytes: 512 * 1024,
+        }
+    }
+}
+
+/// How long a graceful stop (SIGTERM, SIGINT) may take.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShutdownConfig {
+    /// From the signal to the exit: stop consuming, flush, checkpoint, commit. Past it the
+    /// process exits anyway (code 1) and the previous checkpoint stands.
+    pub timeout: Duration,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        ShutdownConfig {
+            // Below Kubernetes' default terminationGracePeriodSeconds (30).
+            timeout: Duration::from_millis(25_000),
+        }
+    }
+}
+
+/// Where retrain triggers go besides the retrain topic.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetrainConfig {
+    pub webhook: Option<WebhookConfig>,
+}
+
+/// An HTTP endpoint that receives each retrain trigger as a JSON POST.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub url: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default = "default_webhook_timeout")]
+    pub timeout: Duration,
+    /// Attempts per trigger (first try included); backoff doubles from 500 ms.
+    #[serde(default = "default_webhook_attempts")]
+    pub max_attempts: u32,
+}
+
+fn default_webhook_timeout() -> Duration {
+    Duration::from_millis(5_000)
+}
+
+fn default_webhook_attempts() -> u32 {
+    5
+}
+
+impl Config {
+    /// Checks what serde cannot: required combinations, ranges, names.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let w = &self.window;
+        if w.size.0.is_zero() {
+            return Err(ConfigError::invalid(
+                "window.size",
+                "must be greater than 0",
+            ));
+        }
+        if self.shutdown.timeout.0.is_zero() {
+            return Err(ConfigError::invalid(
+                "shutdown.timeout",
+                "must be greater than 0",
+            ));
+        }
+        if self.join.max_pending == 0 {
+            return Err(ConfigError::invalid(
+                "join.max_pending",
+                "must be at least 1",
+            ));
+        }
+        for (key, value) in [
+            (
+                "limits.max_versions_per_model",
+                self.limits.max_versions_per_model,
+            ),
+            (
+                "limits.max_classes_per_model",
+                self.limits.max_classes_per_model,
+            ),
+            ("limits.max_segment_values", self.limits.max_segment_values),
+            ("limits.max_message_bytes", self.limits.max_message_bytes),
+            ("checkpoint.chunk_bytes", self.checkpoint.chunk_bytes),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::invalid(key, "must be at least 1"));
+            }
+        }
+        if self.limits.max_versions_per_model > u16::MAX as usize - 1 {
+            return Err(ConfigError::invalid(
+                "limits.max_versions_per_model",
+                "must be below 65535",
+            ));
+        }
+        let paths = [
+            ("fields.prediction.id", &self.fields.prediction.id),
+            ("fields.prediction.model", &self.fields.prediction.model),
+            (
+                "fields.prediction.model_version",
+                &self.fields.prediction.model_version,
+            ),
+            (
+                "fields.prediction.timestamp",
+                &self.fields.prediction.timestamp,
+            ),
+            (
+                "fields.prediction.prediction",
+                &self.fields.prediction.prediction,
+            ),
+            ("fields.prediction.score", &self.fields.prediction.score),
+            (
+                "fields.prediction.features",
+                &self.fields.prediction.features,
+            ),
+            ("fields.prediction.segment", &self.fields.prediction.segment),
+            ("fields.outcome.id", &self.fields.outcome.id),
+            ("fields.outcome.model", &self.fields.outcome.model),
+            ("fields.outcome.timestamp", &self.fields.outcome.timestamp),
+            ("fields.outcome.actual", &self.fields.outcome.actual),
+        ];
+        for (key, path) in paths {
+            if path.is_empty() || path.split('.').any(str::is_empty) {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("`{path}` is not a dotted path of field names"),
+                ));
+            }
+        }
+        if self.models.is_empty() {
+            return Err(ConfigError::invalid(
+                "models",
+                "no [[models]] configured: the service would dead-letter every record",
+            ));
+        }
+        if self.models.len() > u16::MAX as usize - 1 {
+            return Err(ConfigError::invalid("models", "too many models"));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, model) in self.models.iter().enumerate() {
+            let key = |field: &str| format!("models[{i}].{field}");
+            if model.name.is_empty() {
+                return Err(ConfigError::invalid(key("name"), "must not be empty"));
+            }
+            if !seen.insert(model.name.as_str()) {
+                return Err(ConfigError::invalid(
+                    key("name"),
+                    format!("model `{}` is configured twice", model.name),
+                ));
+            }
+            match (model.task, &model.positive_class) {
+                (Task::Binary, None) => {
+                    return Err(ConfigError::invalid(
+                        key("positive_class"),
+                        format!(
+                            "model `{}` is binary and needs a positive_class",
+                            model.name
+                        ),
+                    ))
+                }
+                (Task::Multiclass | Task::Regression, Some(_)) => {
+                    return Err(ConfigError::invalid(
+                        key("positive_class"),
+                        format!(
+                            "model `{}` is not binary: positive_class does not apply",
+                            model.name
+                        ),
+                    ))
+                }
+                _ => {}
+            }
+            for (field, names) in [("features", &model.features), ("segments", &model.segments)] {
+                let mut names_seen = std::collections::HashSet::new();
+                for name in names {
+                    if name.is_empty() || !names_seen.insert(name) {
+                        return Err(ConfigError::invalid(
+                            key(field),
+                            format!("`{name}` is empty or listed twice"),
+                        ));
+                    }
+                }
+            }
+            validate_drift(model, &key)?;
+        }
+        if let Some(webhook) = &self.retrain.webhook {
+            if !(webhook.url.starts_with("http://") || webhook.url.starts_with("https://")) {
+                return Err(ConfigError::invalid(
+                    "retrain.webhook.url",
+                    format!("`{}` is not an http:// or https:// URL", webhook.url),
+                ));
+            }
+            if webhook.max_attempts == 0 {
+                return Err(ConfigError::invalid(
+                    "retrain.webhook.max_attempts",
+                    "must be at least 1",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The model with this name.
+    pub fn model(&self, name: &str) -> Option<&ModelConfig> {
+        self.models.iter().find(|m| m.name == name)
+    }
+}
+
+fn validate_drift(model: &ModelConfig, key: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
+    if model.reference_size == 0 {
+        return Err(ConfigError::invalid(
+            key("reference_size"),
+            "must be at least 1",
+        ));
+    }
+    if let ReferenceConfig::File(file) = &model.reference {
+        if file.is_empty() {
+            return Err(ConfigError::invalid(
+                key("reference.file"),
+                "must not be empty",
+            ));
+        }
+    }
+    let drift = &model.drift;
+    if drift.sample_capacity == 0 {
+        return Err(ConfigError::invalid(
+            key("drift.sample_capacity"),
+            "must be at least 1",
+        ));
+    }
+    let threshold_ok = |t: Option<f64>| t.is_none_or(|t| t.is_finite() && t >= 0.0);
+    if !threshold_ok(drift.threshold) {
+        return Err(ConfigError::invalid(
+            key("drift.threshold"),
+            "must be a finite number >= 0",
+        ));
+    }
+    for (name, feature) in &drift.features {
+        let fkey = key(&format!("drift.features.{name}"));
+        if !model.features.contains(name) {
+            return Err(ConfigError::invalid(
+                fkey,
+                format!("`{name}` is not one of the model's `features`"),
+            ));
+        }
+        if !threshold_ok(feature.threshold) {
+            return Err(ConfigError::invalid(
+                format!("{fkey}.threshold"),
+                "must be a finite number >= 0",
+            ));
+        }
+    }
+    let d = &model.detectors;
+    if !(d.adwin.delta > 0.0 && d.adwin.delta < 1.0) {
+        return Err(ConfigError::invalid(
+            key("detectors.adwin.delta"),
+            "must be in (0, 1)",
+        ));
+    }
+    if d.adwin.clock == 0 || d.adwin.max_buckets == 0 {
+        return Err(ConfigError::invalid(
+            key("detectors.adwin"),
+            "clock and max_buckets must be at least 1",
+        ));
+    }
+    for (field, value) in [
+        ("detectors.ddm.warning_threshold", d.ddm.warning_threshold),
+        ("detectors.ddm.drift_threshold", d.ddm.drift_threshold),
+        ("detectors.page_hinkley.delta", d.page_hinkley.delta),
+        ("detectors.page_hinkley.threshold", d.page_hinkley.threshold),
+    ] {
+        if !(value.is_finite() && value >= 0.0) {
+            return Err(ConfigError::invalid(
+                key(field),
+                "must be a finite number >= 0",
+            ));
+        }
+    }
+    if !(d.page_hinkley.alpha > 0.0 && d.page_hinkley.alpha <= 1.0) {
+        return Err(ConfigError::invalid(
+            key("detectors.page_hinkley.alpha"),
+            "must be in (0, 1]",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+impl Config {
+    /// Parses and validates TOML text, for the core's own tests (the shell loads files and
+    /// the environment with figment).
+    pub(crate) fn from_toml_for_tests(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+}

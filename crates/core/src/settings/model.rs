@@ -1,0 +1,166 @@
+//! `[[models]]`: what each model predicts, its features and segments, and its drift
+//! settings (reference, `drifted` decision, summaries' bound).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::DetectorsConfig;
+
+/// Numeric values kept per (series, variable, window or reference) by default: the drift
+/// sample's bound.
+pub const DEFAULT_SAMPLE_CAPACITY: usize = 10_000;
+
+/// What a model predicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    Binary,
+    Multiclass,
+    Regression,
+}
+
+impl Task {
+    /// Binary or multiclass.
+    pub(crate) fn is_classification(self) -> bool {
+        matches!(self, Task::Binary | Task::Multiclass)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub name: String,
+    pub task: Task,
+    #[serde(default)]
+    pub positive_class: Option<String>,
+    #[serde(default)]
+    pub features: Vec<String>,
+    #[serde(default)]
+    pub segments: Vec<String>,
+    /// What windows are compared with for drift (docs/drift.md).
+    #[serde(default)]
+    pub reference: ReferenceConfig,
+    /// `reference = "first"`: how many predictions (and outcomes) make the reference.
+    #[serde(default = "default_reference_size")]
+    pub reference_size: usize,
+    #[serde(default)]
+    pub drift: ModelDriftConfig,
+    #[serde(default)]
+    pub detectors: DetectorsConfig,
+}
+
+fn default_reference_size() -> usize {
+    5000
+}
+
+/// The drift reference of a model version.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum ReferenceConfig {
+    /// The first `reference_size` predictions of the version, in arrival order.
+    #[default]
+    First,
+    /// The window just before (same series).
+    Previous,
+    /// Predictions in the input format, read when the configuration is loaded (a path
+    /// relative to the configuration file).
+    File(String),
+}
+
+impl<'de> Deserialize<'de> for ReferenceConfig {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct FileRef {
+            file: String,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Name(String),
+            File(FileRef),
+        }
+        let expected = "expected \"first\", \"previous\" or { file = \"baseline.jsonl\" }";
+        match Raw::deserialize(deserializer).map_err(|_| serde::de::Error::custom(expected))? {
+            Raw::Name(name) if name == "first" => Ok(ReferenceConfig::First),
+            Raw::Name(name) if name == "previous" => Ok(ReferenceConfig::Previous),
+            Raw::Name(other) => Err(serde::de::Error::custom(format!("`{other}`: {expected}"))),
+            Raw::File(FileRef { file }) => Ok(ReferenceConfig::File(file)),
+        }
+    }
+}
+
+/// Written as the configuration writes it.
+impl Serialize for ReferenceConfig {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ReferenceConfig::First => serializer.serialize_str("first"),
+            ReferenceConfig::Previous => serializer.serialize_str("previous"),
+            ReferenceConfig::File(file) => {
+                BTreeMap::from([("file", file.as_str())]).serialize(serializer)
+            }
+        }
+    }
+}
+
+/// `[models.drift]`: the `drifted` rule and the summaries' bound.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelDriftConfig {
+    /// `false`: no `drift` object in this model's records.
+    pub enabled: bool,
+    pub method: DriftMethod,
+    pub threshold: Option<f64>,
+    /// Numeric values kept per (series, feature, window or reference): the reservoir bound.
+    pub sample_capacity: usize,
+    /// Per-feature overrides of `method` / `threshold`.
+    pub features: BTreeMap<String, FeatureDriftConfig>,
+}
+
+impl Default for ModelDriftConfig {
+    fn default() -> Self {
+        ModelDriftConfig {
+            enabled: true,
+            method: DriftMethod::Auto,
+            threshold: None,
+            sample_capacity: DEFAULT_SAMPLE_CAPACITY,
+            features: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureDriftConfig {
+    pub method: Option<DriftMethod>,
+    pub threshold: Option<f64>,
+}
+
+/// Method selecting the `drifted` decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DriftMethod {
+    #[default]
+    Auto,
+    Ks,
+    ChiSquare,
+    Psi,
+    Wasserstein,
+    Js,
+}
+
+impl DriftMethod {
+    /// Threshold used when the rule gives none.
+    pub(crate) fn default_threshold(self) -> f64 {
+        match self {
+            DriftMethod::Auto | DriftMethod::Ks | DriftMethod::ChiSquare => 0.05,
+            DriftMethod::Psi => 0.2,
+            DriftMethod::Wasserstein | DriftMethod::Js => 0.1,
+        }
+    }
+
+    /// True for methods whose value is a p-value (drift when below threshold).
+    pub(crate) fn is_p_value(self) -> bool {
+        matches!(self, DriftMethod::Ks | DriftMethod::ChiSquare)
+    }
+}

@@ -1,0 +1,563 @@
+//! The Kafka service loop (`run`): consume predictions and outcomes, drive the core,
+//! publish what it emits, dead-letter what it cannot use, checkpoint.
+//!
+//! One task owns the core and the watermark (no locks on the hot path). The messages
+//! already fetched are taken in batches of up to [`DECODE_BATCH`] and decoded together;
+//! then per message: admission (`crate::ingest`), apply to the engine, advance the
+//! watermark, publish closed windows (`crate::publisher`), record the offset
+//! (`crate::offsets`, which owns the commit policy). With checkpoints (the default), the
+//! state is snapshotted to the state topic every `checkpoint.interval` with the offsets it
+//! reflects, and only then are those offsets committed. On start the latest snapshot is
+//! restored. A tick every `TICK` applies rebalances to the watermark, advances it while
+//! partitions are idle, and refreshes gauges. On shutdown: stop consuming, checkpoint,
+//! flush the producer, commit, return.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures_util::StreamExt;
+use rdkafka::consumer::Consumer;
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::producer::FutureProducer;
+
+use feedback_loop_core::checkpoint::{config_fingerprint, SnapshotView};
+use feedback_loop_core::monitor::Monitor;
+use feedback_loop_core::record::{DecodeError, Record, DECODE_BATCH};
+use feedback_loop_core::settings::Config;
+use feedback_loop_core::watermark::Watermark;
+
+use crate::config::LoadedConfig;
+use crate::ingest::{Ingest, InputMessage, Verdict};
+use crate::kafka::client;
+use crate::kafka::consumer::{AssignmentChange, InputConsumer, InputContext};
+use crate::kafka::dead_letter::{DeadLetter, DeadLetterQueue};
+use crate::kafka::producer::OutputProducer;
+use crate::kafka::state_store::StateStore;
+use crate::offsets::Offsets;
+use crate::publisher::Publisher;
+use crate::shared_state::{SharedState, LOOP_STALL_MS};
+use crate::shutdown::Shutdown;
+use crate::telemetry::events::{CheckpointFailed, CheckpointWritten, DeadLettered};
+use crate::wall_clock::now_ms;
+use crate::webhook::RetrainWebhook;
+
+/// Messages handled between two yields to the scheduler.
+pub(crate) const YIELD_EVERY: u32 = 256;
+/// Period of the housekeeping tick.
+pub(crate) const TICK: Duration = Duration::from_millis(500);
+
+/// Runs the service until `shutdown` fires.
+pub async fn run(
+    loaded: LoadedConfig,
+    state: Arc<SharedState>,
+    mut shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let config = &loaded.config;
+    let telemetry = state.telemetry.clone();
+    let consumer: InputConsumer = client::consumer(config)
+        .create_with_context(InputContext::new(telemetry.clone()))
+        .context("creating the Kafka consumer")?;
+    let partitions = {
+        let base = client::consumer(config).create::<rdkafka::consumer::BaseConsumer>()?;
+        client::check_input_topics(&base, config, Duration::from_secs(10))?
+    };
+    tracing::info!(
+        bootstrap = %config.kafka.bootstrap_servers,
+        group = %config.kafka.group_id,
+        partitions,
+        "input topics checked"
+    );
+    let producer: FutureProducer = client::producer(config)
+        .create()
+        .context("creating the Kafka producer")?;
+    let webhook = match &config.retrain.webhook {
+        Some(webhook) => Some(RetrainWebhook::new(webhook.clone(), telemetry.clone())?),
+        None => None,
+    };
+    let mut pipeline = Pipeline {
+        ingest: Ingest::new(config),
+        monitor: loaded.monitor()?,
+        watermark: Watermark::new(
+            config.window.allowed_lateness.as_millis_i64(),
+            config.window.idle_timeout.as_millis_i64(),
+        ),
+        offsets: Offsets::new(config.checkpoint.enabled),
+        checkpoints: None,
+        input_counters: [
+            telemetry
+                .input_records
+                .with_label_values(&[config.kafka.predictions_topic.as_str()]),
+            telemetry
+                .input_records
+                .with_label_values(&[config.kafka.outcomes_topic.as_str()]),
+        ],
+        publisher: Publisher::new(
+            OutputProducer::new(producer.clone(), telemetry.clone()),
+            webhook,
+            &config.kafka,
+            state.clone(),
+        ),
+        dead_letters: DeadLetterQueue::new(
+            producer,
+            config.kafka.dead_letter_topic.clone(),
+            telemetry.clone(),
+        ),
+        max_message_bytes: config.limits.max_message_bytes,
+        state: state.clone(),
+    };
+    if config.checkpoint.enabled {
+        pipeline.checkpoints = Some(Checkpoints::open(config).await?);
+        pipeline.restore(config).await?;
+    }
+    // Join the group only now: partitions assigned during a long restore would sit unread.
+    consumer
+        .subscribe(&[
+            &config.kafka.predictions_topic,
+            &config.kafka.outcomes_topic,
+        ])
+        .context("subscribing to the input topics")?;
+    state.loop_at.store(now_ms(), Ordering::Relaxed);
+    state.running.store(true, Ordering::Relaxed);
+    let mut ticker = tokio::time::interval(TICK);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_error_log = Instant::now() - Duration::from_secs(60);
+    let mut last_tick = Instant::now();
+    let mut stream = consumer.stream();
+    let mut since_yield = 0u32;
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.recv() => break,
+            _ = ticker.tick() => {}
+            message = stream.next() => match message {
+                Some(Ok(message)) => {
+                    if state.broker_error_at.swap(0, Ordering::Relaxed) != 0 {
+                        pipeline.cluster_back();
+                    }
+                    // The messages already fetched join it, up to DECODE_BATCH: they are
+                    // decoded together, then applied one by one, in order.
+                    let mut batch = Vec::with_capacity(DECODE_BATCH);
+                    batch.push(message);
+                    let mut error = None;
+                    let mut no_wait = std::task::Context::from_waker(Waker::noop());
+                    while batch.len() < DECODE_BATCH {
+                        match stream.poll_next_unpin(&mut no_wait) {
+                            Poll::Ready(Some(Ok(message))) => batch.push(message),
+                            Poll::Ready(Some(Err(e))) => {
+                                error = Some(e);
+                                break;
+                            }
+                            Poll::Ready(None) | Poll::Pending => break,
+                        }
+                    }
+                    pipeline.handle_batch(&consumer, &batch);
+                    since_yield += batch.len() as u32 - 1;
+                    if let Some(error) = error {
+                        consumer_error(&state, &error, &mut last_error_log);
+                    }
+                }
+                Some(Err(error)) => consumer_error(&state, &error, &mut last_error_log),
+                None => break,
+            },
+        }
+        // Housekeeping on the clock, not only on the timer: while a backlog drains, the
+        // consumer is always ready and timers would not get a turn.
+        if last_tick.elapsed() >= TICK {
+            last_tick = Instant::now();
+            pipeline.tick(&consumer);
+            if pipeline.checkpoint_due(config) {
+                pipeline.checkpoint(&consumer).await;
+            }
+        }
+        // rdkafka's stream does not take part in tokio's cooperative budget: give the
+        // other tasks (HTTP, producer deliveries, the shutdown signal) their turn.
+        since_yield += 1;
+        if since_yield >= YIELD_EVERY {
+            since_yield = 0;
+            tokio::task::yield_now().await;
+        }
+    }
+    drop(stream);
+    state.running.store(false, Ordering::Relaxed);
+    tracing::info!("stopping: writing a checkpoint, flushing the producer, committing");
+    let stored = if config.checkpoint.enabled {
+        pipeline.checkpoint(&consumer).await
+    } else {
+        true
+    };
+    if let Err(error) = pipeline.publisher.output().flush(Duration::from_secs(5)) {
+        tracing::warn!(%error, "producer flush incomplete");
+    }
+    pipeline
+        .offsets
+        .commit_final(&consumer, &pipeline.ingest, stored);
+    Ok(())
+}
+
+/// Notes a consumer error: a cluster that cannot be reached makes the service not ready
+/// (librdkafka reconnects with backoff by itself; the state stays). Logged at most every 5 s.
+fn consumer_error(state: &SharedState, error: &KafkaError, last_log: &mut Instant) {
+    use rdkafka::types::RDKafkaErrorCode as Code;
+    if matches!(
+        error.rdkafka_error_code(),
+        Some(Code::AllBrokersDown | Code::BrokerTransportFailure)
+    ) {
+        state.broker_error_at.store(now_ms(), Ordering::Relaxed);
+    }
+    if last_log.elapsed() > Duration::from_secs(5) {
+        tracing::warn!(%error, "consumer error");
+        *last_log = Instant::now();
+    }
+}
+
+/// The checkpoint side of the loop: the state topic, the fingerprint of the configuration
+/// that shapes the state (computed once), and the cadence.
+struct Checkpoints {
+    store: StateStore,
+    fingerprint: u64,
+    snapshot_id: u64,
+    interval: Duration,
+    /// When the last checkpoint finished, and how long it took.
+    last: Instant,
+    cost: Duration,
+}
+
+impl Checkpoints {
+    async fn open(config: &Config) -> anyhow::Result<Checkpoints> {
+        Ok(Checkpoints {
+            store: StateStore::open(config).await?,
+            fingerprint: config_fingerprint(config),
+            snapshot_id: 0,
+            interval: config.checkpoint.interval.0,
+            last: Instant::now(),
+            cost: Duration::ZERO,
+        })
+    }
+}
+
+/// The loop's state.
+struct Pipeline {
+    ingest: Ingest,
+    monitor: Monitor,
+    watermark: Watermark,
+    offsets: Offsets,
+    /// `None` without checkpoints.
+    checkpoints: Option<Checkpoints>,
+    /// `input_records_total` of the predictions and the outcomes topic, resolved once.
+    input_counters: [prometheus::IntCounter; 2],
+    publisher: Publisher,
+    dead_letters: DeadLetterQueue,
+    max_message_bytes: usize,
+    state: Arc<SharedState>,
+}
+
+fn input_message<'m>(message: &'m BorrowedMessage<'_>) -> InputMessage<'m> {
+    InputMessage {
+        topic: message.topic(),
+        partition: message.partition(),
+        offset: message.offset(),
+        key: message.key(),
+        payload: message.payload().unwrap_or(&[]),
+        timestamp_ms: message.timestamp().to_millis(),
+    }
+}
+
+impl Pipeline {
+    /// Decodes a batch of messages (see [`DECODE_BATCH`]), then handles them in order. The
+    /// wall clock is read once per batch, and `processing_seconds` gives each message its
+    /// own handling time plus an equal share of the batch's decoding.
+    fn handle_batch(&mut self, consumer: &InputConsumer, messages: &[BorrowedMessage<'_>]) {
+        let started = Instant::now();
+        let now = now_ms();
+        // Rebalances are reported while polling, and the batch was polled whole: applying
+        // them once, before its first message, is what applying them per message did.
+        self.apply_assignment_changes(consumer, now);
+        let inputs: Vec<InputMessage<'_>> = messages.iter().map(input_message).collect();
+        let decoded: Vec<_> = inputs.iter().map(|m| self.ingest.decode(m)).collect();
+        let mut last = Instant::now();
+        let decode_share = last.duration_since(started) / messages.len().max(1) as u32;
+        for (message, decoded) in inputs.iter().zip(decoded) {
+            let applied = self.handle(consumer, message, decoded, now);
+            let done = Instant::now();
+            if applied {
+                self.state
+                    .telemetry
+                    .processing_seconds
+                    .observe((decode_share + done.duration_since(last)).as_secs_f64());
+            }
+            last = done;
+        }
+    }
+
+    /// Handles one message, decoded beforehand, at wall-clock time `now`; false for a
+    /// message passed over (another topic, or already in the state).
+    fn handle(
+        &mut self,
+        consumer: &InputConsumer,
+        message: &InputMessage<'_>,
+        decoded: Option<Result<Record<'_>, DecodeError>>,
+        now: i64,
+    ) -> bool {
+        let Some(index) = self.ingest.topic_index(message.topic) else {
+            return false;
+        };
+        self.input_counters[usize::from(index)].inc();
+        let partition = (index, message.partition);
+        let next = self.offsets.next(index, message.partition);
+        let engine = self.monitor.engine_mut();
+        match self.ingest.admit(message, decoded, next, now) {
+            Verdict::Skip => return false,
+            Verdict::Apply(record) => match engine.observe(&record) {
+                Ok(_) => self.watermark.observe(partition, record.ts(), now),
+                // The engine counted the rejection itself.
+                Err(rejection) => {
+                    self.watermark.touch(partition, now);
+                    self.dead_letter(message, rejection.to_string());
+                }
+            },
+            Verdict::Reject { model, reason } => {
+                engine.observe_invalid(model);
+                self.watermark.touch(partition, now);
+                self.dead_letter(message, reason);
+            }
+        }
+        self.advance(now);
+        self.offsets
+            .applied(index, message.partition, message.offset);
+        self.offsets.after_message(consumer, &self.ingest);
+        true
+    }
+
+    /// Sends a message to the dead-letter topic. A payload over `limits.max_message_bytes`
+    /// is cut to that size (header `feedback-loop.truncated` gives the original length), so
+    /// that the dead letter itself can be produced.
+    fn dead_letter(&self, message: &InputMessage<'_>, reason: String) {
+        self.state.telemetry.emit(DeadLettered {
+            topic: message.topic,
+            partition: message.partition,
+            offset: message.offset,
+            reason: &reason,
+        });
+        let payload = message.payload;
+        let limit = self.max_message_bytes;
+        self.dead_letters.send(DeadLetter {
+            source_topic: message.topic.to_string(),
+            partition: message.partition,
+            offset: message.offset,
+            timestamp_ms: message.timestamp_ms,
+            key: message.key.map(<[u8]>::to_vec),
+            payload: payload[..payload.len().min(limit)].to_vec(),
+            original_length: (payload.len() > limit).then_some(payload.len()),
+            reason,
+        });
+    }
+
+    /// Moves the engine's watermark and publishes the windows that closed.
+    fn advance(&mut self, now: i64) {
+        // Without an assignment, silence means nothing (a rebalance, a restart): event time
+        // must not move on with the wall clock then. Nor while the cluster is unreachable:
+        // what is produced meanwhile arrives when it is back.
+        if !self.state.assigned.load(Ordering::Relaxed) || self.state.broker_trouble() {
+            return;
+        }
+        let Some(watermark) = self.watermark.current(now) else {
+            return;
+        };
+        let emitted = self.monitor.advance_watermark(watermark);
+        if !emitted.is_empty() {
+            self.publisher.publish(emitted, self.monitor.rules());
+        }
+    }
+
+    /// Applies rebalances to the watermark's partition set. Called before every batch, so
+    /// that a newly assigned partition holds the watermark back before any message counts.
+    fn apply_assignment_changes(&mut self, consumer: &InputConsumer, now: i64) {
+        let changes = consumer.context().take_changes();
+        if changes.is_empty() {
+            return;
+        }
+        self.state
+            .assigned
+            .store(consumer.context().has_assignment(), Ordering::Relaxed);
+        for change in changes {
+            match change {
+                AssignmentChange::Assigned(list) => {
+                    for (topic, partition) in list {
+                        if let Some(index) = self.ingest.topic_index(&topic) {
+                            self.watermark.assign((index, partition), now);
+                        }
+                    }
+                }
+                AssignmentChange::Revoked(list) => {
+                    for (topic, partition) in list {
+                        if let Some(index) = self.ingest.topic_index(&topic) {
+                            self.watermark.revoke((index, partition));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// After a "brokers down" error, the cluster is reachable again. The partitions' silence
+    /// during the outage was not idleness: their idle clocks start over.
+    fn cluster_back(&mut self) {
+        tracing::info!("the cluster is reachable again");
+        self.watermark.restart(now_ms());
+    }
+
+    fn tick(&mut self, consumer: &InputConsumer) {
+        let now = now_ms();
+        let error_at = self.state.broker_error_at.load(Ordering::Relaxed);
+        if error_at != 0 && consumer.context().broker_up_at() > error_at {
+            self.state.broker_error_at.store(0, Ordering::Relaxed);
+            self.cluster_back();
+        }
+        // The loop was stuck (waiting on the cluster): the partitions were not idle, the
+        // service was not reading; their clocks start over.
+        let previous = self.state.loop_at.swap(now, Ordering::Relaxed);
+        if now.saturating_sub(previous) > LOOP_STALL_MS {
+            self.watermark.restart(now);
+        }
+        self.apply_assignment_changes(consumer, now);
+        for (topic, partition, lag) in consumer.context().take_lags() {
+            if let Some(index) = self.ingest.topic_index(&topic) {
+                self.watermark.observe_lag((index, partition), lag);
+            }
+        }
+        self.state
+            .assigned
+            .store(consumer.context().has_assignment(), Ordering::Relaxed);
+        self.advance(now);
+        self.offsets.on_tick(consumer, &self.ingest);
+        let telemetry = &self.state.telemetry;
+        let engine = self.monitor.engine();
+        tracing::trace!(
+            stats = ?engine.stats(),
+            engine_watermark = engine.watermark(),
+            watermark = ?self.watermark.current(now),
+            clocks = ?self.watermark,
+            assigned = self.state.assigned.load(Ordering::Relaxed),
+            "tick"
+        );
+        telemetry.observe_engine(
+            engine.stats(),
+            engine.pending_predictions(),
+            engine.pending_outcomes(),
+            engine.open_windows(),
+        );
+        let watermark = engine.watermark();
+        if watermark > i64::MIN / 2 {
+            telemetry
+                .watermark_lag
+                .set((now.saturating_sub(watermark)) as f64 / 1000.0);
+        }
+    }
+
+    /// Loads the latest snapshot of the group and continues from it.
+    async fn restore(&mut self, config: &Config) -> anyhow::Result<()> {
+        let Some(checkpoints) = self.checkpoints.as_mut() else {
+            return Ok(());
+        };
+        let store = &mut checkpoints.store;
+        let loaded = tokio::task::block_in_place(|| store.load(config))?;
+        let Some(snapshot) = loaded else {
+            tracing::info!("no checkpoint for this group: starting from an empty state");
+            return Ok(());
+        };
+        checkpoints.snapshot_id = snapshot.id;
+        if snapshot.config_fingerprint != checkpoints.fingerprint {
+            tracing::warn!(
+                snapshot = snapshot.id,
+                "the configuration changed since the checkpoint: its state is not restored; \
+                 reading resumes at the group's committed offsets with an empty state"
+            );
+            return Ok(());
+        }
+        self.offsets.restore(&self.ingest, &snapshot.offsets);
+        self.monitor = snapshot.monitor;
+        self.watermark = snapshot.watermark;
+        self.watermark.restart(now_ms());
+        tracing::info!(
+            snapshot = snapshot.id,
+            pending = self.monitor.engine().pending_predictions(),
+            open_windows = self.monitor.engine().open_windows(),
+            "restored the state from the latest checkpoint"
+        );
+        Ok(())
+    }
+
+    fn checkpoint_due(&self, config: &Config) -> bool {
+        // While the cluster is unreachable a snapshot cannot be stored: waiting for it would
+        // only block the loop.
+        let Some(checkpoints) = &self.checkpoints else {
+            return false;
+        };
+        config.checkpoint.enabled
+            && !self.state.broker_trouble()
+            // A large state on a slow broker: checkpoints take at most a fifth of the time.
+            && checkpoints.last.elapsed() >= checkpoints.interval.max(checkpoints.cost * 4)
+    }
+
+    /// Writes a snapshot with the current positions, then commits those positions. A failed
+    /// write commits nothing (the next checkpoint tries again). True when stored.
+    async fn checkpoint(&mut self, consumer: &InputConsumer) -> bool {
+        let started = Instant::now();
+        let stored = self.write_checkpoint(consumer).await;
+        if let Some(checkpoints) = self.checkpoints.as_mut() {
+            checkpoints.cost = started.elapsed();
+            checkpoints.last = Instant::now();
+        }
+        stored
+    }
+
+    async fn write_checkpoint(&mut self, consumer: &InputConsumer) -> bool {
+        if self.checkpoints.is_none() {
+            return false;
+        }
+        // Every output of the state being saved must be delivered first: after a crash,
+        // windows closed before this checkpoint are not emitted again.
+        let output = self.publisher.output().clone();
+        if let Err(error) = tokio::task::block_in_place(|| output.flush(Duration::from_secs(30))) {
+            tracing::warn!(%error, "outputs not delivered yet; checkpoint postponed");
+            return false;
+        }
+        let Some(checkpoints) = self.checkpoints.as_mut() else {
+            return false;
+        };
+        let offsets = self.offsets.by_name(&self.ingest);
+        let view = SnapshotView {
+            id: checkpoints.snapshot_id + 1,
+            config_fingerprint: checkpoints.fingerprint,
+            offsets: &offsets,
+            monitor: &self.monitor,
+            watermark: &self.watermark,
+            created_at_ms: now_ms(),
+        };
+        let started = Instant::now();
+        match checkpoints.store.save(&view).await {
+            Ok(manifest) => {
+                checkpoints.snapshot_id = manifest.id;
+                self.state.telemetry.emit(CheckpointWritten {
+                    snapshot: manifest.id,
+                    bytes: manifest.bytes,
+                    seconds: started.elapsed().as_secs_f64(),
+                    pending_predictions: self.monitor.engine().pending_predictions(),
+                    positions: self.offsets.len(),
+                });
+                self.offsets.commit_checkpointed(consumer, &self.ingest);
+                true
+            }
+            Err(error) => {
+                self.state
+                    .telemetry
+                    .emit(CheckpointFailed { error: &error });
+                false
+            }
+        }
+    }
+}

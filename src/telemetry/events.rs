@@ -1,0 +1,235 @@
+//! Typed internal events, as in Vector's `emit!`: each event is one struct, and emitting it
+//! writes its log line and updates its metric together, so the two cannot drift apart.
+//! Everything the service reports about its own work goes through here.
+
+use feedback_loop_core::alerts::{AlertEvent, AlertStatus, RetrainTrigger};
+
+use super::Telemetry;
+
+/// An event the service reports: one log line and one metric update.
+pub trait InternalEvent {
+    fn emit(self, telemetry: &Telemetry);
+}
+
+impl Telemetry {
+    /// Reports `event`.
+    pub(crate) fn emit(&self, event: impl InternalEvent) {
+        event.emit(self);
+    }
+}
+
+/// A small fixed set of reason classes, for the `reason` label of the dead-letter counter.
+pub(crate) fn reason_class(reason: &str) -> &'static str {
+    if reason.starts_with("invalid JSON") {
+        "invalid_json"
+    } else if reason.starts_with("missing field") {
+        "missing_field"
+    } else if reason.starts_with("unknown model") {
+        "unknown_model"
+    } else if reason.contains("max_message_bytes") {
+        "too_large"
+    } else if reason.contains("timestamp") {
+        "timestamp"
+    } else if reason.contains("limits.") {
+        "limit"
+    } else {
+        "invalid_value"
+    }
+}
+
+/// An input message went to the dead-letter topic.
+pub struct DeadLettered<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    pub reason: &'a str,
+}
+
+impl InternalEvent for DeadLettered<'_> {
+    fn emit(self, telemetry: &Telemetry) {
+        tracing::debug!(
+            topic = self.topic,
+            partition = self.partition,
+            offset = self.offset,
+            reason = self.reason,
+            "dead-lettered"
+        );
+        telemetry
+            .dead_letters
+            .with_label_values(&[self.topic, reason_class(self.reason)])
+            .inc();
+    }
+}
+
+/// A dead letter could not be produced (it is retried).
+pub struct DeadLetterRetry<'a> {
+    pub error: &'a dyn std::fmt::Display,
+    pub topic: &'a str,
+    pub source_topic: &'a str,
+    pub offset: i64,
+}
+
+impl InternalEvent for DeadLetterRetry<'_> {
+    fn emit(self, telemetry: &Telemetry) {
+        tracing::warn!(error = %self.error, topic = self.topic, source = self.source_topic,
+            offset = self.offset, "dead letter not delivered, retrying");
+        telemetry.dead_letter_failures.inc();
+    }
+}
+
+/// An output record (metrics, alert, trigger) was delivered.
+pub struct OutputDelivered<'a> {
+    pub topic: &'a str,
+}
+
+impl InternalEvent for OutputDelivered<'_> {
+    fn emit(self, telemetry: &Telemetry) {
+        tracing::trace!(topic = self.topic, "output record delivered");
+        telemetry
+            .output_records
+            .with_label_values(&[self.topic])
+            .inc();
+    }
+}
+
+/// An output record could not be produced.
+pub struct OutputFailed<'a> {
+    pub topic: &'a str,
+    pub key: &'a str,
+    pub error: &'a dyn std::fmt::Display,
+}
+
+impl InternalEvent for OutputFailed<'_> {
+    fn emit(self, telemetry: &Telemetry) {
+        tracing::error!(topic = self.topic, key = self.key, error = %self.error,
+            "could not produce an output record");
+        telemetry
+            .output_errors
+            .with_label_values(&[self.topic])
+            .inc();
+    }
+}
+
+/// A snapshot was stored in the state topic.
+pub struct CheckpointWritten {
+    pub snapshot: u64,
+    pub bytes: u64,
+    pub seconds: f64,
+    pub pending_predictions: usize,
+    pub positions: usize,
+}
+
+impl InternalEvent for CheckpointWritten {
+    fn emit(self, telemetry: &Telemetry) {
+        tracing::debug!(
+            snapshot = self.snapshot,
+            bytes = self.bytes,
+            pending = self.pending_predictions,
+            positions = self.positions,
+            "checkpoint written"
+        );
+        telemetry.checkpoints.inc();
+        telemetry.checkpoint_bytes.set(self.bytes as i64);
+        telemetry.checkpoint_seconds.observe(self.seconds);
+    }
+}
+
+/// A snapshot could not be stored; offsets were not committed.
+pub struct CheckpointFailed<'a> {
+    pub error: &'a anyhow::Error,
+}
+
+impl InternalEvent for CheckpointFailed<'_> {
+    fn emit(self, telemetry: &Telemetry) {
+        tracing::error!(error = %format!("{:#}", self.error),
+            "checkpoint failed; offsets not committed");
+        telemetry.checkpoint_failures.inc();
+    }
+}
+
+/// An alert fired or resolved.
+pub struct AlertEmitted<'a> {
+    pub alert: &'a AlertEvent,
+}
+
+impl InternalEvent for AlertEmitted<'_> {
+    fn emit(self, telemetry: &Telemetry) {
+        let alert = self.alert;
+        tracing::warn!(alert = %alert.alert_id, status = ?alert.status, "{}", alert.summary);
+        let status = match alert.status {
+            AlertStatus::Firing => "firing",
+            AlertStatus::Resolved => "resolved",
+        };
+        telemetry
+            .alerts
+            .with_label_values(&[alert.rule.as_str(), alert.model.as_str(), status])
+            .inc();
+    }
+}
+
+/// A retrain trigger was emitted.
+pub struct RetrainTriggered<'a> {
+    pub trigger: &'a RetrainTrigger,
+}
+
+impl InternalEvent for RetrainTriggered<'_> {
+    fn emit(self, telemetry: &Telemetry) {
+        let trigger = self.trigger;
+        tracing::warn!(trigger = %trigger.trigger_id, rules = ?trigger.rules, "retrain trigger");
+        telemetry
+            .retrain_triggers
+            .with_label_values(&[trigger.model.as_str()])
+            .inc();
+    }
+}
+
+/// One attempt to deliver a retrain trigger to the webhook, and how it went.
+pub enum WebhookAttempt<'a> {
+    Delivered {
+        trigger_id: &'a str,
+        attempt: u32,
+    },
+    Failed {
+        trigger_id: &'a str,
+        attempt: u32,
+        error: &'a str,
+    },
+    /// The last attempt failed: the trigger was not delivered.
+    GaveUp {
+        trigger_id: &'a str,
+        attempts: u32,
+    },
+}
+
+impl InternalEvent for WebhookAttempt<'_> {
+    fn emit(self, telemetry: &Telemetry) {
+        let result = match self {
+            WebhookAttempt::Delivered {
+                trigger_id,
+                attempt,
+            } => {
+                tracing::info!(%trigger_id, attempt, "retrain trigger delivered to the webhook");
+                "delivered"
+            }
+            WebhookAttempt::Failed {
+                trigger_id,
+                attempt,
+                error,
+            } => {
+                tracing::warn!(%trigger_id, attempt, %error, "retrain webhook attempt failed");
+                "retried"
+            }
+            WebhookAttempt::GaveUp {
+                trigger_id,
+                attempts,
+            } => {
+                tracing::error!(%trigger_id, attempts, "retrain trigger NOT delivered to the webhook");
+                "failed"
+            }
+        };
+        telemetry
+            .webhook_deliveries
+            .with_label_values(&[result])
+            .inc();
+    }
+}
