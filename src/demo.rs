@@ -79,6 +79,10 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     let listener = crate::serve::bind(&options.listen, "--listen").await?;
     println!("feedback-loop demo: embedded Kafka broker at {bootstrap}");
     println!(
+        "  page:     http://{}/   (open it in a browser)",
+        display_address(&options.listen)
+    );
+    println!(
         "  metrics:  http://{}/metrics",
         display_address(&options.listen)
     );
@@ -95,7 +99,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
 
     let (notify, _) = broadcast::channel(1);
     let telemetry = Arc::new(Telemetry::new()?);
-    let state = SharedState::new(telemetry);
+    let state = SharedState::new(telemetry, config.http.history_windows);
     let start = now_ms();
     let traffic = TrafficConfig {
         seed: 7,

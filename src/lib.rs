@@ -7,13 +7,16 @@
 //!   `offsets`: the commit policy; `publisher`: shipping what the core emits;
 //! - [`kafka`]: clients, dead letters, the state topic; [`http`]: the endpoints;
 //!   [`telemetry`]: Prometheus metrics and typed internal events; [`webhook`];
-//! - [`replay`], [`demo`], [`generate`] and [`traffic`]: the other commands.
+//! - [`history`]: recent windows and events for the page and the API;
+//! - [`replay`] (and its [`report`]), [`demo`], [`generate`] and [`traffic`]: the other
+//!   commands.
 //!
 //! `docs/architecture.md` maps each concept to its file.
 
 pub mod config;
 pub mod demo;
 pub mod generate;
+pub mod history;
 pub mod http;
 pub(crate) mod ingest;
 pub mod kafka;
@@ -22,6 +25,7 @@ pub(crate) mod offsets;
 pub mod pipeline;
 pub(crate) mod publisher;
 pub mod replay;
+pub mod report;
 pub mod serve;
 pub mod shared_state;
 pub mod shutdown;

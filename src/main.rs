@@ -38,7 +38,7 @@ enum Command {
     },
     /// The whole loop on an embedded Kafka broker, with a live summary: no setup needed.
     Demo {
-        /// Address of the HTTP endpoints (/metrics, /api/v1/models).
+        /// Address of the page (/) and the HTTP endpoints (/metrics, /api/v1/…).
         #[arg(long, default_value = "0.0.0.0:9898")]
         listen: String,
         /// Requests per second of generated traffic.
@@ -61,6 +61,10 @@ enum Command {
         /// Outcomes, one JSON object per line.
         #[arg(long)]
         outcomes: PathBuf,
+        /// Also write a self-contained HTML report of the backtest (every model's windows,
+        /// alerts and retrain triggers; opens offline in a browser).
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
     },
     /// Produces synthetic traffic (two models, delayed outcomes, drift part-way) into a Kafka
     /// cluster (`--bootstrap-servers`, in real time) or into files (`--output-dir`).
@@ -128,11 +132,12 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Replay {
-            config,
+            config: config_path,
             predictions,
             outcomes,
+            report,
         } => {
-            let config = load_config(&config)?;
+            let config = load_config(&config_path)?;
             let predictions = std::fs::read(&predictions)
                 .with_context(|| format!("reading predictions from {}", predictions.display()))?;
             let outcomes = std::fs::read(&outcomes)
@@ -140,18 +145,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let stdout = std::io::stdout();
             let mut out = BufWriter::new(stdout.lock());
             let mut diagnostics = std::io::stderr();
-            let summary = feedback_loop::replay::replay(
+            // The report keeps every window of the backtest.
+            let mut history = report
+                .as_ref()
+                .map(|_| feedback_loop::history::History::new(usize::MAX));
+            let summary = feedback_loop::replay::replay_into(
                 &config,
                 &predictions,
                 &outcomes,
                 &mut out,
                 &mut diagnostics,
+                history.as_mut(),
             )?;
             out.flush()?;
             eprintln!(
                 "replay: {} predictions, {} outcomes, {} bad lines, {} records, {} alerts and triggers",
                 summary.predictions, summary.outcomes, summary.invalid_lines, summary.records, summary.events
             );
+            if let (Some(path), Some(history)) = (report, history) {
+                let title = format!("replay of {}", config_path.display());
+                feedback_loop::report::write(&history, &title, &path)?;
+                eprintln!("replay: report written to {}", path.display());
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Generate(args) => generate(args),
@@ -204,7 +219,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// `run`: HTTP endpoints and the Kafka service until SIGINT/SIGTERM.
 async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
     let telemetry = std::sync::Arc::new(feedback_loop::telemetry::Telemetry::new()?);
-    let state = SharedState::new(telemetry);
+    let state = SharedState::new(telemetry, loaded.config.http.history_windows);
     let listen = loaded.config.http.listen.clone();
     let listener = feedback_loop::serve::bind(&listen, "http.listen").await?;
     tracing::info!(%listen, "HTTP endpoints up");

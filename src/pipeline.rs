@@ -31,6 +31,7 @@ use feedback_loop_core::settings::Config;
 use feedback_loop_core::watermark::Watermark;
 
 use crate::config::LoadedConfig;
+use crate::history::DeadLetterNote;
 use crate::ingest::{Ingest, InputMessage, Verdict};
 use crate::kafka::client;
 use crate::kafka::consumer::{AssignmentChange, InputConsumer, InputContext};
@@ -342,6 +343,15 @@ impl Pipeline {
             offset: message.offset,
             reason: &reason,
         });
+        if let Ok(mut history) = self.state.history.lock() {
+            history.dead_letter(DeadLetterNote {
+                topic: message.topic.to_string(),
+                partition: message.partition,
+                offset: message.offset,
+                reason: reason.clone(),
+                at: feedback_loop_core::output::rfc3339(now_ms()),
+            });
+        }
         let payload = message.payload;
         let limit = self.max_message_bytes;
         self.dead_letters.send(DeadLetter {

@@ -73,6 +73,14 @@ impl Publisher {
         if !emitted.events.is_empty() {
             telemetry.set_firing_alerts(rules);
         }
+        if let Ok(mut history) = self.state.history.lock() {
+            for event in &emitted.events {
+                history.event(event);
+            }
+            for record in &emitted.metrics {
+                history.record(record);
+            }
+        }
         for record in emitted.metrics {
             telemetry.observe_record(&record);
             match serde_json::to_string(&record) {

@@ -18,6 +18,7 @@ use feedback_loop_core::monitor::Emitted;
 use feedback_loop_core::record::{DecodeError, Decoder, Envelope, Input, Record};
 
 use crate::config::LoadedConfig;
+use crate::history::History;
 
 /// Bad lines reported one by one per file; the rest are only counted.
 pub(crate) const REPORTED_ERRORS_PER_FILE: usize = 20;
@@ -49,6 +50,18 @@ pub fn replay(
     outcomes: &[u8],
     out: &mut impl Write,
     diagnostics: &mut impl Write,
+) -> anyhow::Result<ReplaySummary> {
+    replay_into(loaded, predictions, outcomes, out, diagnostics, None)
+}
+
+/// [`replay`], also keeping every record and event in `history` (for `--report`).
+pub fn replay_into(
+    loaded: &LoadedConfig,
+    predictions: &[u8],
+    outcomes: &[u8],
+    out: &mut impl Write,
+    diagnostics: &mut impl Write,
+    mut history: Option<&mut History>,
 ) -> anyhow::Result<ReplaySummary> {
     let config = &loaded.config;
     let decoder = Decoder::new(config);
@@ -100,6 +113,10 @@ pub fn replay(
     let mut max_ts = i64::MIN;
     // Metrics records, then the alerts and triggers they caused; each line has its schema.
     let mut write = |emitted: Emitted, summary: &mut ReplaySummary| -> anyhow::Result<()> {
+        if let Some(history) = history.as_deref_mut() {
+            emitted.metrics.iter().for_each(|r| history.record(r));
+            emitted.events.iter().for_each(|e| history.event(e));
+        }
         for record in &emitted.metrics {
             serde_json::to_writer(&mut *out, record).context("writing a metrics record")?;
             out.write_all(b"\n").context("writing a metrics record")?;

@@ -1,5 +1,6 @@
 //! What the service loop shares with the HTTP side and the demo's summary while it runs:
-//! the telemetry, the latest records, and the facts readiness is judged from.
+//! the telemetry, the latest records, their history, and the facts readiness is judged
+//! from.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -7,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use feedback_loop_core::output::MetricsRecord;
 
+use crate::history::History;
 use crate::telemetry::Telemetry;
 use crate::wall_clock::now_ms;
 
@@ -19,6 +21,8 @@ pub struct SharedState {
     pub telemetry: Arc<Telemetry>,
     /// The latest unsegmented record per `model/version`.
     pub latest: Mutex<BTreeMap<String, MetricsRecord>>,
+    /// Every series' recent windows, the recent events and dead letters (the page, the API).
+    pub history: Mutex<History>,
     /// True while the consume loop runs.
     pub running: AtomicBool,
     /// True while partitions are assigned.
@@ -31,10 +35,12 @@ pub struct SharedState {
 }
 
 impl SharedState {
-    pub fn new(telemetry: Arc<Telemetry>) -> Arc<SharedState> {
+    /// `history_windows`: windows kept per series (`http.history_windows`).
+    pub fn new(telemetry: Arc<Telemetry>, history_windows: usize) -> Arc<SharedState> {
         Arc::new(SharedState {
             telemetry,
             latest: Mutex::new(BTreeMap::new()),
+            history: Mutex::new(History::new(history_windows)),
             running: AtomicBool::new(false),
             assigned: AtomicBool::new(false),
             broker_error_at: AtomicI64::new(0),

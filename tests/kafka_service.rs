@@ -73,7 +73,7 @@ struct Running {
 
 async fn start_service(config: Config) -> Running {
     let (notify, _) = tokio::sync::broadcast::channel(1);
-    let state = SharedState::new(Arc::new(Telemetry::new().unwrap()));
+    let state = SharedState::new(Arc::new(Telemetry::new().unwrap()), 1440);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let http = listener.local_addr().unwrap();
     tokio::spawn(feedback_loop::http::serve(
@@ -229,8 +229,130 @@ async fn published_metrics_equal_replay() {
         Some(3),
         "fraud 1.0, fraud 2.0-shadow, intent"
     );
+    assert!(
+        models["segments"]["fraud"]["channel"]
+            .as_array()
+            .is_some_and(|v| !v.is_empty()),
+        "fraud's segment values: {}",
+        models["segments"]
+    );
+    check_history_api(&running, &expected, &expected_events).await;
     assert!(running.state.is_ready());
     running.stop().await;
+}
+
+async fn get_json(running: &Running, path: &str) -> Value {
+    let response = reqwest::get(format!("http://{}{path}", running.http))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{path}");
+    response.json().await.unwrap()
+}
+
+/// The history API answers every series' windows as published (oldest first, the newest
+/// `limit`), and the alert events as replay printed them; the page is served at `/`.
+async fn check_history_api(
+    running: &Running,
+    expected: &BTreeMap<String, Value>,
+    expected_events: &[Value],
+) {
+    let mut series: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
+    for record in expected.values() {
+        let mut query = String::new();
+        if let Some(version) = record["model_version"].as_str() {
+            query.push_str(&format!("version={version}&"));
+        }
+        if let Some((dimension, value)) =
+            record["segment"].as_object().and_then(|s| s.iter().next())
+        {
+            let value = value.as_str().unwrap();
+            query.push_str(&format!("segment={dimension}%3D{value}&"));
+        }
+        let path = format!(
+            "/api/v1/models/{}/windows?{query}",
+            record["model"].as_str().unwrap()
+        );
+        series.entry(path).or_default().push(record);
+    }
+    assert!(
+        series.len() > 3,
+        "versions and segments: {:?}",
+        series.keys()
+    );
+    for (path, mut records) in series {
+        records.sort_by_key(|r| r["window"]["start"].as_str().unwrap().to_string());
+        let answer = get_json(running, &path).await;
+        let windows = answer["windows"].as_array().expect("windows");
+        let ids: Vec<&str> = windows
+            .iter()
+            .map(|w| w["record_id"].as_str().unwrap())
+            .collect();
+        let want: Vec<&str> = records
+            .iter()
+            .map(|r| r["record_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, want, "{path}");
+        let mut problems = Vec::new();
+        for (got, want) in windows.iter().zip(&records) {
+            common::compare(&path, want, got, &mut problems);
+        }
+        assert!(problems.is_empty(), "{path}: {problems:?}");
+        let newest = get_json(running, &format!("{path}limit=2")).await;
+        let newest: Vec<&str> = newest["windows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["record_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            newest,
+            want[want.len().saturating_sub(2)..],
+            "{path}limit=2"
+        );
+    }
+    let bad = reqwest::get(format!(
+        "http://{}/api/v1/models/fraud/windows?segment=channel",
+        running.http
+    ))
+    .await
+    .unwrap();
+    assert_eq!(bad.status(), 400);
+    assert!(bad.text().await.unwrap().contains("dimension=value"));
+
+    let alerts = get_json(running, "/api/v1/alerts").await;
+    let events = alerts["events"].as_array().unwrap();
+    assert_eq!(events.len(), expected_events.len().min(1000));
+    let id = |v: &Value| format!("{}{}{}", v["alert_id"], v["status"], v["trigger_id"]);
+    let mut got: Vec<String> = events.iter().map(id).collect();
+    let mut want: Vec<String> = expected_events.iter().map(id).collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+    // Firing now: the episodes whose last event fired.
+    let mut last: BTreeMap<String, &Value> = BTreeMap::new();
+    for event in expected_events.iter().filter(|e| e["alert_id"].is_string()) {
+        last.insert(event["alert_id"].as_str().unwrap().to_string(), event);
+    }
+    let firing: Vec<&str> = last
+        .values()
+        .filter(|e| e["status"] == "firing")
+        .map(|e| e["alert_id"].as_str().unwrap())
+        .collect();
+    let shown: Vec<&str> = alerts["firing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["alert_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(shown, firing);
+
+    let page = reqwest::get(format!("http://{}/", running.http))
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    let html = page.text().await.unwrap();
+    assert!(html.contains("<script>") && !html.contains("<!--SCRIPT-->"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -354,6 +476,20 @@ async fn bad_input_goes_to_the_dead_letter_topic() {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum();
     assert_eq!(dead_count, bad.len() as u64 + 1);
+    // The status API lists them, with their reasons, and the records read per topic.
+    let status = get_json(&running, "/api/v1/status").await;
+    assert_eq!(status["dead_letters"]["total"], dead_count);
+    let recent = status["dead_letters"]["recent"].as_array().unwrap();
+    assert_eq!(recent.len() as u64, dead_count);
+    for (topic, _, reason) in &bad {
+        assert!(
+            recent
+                .iter()
+                .any(|r| r["topic"] == *topic && r["reason"].as_str().unwrap().contains(reason)),
+            "{reason} in {recent:?}"
+        );
+    }
+    assert!(status["input_records"][&t.predictions].as_u64() > Some(0));
     running.stop().await;
 }
 

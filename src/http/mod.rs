@@ -1,6 +1,6 @@
-//! The HTTP side (axum): `/metrics` for Prometheus, `/healthz` (the process is alive),
-//! `/readyz` (partitions assigned, the consumer running, the cluster reachable),
-//! `/api/v1/models` (the latest record per model and version, as JSON).
+//! The HTTP side (axum): the page at `/`, `/metrics` for Prometheus, `/healthz` (the
+//! process is alive), `/readyz` (partitions assigned, the consumer running, the cluster
+//! reachable), and the JSON API (`api`): latest records, history, alerts, status.
 
 use std::sync::Arc;
 
@@ -8,18 +8,33 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 
 use crate::shared_state::SharedState;
 use crate::shutdown::Shutdown;
 
+mod api;
+pub mod page;
+
 pub(crate) fn router(state: Arc<SharedState>) -> Router {
     Router::new()
+        .route("/", get(live_page))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
-        .route("/api/v1/models", get(models))
+        .route("/api/v1/models", get(api::models))
+        .route("/api/v1/models/{model}/windows", get(api::windows))
+        .route("/api/v1/alerts", get(api::alerts))
+        .route("/api/v1/status", get(api::status))
         .with_state(state)
+}
+
+async fn live_page() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        page::live(),
+    )
+        .into_response()
 }
 
 async fn metrics(State(state): State<Arc<SharedState>>) -> Response {
@@ -46,14 +61,6 @@ async fn ready(State(state): State<Arc<SharedState>>) -> Response {
         )
             .into_response()
     }
-}
-
-async fn models(State(state): State<Arc<SharedState>>) -> Response {
-    let latest = match state.latest.lock() {
-        Ok(latest) => latest.values().cloned().collect::<Vec<_>>(),
-        Err(_) => Vec::new(),
-    };
-    Json(serde_json::json!({ "models": latest })).into_response()
 }
 
 /// Serves until `shutdown` fires.

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod kafka;
 pub mod service_toml;
 
@@ -121,12 +122,18 @@ pub fn free_port() -> u16 {
 }
 
 /// The `run` binary on a configuration file; callers add environment, then [`Service::spawn`].
-/// The child gets SIGKILL when the test thread that spawned it exits, so a test process that
-/// crashes (no destructors run) cannot leave it running against a vanished mock cluster.
 pub fn service_command(config: &std::path::Path) -> std::process::Command {
+    let mut command = binary_command();
+    command.args(["run", "--config"]).arg(config);
+    command
+}
+
+/// The `feedback-loop` binary, arguments to be added. The child gets SIGKILL when the test
+/// thread that spawned it exits, so a test process that crashes (no destructors run) cannot
+/// leave it running against a vanished mock cluster.
+pub fn binary_command() -> std::process::Command {
     use std::os::unix::process::CommandExt;
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_feedback-loop"));
-    command.args(["run", "--config"]).arg(config);
     // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
     unsafe {
         command.pre_exec(|| {

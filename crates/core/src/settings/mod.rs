@@ -125,12 +125,15 @@ impl Serialize for ClientValue {
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     pub listen: String,
+    /// Windows kept per series for the page and `/api/v1/models/{model}/windows`.
+    pub history_windows: usize,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             listen: "0.0.0.0:9898".into(),
+            history_windows: 1440,
         }
     }
 }
@@ -343,6 +346,12 @@ fn default_webhook_attempts() -> u32 {
 impl Config {
     /// Checks what serde cannot: required combinations, ranges, names.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.http.history_windows == 0 {
+            return Err(ConfigError::invalid(
+                "http.history_windows",
+                "must be at least 1",
+            ));
+        }
         let w = &self.window;
         if w.size.0.is_zero() {
             return Err(ConfigError::invalid(
