@@ -19,6 +19,16 @@ trap 'rm -rf "$work"' EXIT
 
 "$before" generate --output-dir "$work/generated" --duration 40m --drift-after 15m \
   --rate 8 >/dev/null 2>&1
+mkdir -p "$work/shuffled" "$work/compressed"
+for f in predictions outcomes; do
+  # A fixed shuffle: the same lines, out of order.
+  python3 -c 'import random,sys; l=open(sys.argv[1]).readlines(); random.Random(7).shuffle(l); sys.stdout.write("".join(l))' \
+    "$work/generated/$f.jsonl" >"$work/shuffled/$f.jsonl"
+  cp "$work/generated/$f.jsonl" "$work/compressed/$f.jsonl"
+done
+gzip -k "$work/compressed/predictions.jsonl"
+# (Debian's zstd; without it the outcomes stay plain.)
+if command -v zstd >/dev/null; then zstd -q -k "$work/compressed/outcomes.jsonl"; fi
 
 cases=("examples examples/feedback-loop.toml examples")
 for dir in tests/oracle/core/*/; do
@@ -26,15 +36,23 @@ for dir in tests/oracle/core/*/; do
   cases+=("$(basename "$dir") $dir/config.toml $dir")
 done
 cases+=("generated config/feedback-loop.compose.toml $work/generated")
+cases+=("shuffled config/feedback-loop.compose.toml $work/shuffled")
+cases+=("compressed config/feedback-loop.compose.toml $work/compressed")
 
 failed=0
 for case in "${cases[@]}"; do
   read -r name config data <<<"$case"
   for side in before after; do
     bin=${!side}
+    predictions=$data/predictions.jsonl
+    outcomes=$data/outcomes.jsonl
+    if [ "$name" = compressed ] && [ "$side" = after ]; then
+      predictions=$predictions.gz
+      [ -f "$outcomes.zst" ] && outcomes=$outcomes.zst
+    fi
     # Timestamps in the summary come from the data, not the clock: the outputs must be equal.
-    "$bin" replay --config "$config" --predictions "$data/predictions.jsonl" \
-      --outcomes "$data/outcomes.jsonl" >"$work/$name.$side.out" 2>"$work/$name.$side.err" ||
+    "$bin" replay --config "$config" --predictions "$predictions" \
+      --outcomes "$outcomes" >"$work/$name.$side.out" 2>"$work/$name.$side.err" ||
       echo "exit $?" >>"$work/$name.$side.err"
   done
   lines=$(wc -l <"$work/$name.after.out")

@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use feedback_loop::config::LoadedConfig;
+use feedback_loop::replay::Source;
 use feedback_loop::shared_state::SharedState;
 use feedback_loop::shutdown::Shutdown;
 use feedback_loop::traffic::{Stream, TrafficConfig, TrafficGenerator};
@@ -55,10 +56,10 @@ enum Command {
     Replay {
         #[arg(long, short)]
         config: PathBuf,
-        /// Predictions, one JSON object per line.
+        /// Predictions, one JSON object per line (`.gz` and `.zst` files are decompressed).
         #[arg(long)]
         predictions: PathBuf,
-        /// Outcomes, one JSON object per line.
+        /// Outcomes, one JSON object per line (`.gz` and `.zst` too).
         #[arg(long)]
         outcomes: PathBuf,
         /// Also write a self-contained HTML report of the backtest (every model's windows,
@@ -138,10 +139,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             report,
         } => {
             let config = load_config(&config_path)?;
-            let predictions = std::fs::read(&predictions)
-                .with_context(|| format!("reading predictions from {}", predictions.display()))?;
-            let outcomes = std::fs::read(&outcomes)
-                .with_context(|| format!("reading outcomes from {}", outcomes.display()))?;
             let stdout = std::io::stdout();
             let mut out = BufWriter::new(stdout.lock());
             let mut diagnostics = std::io::stderr();
@@ -151,8 +148,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .map(|_| feedback_loop::history::History::new(usize::MAX));
             let summary = feedback_loop::replay::replay_into(
                 &config,
-                &predictions,
-                &outcomes,
+                &Source::File(predictions),
+                &Source::File(outcomes),
                 &mut out,
                 &mut diagnostics,
                 history.as_mut(),
