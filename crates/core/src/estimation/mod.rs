@@ -10,13 +10,100 @@
 //!
 //! Layout:
 //! - [`isotonic`]: isotonic regression (scikit-learn's conventions), the calibrator's fit;
+//! - [`realized`]: the realized metrics of a labelled window (for thresholds and for
+//!   comparison);
+//! - [`sampling_error`]: sampling-error components, standard errors, thresholds, bands,
+//!   alerts.
 //!
 //! Pure, synchronous, deterministic, no I/O. Undefined values are `f64::NAN` (NannyML's
 //! `NaN`), never a panic.
 
 pub mod isotonic;
+pub mod realized;
+pub mod sampling_error;
 
 pub use isotonic::IsotonicRegression;
+pub use sampling_error::Thresholds;
+
+/// The five estimated metrics, in NannyML's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Metric {
+    Accuracy,
+    Precision,
+    Recall,
+    F1,
+    RocAuc,
+}
+
+impl Metric {
+    /// Every metric, in the order of the arrays indexed by [`Metric::index`].
+    pub const ALL: [Metric; 5] = [
+        Metric::Accuracy,
+        Metric::Precision,
+        Metric::Recall,
+        Metric::F1,
+        Metric::RocAuc,
+    ];
+
+    /// Position in [`Metric::ALL`] (and in every `[_; 5]` of this module).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// NannyML's name of the metric.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Accuracy => "accuracy",
+            Metric::Precision => "precision",
+            Metric::Recall => "recall",
+            Metric::F1 => "f1",
+            Metric::RocAuc => "roc_auc",
+        }
+    }
+}
+
+/// One metric of one window: NannyML's chunk record (notes §0, §7).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MetricEstimate {
+    /// The CBPE estimate (NaN if undefined, e.g. an empty window).
+    pub value: f64,
+    /// Standard error of the estimate for this window's row count.
+    pub sampling_error: f64,
+    /// `max(0, value - 3 * sampling_error)`.
+    pub lower: f64,
+    /// `min(1, value + 3 * sampling_error)`.
+    pub upper: f64,
+    /// Reference-based lower threshold (constant for a fitted reference).
+    pub threshold_lower: f64,
+    /// Reference-based upper threshold.
+    pub threshold_upper: f64,
+    /// `value < threshold_lower || value > threshold_upper` (false for NaN).
+    pub alert: bool,
+    /// The realized metric over the window's labelled rows (NaN if undefined or unlabelled).
+    pub realized: f64,
+    /// Standard error of the realized metric (labelled row count).
+    pub realized_sampling_error: f64,
+    /// The alert rule applied to `realized`.
+    pub realized_alert: bool,
+}
+
+/// The estimates of one window, one [`MetricEstimate`] per [`Metric`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Estimates {
+    /// Rows in the window.
+    pub rows: usize,
+    /// Rows of the window with a label (the realized metrics use these).
+    pub labelled_rows: usize,
+    /// Indexed by [`Metric::index`].
+    pub metrics: [MetricEstimate; 5],
+}
+
+impl Estimates {
+    /// The record of one metric.
+    pub fn get(&self, metric: Metric) -> &MetricEstimate {
+        &self.metrics[metric.index()]
+    }
+}
 
 /// Errors of the estimation layer: invalid inputs, never numerical trouble (that is NaN).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
