@@ -10,6 +10,7 @@
 //!
 //! Layout:
 //! - [`isotonic`]: isotonic regression (scikit-learn's conventions), the calibrator's fit;
+//! - [`calibration`]: the calibrator (isotonic or none) and the `auto` decision;
 //! - [`realized`]: the realized metrics of a labelled window (for thresholds and for
 //!   comparison);
 //! - [`sampling_error`]: sampling-error components, standard errors, thresholds, bands,
@@ -18,10 +19,12 @@
 //! Pure, synchronous, deterministic, no I/O. Undefined values are `f64::NAN` (NannyML's
 //! `NaN`), never a panic.
 
+pub mod calibration;
 pub mod isotonic;
 pub mod realized;
 pub mod sampling_error;
 
+pub use calibration::{needs_calibration, CalibrationDecision, CalibrationMode, Calibrator};
 pub use isotonic::IsotonicRegression;
 pub use sampling_error::Thresholds;
 
