@@ -11,6 +11,7 @@
 //! Layout:
 //! - [`isotonic`]: isotonic regression (scikit-learn's conventions), the calibrator's fit;
 //! - [`calibration`]: the calibrator (isotonic or none) and the `auto` decision;
+//! - [`cbpe`]: the fitted reference, the per-window accumulators and the estimates;
 //! - [`realized`]: the realized metrics of a labelled window (for thresholds and for
 //!   comparison);
 //! - [`sampling_error`]: sampling-error components, standard errors, thresholds, bands,
@@ -20,11 +21,16 @@
 //! `NaN`), never a panic.
 
 pub mod calibration;
+pub mod cbpe;
 pub mod isotonic;
 pub mod realized;
 pub mod sampling_error;
 
 pub use calibration::{needs_calibration, CalibrationDecision, CalibrationMode, Calibrator};
+pub use cbpe::{
+    estimate_binary, estimate_multiclass, BinaryReference, BinaryRow, BinaryWindow,
+    MulticlassReference, MulticlassRow, MulticlassWindow,
+};
 pub use isotonic::IsotonicRegression;
 pub use sampling_error::Thresholds;
 
