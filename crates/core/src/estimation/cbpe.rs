@@ -721,6 +721,32 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// The engine may see a window's rows in any order (join order, not event
+        /// time): binary estimates depend on it only through rounding, even with ties.
+        #[test]
+        fn binary_estimates_do_not_depend_on_row_order(
+            data in proptest::collection::vec((0u8..=20, proptest::bool::ANY), 2..60),
+            rotate in 0usize..60,
+        ) {
+            let r = reference(CalibrationMode::On);
+            let rows: Vec<BinaryRow> = data.iter().map(|&(s, y)| row(s as f64 / 20.0, y)).collect();
+            let mut shuffled = rows.clone();
+            shuffled.reverse();
+            let k = rotate % shuffled.len();
+            shuffled.rotate_left(k);
+            let (a, b) = (r.estimate(&rows).unwrap(), r.estimate(&shuffled).unwrap());
+            for (x, y) in a.metrics.iter().zip(&b.metrics) {
+                for (u, v) in [(x.value, y.value), (x.realized, y.realized)] {
+                    proptest::prop_assert!(
+                        (u.is_nan() && v.is_nan()) || (u - v).abs() <= 1e-12,
+                        "{:?} vs {:?}", a, b
+                    );
+                }
+            }
+        }
+    }
+
     fn mrow(scores: [f64; 3], y_true: usize) -> MulticlassRow {
         let y_pred = (0..3).max_by(|&a, &b| scores[a].total_cmp(&scores[b]));
         MulticlassRow {

@@ -251,6 +251,69 @@ mod tests {
         ));
     }
 
+    /// Textbook stack-based PAVA (weighted means of pooled blocks), for comparison.
+    fn textbook_pava(y: &[f64], w: &[f64]) -> Vec<f64> {
+        let mut blocks: Vec<(f64, f64, usize)> = Vec::new(); // (sum, weight, len)
+        for (&v, &wt) in y.iter().zip(w) {
+            blocks.push((v * wt, wt, 1));
+            while blocks.len() > 1 {
+                let (s1, w1, n1) = blocks[blocks.len() - 1];
+                let (s0, w0, n0) = blocks[blocks.len() - 2];
+                if s0 / w0 >= s1 / w1 {
+                    blocks.pop();
+                    *blocks.last_mut().unwrap() = (s0 + s1, w0 + w1, n0 + n1);
+                } else {
+                    break;
+                }
+            }
+        }
+        blocks
+            .iter()
+            .flat_map(|&(s, wt, n)| std::iter::repeat_n(s / wt, n))
+            .collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn pava_agrees_with_the_textbook_algorithm(
+            data in proptest::collection::vec((0u8..=20, 1u8..=5), 1..60)
+        ) {
+            let y: Vec<f64> = data.iter().map(|&(v, _)| v as f64 / 20.0).collect();
+            let w: Vec<f64> = data.iter().map(|&(_, k)| k as f64).collect();
+            let want = textbook_pava(&y, &w);
+            let (mut got, mut scratch) = (y.clone(), w.clone());
+            pava(&mut got, &mut scratch);
+            for (g, e) in got.iter().zip(&want) {
+                proptest::prop_assert!((g - e).abs() <= 1e-12, "{:?} vs {:?}", got, want);
+            }
+        }
+
+        #[test]
+        fn fit_is_monotone_within_unit_interval_and_clips(
+            data in proptest::collection::vec((0u8..=30, proptest::bool::ANY), 1..80),
+            probes in proptest::collection::vec(-10i32..=40, 1..20),
+        ) {
+            // scores on a coarse grid: many ties
+            let x: Vec<f64> = data.iter().map(|&(s, _)| s as f64 / 30.0).collect();
+            let y: Vec<bool> = data.iter().map(|&(_, l)| l).collect();
+            let m = IsotonicRegression::fit(&x, &y).unwrap();
+            proptest::prop_assert!(m.x_thresholds.windows(2).all(|p| p[0] < p[1]));
+            proptest::prop_assert!(m.y_thresholds.windows(2).all(|p| p[0] <= p[1]));
+            let mut probes: Vec<f64> = probes.iter().map(|&p| p as f64 / 30.0).collect();
+            probes.sort_by(f64::total_cmp);
+            let values: Vec<f64> = probes.iter().map(|&p| m.predict(p)).collect();
+            proptest::prop_assert!(values.iter().all(|v| (0.0..=1.0).contains(v)));
+            proptest::prop_assert!(values.windows(2).all(|p| p[0] <= p[1]));
+            proptest::prop_assert_eq!(m.predict(-1.0), m.predict(m.x_min));
+            proptest::prop_assert_eq!(m.predict(2.0), m.predict(m.x_max));
+            // the fitted values are the pooled label means: their weighted sum is the
+            // number of positives
+            let positives = y.iter().filter(|&&l| l).count() as f64;
+            let total: f64 = x.iter().map(|&s| m.predict(s)).sum();
+            proptest::prop_assert!((total - positives).abs() < 1e-9, "{} vs {}", total, positives);
+        }
+    }
+
     #[test]
     fn pava_matches_a_brute_force_on_a_small_sequence() {
         let mut x = vec![1.0, 3.0, 2.0, 2.0, 0.0, 5.0];
