@@ -29,7 +29,9 @@ use super::realized::tie_aware_auc;
 use super::EstimationError;
 
 /// How to choose between isotonic calibration and raw scores.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 pub enum CalibrationMode {
     /// Always calibrate (NannyML with `needs_calibration` forced to true).
     On,
@@ -42,7 +44,7 @@ pub enum CalibrationMode {
 }
 
 /// A fitted calibrator: maps a raw score to a probability.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Calibrator {
     /// The identity (NannyML's `NoopCalibrator`, or binary without calibration).
     Identity,
@@ -97,7 +99,7 @@ impl Calibrator {
 }
 
 /// The outcome of [`needs_calibration`], with the two ECEs when they were computed.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CalibrationDecision {
     pub needs_calibration: bool,
     /// ECE of the raw held-out scores (NaN when the decision was taken before, e.g. one

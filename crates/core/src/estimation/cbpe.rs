@@ -97,7 +97,7 @@ pub fn estimate_roc_auc(pairs: &[(f64, f64)]) -> f64 {
 }
 
 /// Expected confusion matrix of one (one-vs-rest) class: sums of calibrated probabilities.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Expected {
     tp: f64,
     fp: f64,
@@ -157,7 +157,7 @@ fn records(
 
 /// The fitted reference of binary CBPE: the calibrator, the sampling-error components and
 /// the thresholds. Fitted once from labelled reference windows; immutable afterwards.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BinaryReference {
     calibrator: Calibrator,
     decision: Option<CalibrationDecision>,
@@ -244,7 +244,7 @@ impl BinaryReference {
 /// A binary window's accumulated state: the expected confusion matrix (sums of
 /// calibrated probabilities), `(raw, calibrated)` scores for ROC AUC, and the realized
 /// counts of its labelled rows.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BinaryWindow {
     rows: usize,
     expected: Expected,
@@ -278,6 +278,20 @@ impl BinaryWindow {
             self.realized.push(row.score, row.y_pred, y);
         }
         self.rows += 1;
+        Ok(())
+    }
+
+    /// Adds the label of a row pushed earlier without one (an outcome joined after the
+    /// prediction): only the realized part changes. `push(row with label)` equals
+    /// `push(row without label)` followed by `add_outcome`.
+    pub fn add_outcome(
+        &mut self,
+        score: f64,
+        y_pred: bool,
+        y_true: bool,
+    ) -> Result<(), EstimationError> {
+        check_score(self.rows, score)?;
+        self.realized.push(score, y_pred, y_true);
         Ok(())
     }
 }
@@ -317,7 +331,7 @@ pub fn estimate_binary(reference: &BinaryReference, window: &BinaryWindow) -> Es
 
 /// The fitted reference of multiclass CBPE: sorted classes, one calibrator per class,
 /// components and thresholds.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MulticlassReference {
     classes: Vec<String>,
     calibrators: Vec<Calibrator>,
@@ -452,7 +466,7 @@ fn check_row(i: usize, r: &MulticlassRow, k: usize) -> Result<(), EstimationErro
 /// A multiclass window's accumulated state: per class the expected one-vs-rest confusion
 /// matrix, the sum of the predicted class's probability, raw and calibrated scores per
 /// row for ROC AUC (row-major `Vec`s), and the realized counts.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MulticlassWindow {
     rows: usize,
     /// `Σ_i p[i, ŷ_i]` (estimated accuracy's numerator).
@@ -515,6 +529,21 @@ impl MulticlassWindow {
             self.realized.push(&row.scores, row.y_pred, y);
         }
         self.rows += 1;
+        Ok(())
+    }
+
+    /// Adds the label of a row pushed earlier without one (see
+    /// [`BinaryWindow::add_outcome`]); `row.y_true` must be set.
+    pub fn add_outcome(
+        &mut self,
+        reference: &MulticlassReference,
+        row: &MulticlassRow,
+    ) -> Result<(), EstimationError> {
+        check_row(self.rows, row, reference.classes.len())?;
+        let y = row
+            .y_true
+            .ok_or(EstimationError::UnlabelledReferenceRow { row: self.rows })?;
+        self.realized.push(&row.scores, row.y_pred, y);
         Ok(())
     }
 }
@@ -745,6 +774,35 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn late_outcomes_give_the_same_estimates() {
+        let r = reference(CalibrationMode::On);
+        let rows: Vec<BinaryRow> = (0..12).map(|i| row(i as f64 / 12.0, i % 3 == 0)).collect();
+        let mut late = BinaryWindow::new();
+        for x in &rows {
+            late.push(&r, &BinaryRow { y_true: None, ..*x }).unwrap();
+        }
+        for x in rows.iter().rev() {
+            late.add_outcome(x.score, x.y_pred, x.y_true.unwrap())
+                .unwrap();
+        }
+        assert_eq!(estimate_binary(&r, &late), r.estimate(&rows).unwrap());
+    }
+
+    #[test]
+    fn fitted_reference_and_window_survive_a_checkpoint_encoding() {
+        let r = reference(CalibrationMode::Auto);
+        let rows: Vec<BinaryRow> = (0..12).map(|i| row(i as f64 / 12.0, i % 3 == 0)).collect();
+        let mut w = BinaryWindow::new();
+        for x in &rows {
+            w.push(&r, x).unwrap();
+        }
+        let r2: BinaryReference = bincode::deserialize(&bincode::serialize(&r).unwrap()).unwrap();
+        let w2: BinaryWindow = bincode::deserialize(&bincode::serialize(&w).unwrap()).unwrap();
+        assert_eq!(w2, w);
+        assert_eq!(estimate_binary(&r2, &w2), estimate_binary(&r, &w));
     }
 
     fn mrow(scores: [f64; 3], y_true: usize) -> MulticlassRow {

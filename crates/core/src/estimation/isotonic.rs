@@ -18,7 +18,7 @@ const TIE_RESOLUTION: f64 = 1e-15;
 
 /// A fitted isotonic regression: the trimmed breakpoints of a non-decreasing
 /// piecewise-linear function (sklearn's `X_thresholds_`, `y_thresholds_`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct IsotonicRegression {
     /// Smallest training score (`X_min_`): predictions below it are clipped to it.
     pub x_min: f64,

@@ -121,6 +121,8 @@ pub enum EstimationError {
     EmptyReference,
     #[error("reference row {row} has no label")]
     UnlabelledReferenceRow { row: usize },
+    #[error("row {row}: an outcome without a label")]
+    MissingLabel { row: usize },
     #[error("row {row}: score {score} is not finite")]
     NonFiniteScore { row: usize, score: f64 },
     #[error(

@@ -40,7 +40,7 @@ pub fn tie_aware_auc(pairs: impl IntoIterator<Item = (bool, f64)>) -> f64 {
 }
 
 /// The labelled part of a binary window: confusion counts and `(score, label)` pairs.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BinaryRealizedWindow {
     pub tp: u64,
     pub fp: u64,
@@ -111,7 +111,7 @@ fn sums_to_one(sum: f64) -> bool {
 
 /// The labelled part of a multiclass window with `K` classes (indices `0..K` in sorted
 /// class order).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MulticlassRealizedWindow {
     classes: usize,
     /// `confusion[t * (K + 1) + p]`: rows labelled `t`, predicted `p` (`p == K`: a

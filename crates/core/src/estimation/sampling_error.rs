@@ -75,7 +75,7 @@ fn auroc_components(labels: &[bool], scores: &[f64]) -> (f64, f64) {
 
 /// Reference-derived sampling-error components of binary CBPE (`[std, fraction]` per
 /// metric; accuracy has no fraction).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BinaryComponents {
     pub accuracy_std: f64,
     /// `[std, fraction]` for precision, recall, f1, roc_auc (in this order).
@@ -128,7 +128,7 @@ impl BinaryComponents {
 
 /// Reference-derived sampling-error components of multiclass CBPE: per class
 /// `[variance, fraction]` for precision, recall, f1, roc_auc; accuracy's std.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MulticlassComponents {
     pub accuracy_std: f64,
     /// `others[m][k]` for m in (precision, recall, f1, roc_auc), class k (sorted order).
@@ -193,7 +193,7 @@ impl MulticlassComponents {
 }
 
 /// A metric's reference-based thresholds (NaN when undefined: no alert can fire).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Thresholds {
     pub lower: f64,
     pub upper: f64,
