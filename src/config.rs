@@ -11,9 +11,12 @@ use std::path::Path;
 
 use feedback_loop_core::alerts::{RuleError, RuleSet};
 use feedback_loop_core::drift::stream::Baseline;
+use feedback_loop_core::engine::{decode_reference, ReferenceRow};
 use feedback_loop_core::monitor::Monitor;
 use feedback_loop_core::record::Decoder;
-use feedback_loop_core::settings::{ClientValue, Config, ConfigError, ReferenceConfig};
+use feedback_loop_core::settings::{
+    ClientValue, Config, ConfigError, EstimationReference, ReferenceConfig,
+};
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 
@@ -26,6 +29,8 @@ pub struct LoadedConfig {
     pub config: Config,
     /// `reference = { file = … }` baselines: (model index, decoded file).
     pub baselines: Vec<(u16, Baseline)>,
+    /// `[models.estimation]` `reference = { file = … }`: (model index, rows in windows).
+    pub estimation_references: Vec<(u16, Vec<Vec<ReferenceRow>>)>,
 }
 
 impl From<Config> for LoadedConfig {
@@ -34,6 +39,7 @@ impl From<Config> for LoadedConfig {
         LoadedConfig {
             config,
             baselines: Vec::new(),
+            estimation_references: Vec::new(),
         }
     }
 }
@@ -44,6 +50,9 @@ impl LoadedConfig {
         let mut monitor = Monitor::new(&self.config)?;
         for (model, baseline) in &self.baselines {
             monitor.set_baseline(*model, baseline);
+        }
+        for (model, windows) in &self.estimation_references {
+            monitor.set_estimation_reference(*model, windows.clone());
         }
         Ok(monitor)
     }
@@ -71,7 +80,12 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
     check(&config)?;
     let base = path.parent().unwrap_or(Path::new("."));
     let baselines = load_baselines(&config, base)?;
-    Ok(LoadedConfig { config, baselines })
+    let estimation_references = load_estimation_references(&config, base)?;
+    Ok(LoadedConfig {
+        config,
+        baselines,
+        estimation_references,
+    })
 }
 
 /// Parses TOML text (no environment overrides, no files read): for tests and embedded
@@ -106,6 +120,37 @@ fn load_baselines(config: &Config, base: &Path) -> Result<Vec<(u16, Baseline)>, 
         let baseline = Baseline::decode(&decoder, i as u16, &bytes)
             .map_err(|e| ConfigError::invalid(&key, format!("{}: {e}", path.display())))?;
         loaded.push((i as u16, baseline));
+    }
+    Ok(loaded)
+}
+
+/// Reads and decodes the `[models.estimation]` reference files (paths relative to `base`):
+/// predictions with their `actual`, grouped in windows of `window.size`.
+#[allow(clippy::type_complexity)]
+fn load_estimation_references(
+    config: &Config,
+    base: &Path,
+) -> Result<Vec<(u16, Vec<Vec<ReferenceRow>>)>, ConfigError> {
+    let decoder = Decoder::new(config);
+    let mut loaded = Vec::new();
+    for (i, model) in config.models.iter().enumerate() {
+        let Some(EstimationReference::File(file)) = model.estimation.as_ref().map(|e| &e.reference)
+        else {
+            continue;
+        };
+        let key = format!("models[{i}].estimation.reference.file");
+        let path = base.join(file);
+        let bytes = std::fs::read(&path)
+            .map_err(|e| ConfigError::invalid(&key, format!("{}: {e}", path.display())))?;
+        let windows = decode_reference(
+            &decoder,
+            i as u16,
+            model.positive_class.as_deref(),
+            config.window.size.as_millis_i64(),
+            &bytes,
+        )
+        .map_err(|e| ConfigError::invalid(&key, format!("{}: {e}", path.display())))?;
+        loaded.push((i as u16, windows));
     }
     Ok(loaded)
 }

@@ -57,6 +57,7 @@ pub struct Telemetry {
     window_end: GaugeVec,
     drift: GaugeVec,
     drifted: GaugeVec,
+    estimated: GaugeVec,
     detections: IntCounterVec,
     // model quality, counters
     predictions: IntCounterVec,
@@ -209,6 +210,13 @@ impl Telemetry {
             drifted: register!(GaugeVec::new(
                 opts("model_drifted", "1 when the latest closed window's variable is flagged as drifted."),
                 &["model", "version", "kind", "feature"]
+            )?),
+            estimated: register!(GaugeVec::new(
+                opts(
+                    "model_estimated",
+                    "Latest closed window's estimated performance without labels (CBPE; metric: accuracy, precision, recall, f1, roc_auc; field: value, sampling_error, lower, upper, threshold_lower, threshold_upper, alert)."
+                ),
+                &["model", "version", "metric", "field"]
             )?),
             detections: register!(IntCounterVec::new(
                 opts("model_detector_detections_total", "Detections of the streaming detectors (adwin, ddm, page_hinkley) on the error stream."),
@@ -423,6 +431,10 @@ impl Telemetry {
                         .inc_by(value.map_or(0, |v| v as u64));
                 }
                 MetricGroup::Detector(_) => {}
+                MetricGroup::Estimated(_) => {
+                    let metric = path.group_name().unwrap_or_default();
+                    set(&self.estimated, &[model, version, metric, leaf], value)
+                }
             }
         });
         if let Some(c) = &record.classification {

@@ -16,7 +16,7 @@ use crate::settings::Config;
 use crate::watermark::Watermark;
 
 /// Version of the snapshot encoding; bumped on any change of the state's layout.
-pub const SNAPSHOT_VERSION: u32 = 3;
+pub const SNAPSHOT_VERSION: u32 = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
@@ -360,13 +360,22 @@ segments = ["channel"]
         assert_eq!(config_fingerprint(&base), config_fingerprint(&config()));
         let golden = config_fingerprint(&base);
         assert_eq!(
-            golden, 0xc93e_c123_4da9_f9ea_u64,
+            golden, 0xeb78_81a9_beae_78d9_u64,
             "fingerprint changed: {golden:#x}"
         );
 
         let mut window = config();
         window.window.size = crate::settings::Duration(std::time::Duration::from_secs(61));
         assert_ne!(config_fingerprint(&window), golden);
+
+        let mut estimation = config();
+        estimation.models[0].estimation = Some(crate::settings::EstimationConfig {
+            method: crate::settings::EstimationMethod::Cbpe,
+            calibration: Default::default(),
+            reference: Default::default(),
+            reference_size: crate::settings::DEFAULT_ESTIMATION_REFERENCE_SIZE,
+        });
+        assert_ne!(config_fingerprint(&estimation), golden);
 
         let mut listen = config();
         listen.http.listen = "0.0.0.0:1".into();

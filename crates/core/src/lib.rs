@@ -12,6 +12,7 @@
 //!   [`watermark`]: event time over the input partitions.
 //! - [`metrics`]: classification and regression metrics; [`drift`]: two-sample tests,
 //!   references, samples, streaming detectors.
+//! - [`estimation`]: performance estimation without labels (NannyML's CBPE).
 //! - [`engine`]: join + windows + metrics + drift, emitting [`output`] records;
 //!   [`alerts`]: rules over those records; [`monitor`]: the two together.
 //! - [`checkpoint`]: the state's encoding for crash recovery.
@@ -20,6 +21,7 @@ pub mod alerts;
 pub mod checkpoint;
 pub mod drift;
 pub mod engine;
+pub mod estimation;
 mod interner;
 pub(crate) mod join;
 pub mod metrics;

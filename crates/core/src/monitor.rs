@@ -41,6 +41,17 @@ impl Monitor {
         self.engine.set_baseline(model, baseline);
     }
 
+    /// Sets the estimation reference of model `model` (`[models.estimation]`
+    /// `reference = { file = … }`), decoded by the shell with
+    /// [`crate::engine::decode_reference`].
+    pub fn set_estimation_reference(
+        &mut self,
+        model: u16,
+        windows: Vec<Vec<crate::engine::ReferenceRow>>,
+    ) {
+        self.engine.set_estimation_reference(model, windows);
+    }
+
     pub fn engine(&self) -> &Engine {
         &self.engine
     }

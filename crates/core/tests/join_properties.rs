@@ -73,6 +73,7 @@ fn engine(attribute_to: AttributeTo, max_pending: usize) -> Engine {
         max_segment_values: 2,
         models: vec![model("a"), model("b")],
         drift: Vec::new(),
+        estimation: Vec::new(),
     })
 }
 

@@ -5,7 +5,11 @@
 //! count to a window (docs/semantics.md, "Attribution"), and emits a window's records when
 //! the watermark closes it. The Kafka service and `replay` drive the same engine.
 
+mod estimation;
+
 use std::collections::BTreeMap;
+
+pub use estimation::{decode_reference, EstimationSpec, ReferenceRow};
 
 use crate::drift::fnv1a64;
 use crate::drift::stream::{Baseline, DriftEngine, ModelDriftSpec, SeriesOutput};
@@ -31,6 +35,7 @@ macro_rules! attribution {
             stats: &mut $engine.stats,
             drift: &mut $engine.drift,
             series: &mut $engine.series,
+            estimation: &mut $engine.estimation,
         }
     };
 }
@@ -56,6 +61,8 @@ pub struct EngineConfig {
     pub models: Vec<ModelSpec>,
     /// Drift settings, one per model (same order as `models`).
     pub drift: Vec<ModelDriftSpec>,
+    /// Estimation settings per model (same order as `models`; missing or `None`: none).
+    pub estimation: Vec<Option<EstimationSpec>>,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -91,6 +98,11 @@ impl EngineConfig {
                 .models
                 .iter()
                 .map(ModelDriftSpec::from_config)
+                .collect(),
+            estimation: config
+                .models
+                .iter()
+                .map(EstimationSpec::from_config)
                 .collect(),
         }
     }
@@ -233,6 +245,8 @@ pub struct Engine {
     segments_scratch: Vec<(u16, u32)>,
     stats: EngineStats,
     drift: DriftEngine,
+    /// Performance estimation (`[models.estimation]`), by prediction-time window.
+    estimation: estimation::EstimationState,
 }
 
 impl Engine {
@@ -270,6 +284,7 @@ impl Engine {
             segments_scratch: Vec::new(),
             stats: EngineStats::default(),
             drift: DriftEngine::new(config.drift.clone(), config.window_size),
+            estimation: estimation::EstimationState::new(&config.estimation, &config.models),
             models,
             config,
         }
@@ -279,6 +294,12 @@ impl Engine {
     /// shell from its `reference = { file = … }`.
     pub fn set_baseline(&mut self, model: u16, baseline: &Baseline) {
         self.drift.set_baseline(model, baseline);
+    }
+
+    /// Sets the estimation reference of model `model` (its `[models.estimation]`
+    /// `reference = { file = … }`), decoded by the shell, in windows of `window.size`.
+    pub fn set_estimation_reference(&mut self, model: u16, windows: Vec<Vec<ReferenceRow>>) {
+        self.estimation.set_reference(model, windows);
     }
 
     pub fn watermark(&self) -> i64 {
@@ -424,6 +445,10 @@ impl Engine {
             payload,
         };
         let task = self.models[model_index].spec.task;
+        let estimated = self
+            .estimation
+            .enabled(p.model)
+            .then(|| entry.payload.clone());
         let arrival = self
             .join
             .insert_prediction(&p.id, entry, &mut attribution!(self));
@@ -437,6 +462,15 @@ impl Engine {
             PredictionArrival::Joined | PredictionArrival::Pending => {
                 self.stats.predictions += 1;
                 self.add_series_counts(start, series, segments, task, SeriesCount::Predictions);
+                if let Some(payload) = &estimated {
+                    self.estimation.observe_prediction(
+                        p.model,
+                        version,
+                        start,
+                        payload,
+                        &self.labels,
+                    );
+                }
                 let score = if task == Task::Binary {
                     positive_score
                 } else {
@@ -629,6 +663,12 @@ impl Engine {
         if self.join.next_deadline().is_some_and(|d| d < watermark) {
             self.join.advance(watermark, &mut attribution!(self));
         }
+        self.estimation.advance(
+            watermark,
+            &self.windows_spec,
+            self.config.max_label_delay,
+            &self.labels,
+        );
         let wait = match self.config.attribute_to {
             AttributeTo::Outcome => 0,
             AttributeTo::Prediction => self.config.max_label_delay,
@@ -648,7 +688,15 @@ impl Engine {
                     .map(|(k, _)| (k.model, k.version))
                     .collect();
                 let mut drift = self.drift.close(start, &series);
-                self.emit(start, &window, keys, &mut drift, &mut records);
+                let mut estimated = self.estimation.close(start);
+                self.emit(
+                    start,
+                    &window,
+                    keys,
+                    &mut drift,
+                    &mut estimated,
+                    &mut records,
+                );
             }
         }
         self.stats.records_emitted += records.len() as u64;
@@ -696,6 +744,7 @@ impl Engine {
         window: &Window,
         keys: Vec<(SeriesKey, Option<SeriesId>)>,
         drift: &mut hashbrown::HashMap<(u16, u16), SeriesOutput>,
+        estimated: &mut hashbrown::HashMap<(u16, u16), crate::output::EstimatedOut>,
         out: &mut Vec<MetricsRecord>,
     ) {
         let bounds = WindowBounds {
@@ -711,6 +760,7 @@ impl Engine {
                         record.drift = extra.drift;
                         record.detectors = extra.detectors;
                     }
+                    record.estimated = estimated.remove(&(key.model, key.version));
                 }
                 (self.sort_key(&key), record)
             })
@@ -808,6 +858,7 @@ impl Engine {
             regression,
             drift: None,
             detectors: None,
+            estimated: None,
         }
     }
 }
@@ -910,6 +961,7 @@ struct Attribution<'e> {
     stats: &'e mut EngineStats,
     drift: &'e mut DriftEngine,
     series: &'e mut SeriesIndex,
+    estimation: &'e mut estimation::EstimationState,
 }
 
 impl Attribution<'_> {
@@ -1000,6 +1052,14 @@ impl JoinSink<PredictionPayload, OutcomePayload> for Attribution<'_> {
                     return;
                 };
                 let predicted = p.payload.predicted as u32;
+                self.estimation.observe_joined(
+                    p.model,
+                    p.version,
+                    self.windows_spec.start_of(p.ts),
+                    &p.payload,
+                    actual,
+                    self.labels,
+                );
                 let (binary, multiclass_p) = if task == Task::Binary {
                     let positive = self.models[model]
                         .spec

@@ -13,7 +13,7 @@ use std::fmt;
 
 use super::{
     Averages, ClassMetrics, ClassificationMetrics, Counts, DetectorOut, DetectorsOut, DriftOut,
-    DriftValue, MetricsRecord, Prf, RegressionMetrics,
+    DriftValue, EstimatedMetric, EstimatedMetrics, MetricsRecord, Prf, RegressionMetrics,
 };
 use crate::settings::Task;
 
@@ -137,6 +137,25 @@ const DETECTOR: &[Leaf<DetectorOut>] = &[
     ("detections", |d| count(d.detections)),
 ];
 
+/// The estimated metrics (`estimated.metrics.<name>`).
+const ESTIMATED: &[Part<EstimatedMetrics, EstimatedMetric>] = &[
+    ("accuracy", |m| &m.accuracy),
+    ("precision", |m| &m.precision),
+    ("recall", |m| &m.recall),
+    ("f1", |m| &m.f1),
+    ("roc_auc", |m| &m.roc_auc),
+];
+
+const ESTIMATE: &[Leaf<EstimatedMetric>] = &[
+    ("value", |m| m.value),
+    ("sampling_error", |m| m.sampling_error),
+    ("lower", |m| m.lower),
+    ("upper", |m| m.upper),
+    ("threshold_lower", |m| m.threshold_lower),
+    ("threshold_upper", |m| m.threshold_upper),
+    ("alert", |m| flag(m.alert)),
+];
+
 /// Which part of the record a metric is in.
 #[derive(
     Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
@@ -155,6 +174,8 @@ pub enum MetricGroup<'a> {
     DriftGroup(usize),
     /// `detectors.<adwin|ddm|page_hinkley>`, by index in that list.
     Detector(usize),
+    /// `estimated.metrics.<accuracy|precision|recall|f1|roc_auc>`, by index in that list.
+    Estimated(usize),
 }
 
 /// A metric of a record: its group and the index of its leaf in the group's table.
@@ -177,16 +198,19 @@ impl<'a> MetricPath<'a> {
             MetricGroup::Regression => REGRESSION[self.leaf].0,
             MetricGroup::Feature(_) | MetricGroup::DriftGroup(_) => DRIFT[self.leaf].0,
             MetricGroup::Detector(_) => DETECTOR[self.leaf].0,
+            MetricGroup::Estimated(_) => ESTIMATE[self.leaf].0,
         }
     }
 
     /// For `Average` paths, `micro`, `macro` or `weighted`; for `DriftGroup` paths,
-    /// `prediction`, `label` or `score`; for `Detector` paths, the detector's name.
+    /// `prediction`, `label` or `score`; for `Detector` paths, the detector's name; for
+    /// `Estimated` paths, the estimated metric's name.
     pub fn group_name(&self) -> Option<&'static str> {
         match self.group {
             MetricGroup::Average(i) => Some(AVERAGES[i].0),
             MetricGroup::DriftGroup(i) => Some(DRIFT_GROUPS[i].0),
             MetricGroup::Detector(i) => Some(DETECTORS[i].0),
+            MetricGroup::Estimated(i) => Some(ESTIMATED[i].0),
             _ => None,
         }
     }
@@ -202,6 +226,7 @@ impl<'a> MetricPath<'a> {
             MetricGroup::Regression => MetricGroup::Regression,
             MetricGroup::DriftGroup(i) => MetricGroup::DriftGroup(i),
             MetricGroup::Detector(i) => MetricGroup::Detector(i),
+            MetricGroup::Estimated(i) => MetricGroup::Estimated(i),
         };
         MetricPath {
             group,
@@ -268,6 +293,14 @@ impl<'a> MetricPath<'a> {
             let detector = DETECTORS.iter().position(|(n, _)| *n == detector)?;
             return leaf(DETECTOR, name).map(|i| at(MetricGroup::Detector(detector), i));
         }
+        if let Some(rest) = path.strip_prefix("estimated.metrics.") {
+            if !task.is_classification() {
+                return None;
+            }
+            let (metric, name) = rest.split_once('.')?;
+            let metric = ESTIMATED.iter().position(|(n, _)| *n == metric)?;
+            return leaf(ESTIMATE, name).map(|i| at(MetricGroup::Estimated(metric), i));
+        }
         None
     }
 
@@ -304,6 +337,10 @@ impl<'a> MetricPath<'a> {
                 let detectors = record.detectors.as_ref()?;
                 (DETECTOR[self.leaf].1)((DETECTORS[*detector].1)(detectors)?)
             }
+            MetricGroup::Estimated(metric) => {
+                let estimated = record.estimated.as_ref()?;
+                (ESTIMATE[self.leaf].1)((ESTIMATED[*metric].1)(&estimated.metrics))
+            }
         };
         value.filter(|v| v.is_finite())
     }
@@ -325,6 +362,9 @@ impl fmt::Display for MetricPath<'_> {
             MetricGroup::Detector(detector) => {
                 write!(f, "detectors.{}.{leaf}", DETECTORS[*detector].0)
             }
+            MetricGroup::Estimated(metric) => {
+                write!(f, "estimated.metrics.{}.{leaf}", ESTIMATED[*metric].0)
+            }
         }
     }
 }
@@ -332,7 +372,8 @@ impl fmt::Display for MetricPath<'_> {
 /// Calls `f` with every metric present in `record` and its value (`None` for a null or
 /// non-finite one), in the order of the tables: counts, classification (top level,
 /// averages, per class in label order) or regression, drift (features in name order,
-/// then prediction, label, score), detectors. Parts absent from the record are skipped.
+/// then prediction, label, score), detectors, estimated metrics. Parts absent from the
+/// record are skipped.
 pub fn for_each_metric<'r>(
     record: &'r MetricsRecord,
     mut f: impl FnMut(&MetricPath<'r>, Option<f64>),
@@ -383,6 +424,16 @@ pub fn for_each_metric<'r>(
             }
         }
     }
+    if let Some(estimated) = &record.estimated {
+        for (i, (_, read)) in ESTIMATED.iter().enumerate() {
+            visit(
+                ESTIMATE,
+                MetricGroup::Estimated(i),
+                read(&estimated.metrics),
+                &mut f,
+            );
+        }
+    }
 }
 
 /// Every metric path as a pattern (`classification.per_class.<label>.f1`,
@@ -420,6 +471,13 @@ pub fn catalog() -> Vec<(String, &'static str)> {
     for (detector, _) in DETECTORS {
         add(&format!("detectors.{detector}"), names(DETECTOR), "all");
     }
+    for (metric, _) in ESTIMATED {
+        add(
+            &format!("estimated.metrics.{metric}"),
+            names(ESTIMATE),
+            "classification",
+        );
+    }
     paths
 }
 
@@ -439,6 +497,8 @@ mod tests {
             "drift.features.a.b.psi",
             "drift.score.drifted",
             "detectors.page_hinkley.detections",
+            "estimated.metrics.f1.value",
+            "estimated.metrics.roc_auc.alert",
         ] {
             let path = MetricPath::parse(text, Task::Binary, &features)
                 .unwrap_or_else(|| panic!("{text}"));
@@ -449,6 +509,8 @@ mod tests {
         assert!(MetricPath::parse("classification.f2", Task::Binary, &features).is_none());
         assert!(MetricPath::parse("drift.features.age.psi", Task::Binary, &features).is_none());
         assert!(MetricPath::parse("classification.per_class..f1", Task::Binary, &[]).is_none());
+        assert!(MetricPath::parse("estimated.metrics.f1.value", Task::Regression, &[]).is_none());
+        assert!(MetricPath::parse("estimated.metrics.mae.value", Task::Binary, &[]).is_none());
     }
 
     #[test]

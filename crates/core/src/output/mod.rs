@@ -6,12 +6,14 @@
 //! of metric names that rules, Prometheus gauges and the docs use.
 
 mod drift;
+mod estimated;
 pub mod metric_path;
 
 pub use drift::{
     finite, CategoricalDrift, DetectorOut, DetectorsOut, DriftOut, DriftValue, NumericDrift,
     TestResult,
 };
+pub use estimated::{EstimatedMetric, EstimatedMetrics, EstimatedOut, EstimationReferenceOut};
 pub use metric_path::{for_each_metric, MetricPath};
 
 use std::collections::BTreeMap;
@@ -42,6 +44,10 @@ pub struct MetricsRecord {
     pub drift: Option<DriftOut>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detectors: Option<DetectorsOut>,
+    /// Estimated performance of the window's predictions (CBPE, docs/estimation.md):
+    /// unsegmented records of models with `[models.estimation]`, once fitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated: Option<EstimatedOut>,
 }
 
 /// A window's bounds in epoch milliseconds, `[start, end)`. In JSON: RFC 3339 strings,

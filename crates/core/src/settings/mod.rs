@@ -20,8 +20,9 @@ pub use detectors::{
 };
 pub use duration::Duration;
 pub use model::{
-    DriftMethod, FeatureDriftConfig, ModelConfig, ModelDriftConfig, ReferenceConfig, Task,
-    DEFAULT_SAMPLE_CAPACITY,
+    DriftMethod, EstimationCalibration, EstimationConfig, EstimationMethod, EstimationReference,
+    FeatureDriftConfig, ModelConfig, ModelDriftConfig, ReferenceConfig, Task,
+    DEFAULT_ESTIMATION_REFERENCE_SIZE, DEFAULT_SAMPLE_CAPACITY,
 };
 pub use rule::{RuleConfig, DEFAULT_COOLDOWN, DEFAULT_SEVERITY};
 
@@ -482,6 +483,7 @@ impl Config {
                 }
             }
             validate_drift(model, &key)?;
+            validate_estimation(model, &key)?;
         }
         if let Some(webhook) = &self.retrain.webhook {
             if !(webhook.url.starts_with("http://") || webhook.url.starts_with("https://")) {
@@ -504,6 +506,40 @@ impl Config {
     pub fn model(&self, name: &str) -> Option<&ModelConfig> {
         self.models.iter().find(|m| m.name == name)
     }
+}
+
+fn validate_estimation(
+    model: &ModelConfig,
+    key: &dyn Fn(&str) -> String,
+) -> Result<(), ConfigError> {
+    let Some(estimation) = &model.estimation else {
+        return Ok(());
+    };
+    if !model.task.is_classification() {
+        return Err(ConfigError::invalid(
+            key("estimation"),
+            format!(
+                "model `{}` is a regression model: estimation (CBPE) applies to binary and \
+                 multiclass models only",
+                model.name
+            ),
+        ));
+    }
+    if estimation.reference == EstimationReference::First && estimation.reference_size == 0 {
+        return Err(ConfigError::invalid(
+            key("estimation.reference_size"),
+            "must be at least 1",
+        ));
+    }
+    if let EstimationReference::File(file) = &estimation.reference {
+        if file.is_empty() {
+            return Err(ConfigError::invalid(
+                key("estimation.reference.file"),
+                "must not be empty",
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn validate_drift(model: &ModelConfig, key: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {

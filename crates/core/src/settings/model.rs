@@ -48,6 +48,10 @@ pub struct ModelConfig {
     pub drift: ModelDriftConfig,
     #[serde(default)]
     pub detectors: DetectorsConfig,
+    /// `[models.estimation]`: performance estimation without labels (docs/estimation.md).
+    /// Absent: no `estimated` object in this model's records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimation: Option<EstimationConfig>,
 }
 
 fn default_reference_size() -> usize {
@@ -162,5 +166,95 @@ impl DriftMethod {
     /// True for methods whose value is a p-value (drift when below threshold).
     pub(crate) fn is_p_value(self) -> bool {
         matches!(self, DriftMethod::Ks | DriftMethod::ChiSquare)
+    }
+}
+
+/// Joined pairs the `reference = "first"` estimation reference needs by default: whole
+/// windows are taken until at least this many.
+pub const DEFAULT_ESTIMATION_REFERENCE_SIZE: usize = 5000;
+
+/// `[models.estimation]`: CBPE for a binary or multiclass model (docs/estimation.md).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EstimationConfig {
+    pub method: EstimationMethod,
+    #[serde(default)]
+    pub calibration: EstimationCalibration,
+    /// Which labelled predictions the estimator is fitted on.
+    #[serde(default)]
+    pub reference: EstimationReference,
+    /// `reference = "first"`: whole windows (by prediction time) until at least this many
+    /// joined pairs.
+    #[serde(default = "default_estimation_reference_size")]
+    pub reference_size: usize,
+}
+
+fn default_estimation_reference_size() -> usize {
+    DEFAULT_ESTIMATION_REFERENCE_SIZE
+}
+
+/// The estimation method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EstimationMethod {
+    /// Confidence-based performance estimation (NannyML's CBPE).
+    Cbpe,
+}
+
+/// How scores are calibrated before they are read as probabilities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EstimationCalibration {
+    /// Isotonic when the reference says it helps (docs/estimation.md, "auto").
+    #[default]
+    Auto,
+    /// Always isotonic.
+    Isotonic,
+    /// Never: the scores are the probabilities.
+    None,
+}
+
+/// The estimation reference of a model version.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum EstimationReference {
+    /// The first whole windows of the version until `reference_size` joined pairs.
+    #[default]
+    First,
+    /// Predictions with their `actual`, in the input format, read when the configuration
+    /// is loaded (a path relative to the configuration file).
+    File(String),
+}
+
+impl<'de> Deserialize<'de> for EstimationReference {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct FileRef {
+            file: String,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Name(String),
+            File(FileRef),
+        }
+        let expected = "expected \"first\" or { file = \"reference.jsonl\" }";
+        match Raw::deserialize(deserializer).map_err(|_| serde::de::Error::custom(expected))? {
+            Raw::Name(name) if name == "first" => Ok(EstimationReference::First),
+            Raw::Name(other) => Err(serde::de::Error::custom(format!("`{other}`: {expected}"))),
+            Raw::File(FileRef { file }) => Ok(EstimationReference::File(file)),
+        }
+    }
+}
+
+/// Written as the configuration writes it.
+impl Serialize for EstimationReference {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            EstimationReference::First => serializer.serialize_str("first"),
+            EstimationReference::File(file) => {
+                BTreeMap::from([("file", file.as_str())]).serialize(serializer)
+            }
+        }
     }
 }

@@ -1,0 +1,97 @@
+//! Replay with `[models.estimation]` (docs/estimation.md): the multiclass example model
+//! `intent` gets an `estimated` object once its reference is fitted, the other model's
+//! records are byte for byte those of a run without the section, and a rule can watch an
+//! estimated metric.
+
+use serde_json::Value;
+
+fn replay(extra: &str) -> Vec<String> {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let base = std::fs::read_to_string(format!("{root}/examples/feedback-loop.toml"))
+        .expect("example config");
+    let config = feedback_loop::config::from_toml_str(&format!("{base}\n{extra}"))
+        .expect("config with estimation");
+    let predictions =
+        std::fs::read(format!("{root}/examples/predictions.jsonl")).expect("predictions");
+    let outcomes = std::fs::read(format!("{root}/examples/outcomes.jsonl")).expect("outcomes");
+    let mut out = Vec::new();
+    feedback_loop::replay::replay(
+        &config.into(),
+        &predictions,
+        &outcomes,
+        &mut out,
+        &mut Vec::new(),
+    )
+    .expect("replay runs");
+    String::from_utf8(out)
+        .expect("UTF-8")
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Appended after the example's last `[[models]]` (`intent`, multiclass).
+const ESTIMATION: &str = r#"
+[models.estimation]
+method = "cbpe"
+calibration = "isotonic"
+reference_size = 300
+
+[[rules]]
+name = "intent-estimated-accuracy"
+model = "intent"
+metric = "estimated.metrics.accuracy.value"
+op = "<"
+threshold = 0.2
+"#;
+
+#[test]
+fn replay_emits_estimates_for_the_configured_model_only() {
+    let with = replay(ESTIMATION);
+    let without = replay("");
+    let parse = |l: &String| serde_json::from_str::<Value>(l).expect("JSON line");
+    let metrics = |lines: &[String], model: &str| -> Vec<String> {
+        lines
+            .iter()
+            .filter(|l| {
+                let v = parse(l);
+                v["schema"] == "feedback-loop.metrics.v1" && v["model"] == model
+            })
+            .cloned()
+            .collect()
+    };
+    assert_eq!(metrics(&with, "fraud"), metrics(&without, "fraud"));
+    assert!(without.iter().all(|l| !l.contains("\"estimated\"")));
+
+    let intent: Vec<Value> = metrics(&with, "intent").iter().map(parse).collect();
+    let estimated: Vec<&Value> = intent
+        .iter()
+        .filter(|r| r.get("estimated").is_some())
+        .collect();
+    assert!(
+        estimated.len() >= 3,
+        "{} of {} windows estimated",
+        estimated.len(),
+        intent.len()
+    );
+    // The reference's windows come first and carry none.
+    assert!(intent[0].get("estimated").is_none());
+    for r in &estimated {
+        let e = &r["estimated"];
+        assert!(r.get("segment").is_none());
+        assert_eq!(e["method"], "cbpe");
+        assert_eq!(e["calibrated"], true);
+        assert!(e["reference"]["pairs"].as_u64() >= Some(300));
+        // Every intent prediction has scores: the estimate covers the window's predictions.
+        assert_eq!(e["n"], r["counts"]["predictions"]);
+        for metric in ["accuracy", "precision", "recall", "f1", "roc_auc"] {
+            let m = &e["metrics"][metric];
+            let value = m["value"].as_f64().expect("a value");
+            assert!((0.0..=1.0).contains(&value), "{metric} {value}");
+            assert!(m["lower"].as_f64() <= Some(value) && Some(value) <= m["upper"].as_f64());
+            assert!(m["alert"].is_boolean());
+        }
+    }
+    // Deterministic.
+    assert_eq!(with, replay(ESTIMATION));
+}
