@@ -267,7 +267,7 @@ fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     };
     let (mut predictions, mut outcomes) = (open("predictions.jsonl")?, open("outcomes.jsonl")?);
     let duration = args.duration.map_or(600_000, |d| d.as_millis_i64());
-    let mut messages = generator.until(start + duration);
+    let mut messages = generator.before(start + duration);
     messages.extend(generator.drain());
     for message in &messages {
         let file = match message.stream {
