@@ -235,6 +235,15 @@ positive_class = "1"
         .to_string();
         assert!(err.contains("models[0].detectors.adwin.delta"), "{err}");
 
+        let config = from_toml_str(MINIMAL).unwrap();
+        assert_eq!(config.models[0].drift.min_window_samples, 100);
+        let err = from_toml_str(&format!(
+            "{MINIMAL}[models.drift]\nsample_capacity = 50\nmin_window_samples = 51\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("models[0].drift.min_window_samples"), "{err}");
+
         let err = from_toml_str(&format!("{MINIMAL}[models.drift]\nmethd = \"ks\"\n"))
             .unwrap_err()
             .to_string();

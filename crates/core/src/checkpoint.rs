@@ -360,13 +360,17 @@ segments = ["channel"]
         assert_eq!(config_fingerprint(&base), config_fingerprint(&config()));
         let golden = config_fingerprint(&base);
         assert_eq!(
-            golden, 0xc93e_c123_4da9_f9ea_u64,
+            golden, 0x9402_d271_fea7_cf44_u64,
             "fingerprint changed: {golden:#x}"
         );
 
         let mut window = config();
         window.window.size = crate::settings::Duration(std::time::Duration::from_secs(61));
         assert_ne!(config_fingerprint(&window), golden);
+
+        let mut min_sample = config();
+        min_sample.models[0].drift.min_window_samples += 1;
+        assert_ne!(config_fingerprint(&min_sample), golden);
 
         let mut listen = config();
         listen.http.listen = "0.0.0.0:1".into();

@@ -21,7 +21,7 @@ pub use detectors::{
 pub use duration::Duration;
 pub use model::{
     DriftMethod, FeatureDriftConfig, ModelConfig, ModelDriftConfig, ReferenceConfig, Task,
-    DEFAULT_SAMPLE_CAPACITY,
+    DEFAULT_MIN_WINDOW_SAMPLES, DEFAULT_SAMPLE_CAPACITY,
 };
 pub use rule::{RuleConfig, DEFAULT_COOLDOWN, DEFAULT_SEVERITY};
 
@@ -517,6 +517,15 @@ fn validate_drift(model: &ModelConfig, key: &dyn Fn(&str) -> String) -> Result<(
         return Err(ConfigError::invalid(
             key("drift.sample_capacity"),
             "must be at least 1",
+        ));
+    }
+    if drift.min_window_samples > drift.sample_capacity {
+        return Err(ConfigError::invalid(
+            key("drift.min_window_samples"),
+            format!(
+                "{} is above drift.sample_capacity ({}): no window could ever be decided",
+                drift.min_window_samples, drift.sample_capacity
+            ),
         ));
     }
     let threshold_ok = |t: Option<f64>| t.is_none_or(|t| t.is_finite() && t >= 0.0);
