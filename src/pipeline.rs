@@ -58,6 +58,8 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let config = &loaded.config;
     let telemetry = state.telemetry.clone();
+    // Counters whose labels the configuration tells exist at 0 from now on.
+    telemetry.initialise(config);
     let consumer: InputConsumer = client::consumer(config)
         .create_with_context(InputContext::new(telemetry.clone()))
         .context("creating the Kafka consumer")?;

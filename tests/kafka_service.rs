@@ -357,6 +357,52 @@ async fn bad_input_goes_to_the_dead_letter_topic() {
     running.stop().await;
 }
 
+/// The counters whose labels the configuration tells are on `/metrics` at 0 as soon as the
+/// service starts, before any message: `increase(…) > 0` then sees the first burst.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn labelled_counters_exist_at_zero_from_the_start() {
+    let broker = Broker::start();
+    let t = topics(&broker).await;
+    let running = start_service(config(&broker.bootstrap(), &t)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !running.state.is_ready() {
+        assert!(std::time::Instant::now() < deadline, "ready within 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let body = reqwest::get(format!("http://{}/metrics", running.http))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let zero = |series: String| {
+        assert!(
+            body.lines().any(|l| l == format!("{series} 0")),
+            "{series} 0 not in\n{body}"
+        );
+    };
+    for topic in [&t.predictions, &t.outcomes] {
+        zero(format!(
+            r#"feedback_loop_dead_letters_total{{reason="invalid_json",topic="{topic}"}}"#
+        ));
+        zero(format!(
+            r#"feedback_loop_input_records_total{{topic="{topic}"}}"#
+        ));
+    }
+    for topic in [&t.metrics, &t.alerts, &t.retrain] {
+        zero(format!(
+            r#"feedback_loop_output_errors_total{{topic="{topic}"}}"#
+        ));
+    }
+    zero(r#"feedback_loop_join_events_total{event="orphaned"}"#.into());
+    zero(
+        r#"feedback_loop_alerts_total{model="fraud",rule="accuracy-drop",status="firing"}"#.into(),
+    );
+    zero(r#"feedback_loop_retrain_triggers_total{model="fraud"}"#.into());
+    promtool_check_metrics(&body);
+    running.stop().await;
+}
+
 /// Runs `promtool check metrics` on an exposition. promtool comes with Debian's
 /// `prometheus` package; CI installs it, so there it must be present.
 fn promtool_check_metrics(body: &str) {

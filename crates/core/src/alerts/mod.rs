@@ -323,6 +323,16 @@ impl RuleSet {
         })
     }
 
+    /// `(rule, model, retrain)` for each model each rule applies to (with `model = "*"`,
+    /// the models whose records have the rule's metric).
+    pub fn rule_models(&self) -> impl Iterator<Item = (&str, &str, bool)> {
+        self.rules.iter().flat_map(|rule| {
+            rule.models
+                .keys()
+                .map(move |model| (rule.name.as_str(), model.as_str(), rule.retrain))
+        })
+    }
+
     /// The state to checkpoint.
     pub fn state(&self) -> &RuleState {
         &self.state
