@@ -64,10 +64,15 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
             .merge(Toml::file(path))
             .merge(env_overrides()),
     )?;
-    config
-        .kafka
-        .client
-        .extend(client_env_overrides(std::env::vars()));
+    for (table, property, value) in client_env_overrides(std::env::vars()) {
+        let kafka = &mut config.kafka;
+        let table = match table {
+            ClientTable::Client => &mut kafka.client,
+            ClientTable::Consumer => &mut kafka.consumer,
+            ClientTable::Producer => &mut kafka.producer,
+        };
+        table.insert(property, value);
+    }
     check(&config)?;
     let base = path.parent().unwrap_or(Path::new("."));
     let baselines = load_baselines(&config, base)?;
@@ -123,31 +128,54 @@ fn extract(figment: Figment) -> Result<Config, ConfigError> {
 }
 
 /// Environment overrides: `FEEDBACK_LOOP__JOIN__MAX_LABEL_DELAY=2h` sets `join.max_label_delay`.
-/// `[kafka.client]` properties are handled by [`client_env_overrides`], since their names
-/// contain dots.
+/// `[kafka.client]`, `[kafka.consumer]` and `[kafka.producer]` properties are handled by
+/// [`client_env_overrides`], since their names contain dots.
 fn env_overrides() -> Env {
     Env::prefixed(ENV_PREFIX)
         .filter(|key| {
-            !key.as_str()
-                .to_ascii_lowercase()
-                .starts_with(CLIENT_ENV_INFIX)
+            let key = key.as_str().to_ascii_lowercase();
+            !CLIENT_ENV_INFIXES
+                .iter()
+                .any(|(infix, _)| key.starts_with(infix))
         })
         .split("__")
 }
 
-const CLIENT_ENV_INFIX: &str = "kafka__client__";
+/// The tables of librdkafka properties.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClientTable {
+    Client,
+    Consumer,
+    Producer,
+}
+
+const CLIENT_ENV_INFIXES: [(&str, ClientTable); 3] = [
+    ("kafka__client__", ClientTable::Client),
+    ("kafka__consumer__", ClientTable::Consumer),
+    ("kafka__producer__", ClientTable::Producer),
+];
 
 /// `FEEDBACK_LOOP__KAFKA__CLIENT__SECURITY_PROTOCOL=SASL_SSL` sets the librdkafka property
-/// `security.protocol`: librdkafka names use dots where environment names cannot, and no
-/// librdkafka property has an underscore, so each underscore stands for a dot.
+/// `security.protocol` of `[kafka.client]` (`…__KAFKA__CONSUMER__…`, `…__KAFKA__PRODUCER__…`:
+/// of `[kafka.consumer]`, `[kafka.producer]`): librdkafka names use dots where environment
+/// names cannot, and no librdkafka property has an underscore, so each underscore stands
+/// for a dot.
 fn client_env_overrides(
     vars: impl Iterator<Item = (String, String)>,
-) -> Vec<(String, ClientValue)> {
+) -> Vec<(ClientTable, String, ClientValue)> {
     vars.filter_map(|(name, value)| {
         let rest = name.strip_prefix(ENV_PREFIX)?;
         let lower = rest.to_ascii_lowercase();
-        let property = lower.strip_prefix(CLIENT_ENV_INFIX)?;
-        (!property.is_empty()).then(|| (property.replace('_', "."), ClientValue(value)))
+        CLIENT_ENV_INFIXES.iter().find_map(|(infix, table)| {
+            let property = lower.strip_prefix(infix)?;
+            (!property.is_empty()).then(|| {
+                (
+                    *table,
+                    property.replace('_', "."),
+                    ClientValue(value.clone()),
+                )
+            })
+        })
     })
     .collect()
 }
@@ -261,16 +289,62 @@ positive_class = "1"
                 "FEEDBACK_LOOP__JOIN__MAX_PENDING".to_string(),
                 "5".to_string(),
             ),
+            (
+                "FEEDBACK_LOOP__KAFKA__CONSUMER__SESSION_TIMEOUT_MS".to_string(),
+                "6000".to_string(),
+            ),
+            (
+                "FEEDBACK_LOOP__KAFKA__PRODUCER__LINGER_MS".to_string(),
+                "20".to_string(),
+            ),
             ("OTHER".to_string(), "x".to_string()),
         ];
         let overrides = client_env_overrides(vars.into_iter());
         assert_eq!(
             overrides,
-            vec![(
-                "security.protocol".to_string(),
-                ClientValue("SASL_SSL".into())
-            )]
+            vec![
+                (
+                    ClientTable::Client,
+                    "security.protocol".to_string(),
+                    ClientValue("SASL_SSL".into())
+                ),
+                (
+                    ClientTable::Consumer,
+                    "session.timeout.ms".to_string(),
+                    ClientValue("6000".into())
+                ),
+                (
+                    ClientTable::Producer,
+                    "linger.ms".to_string(),
+                    ClientValue("20".into())
+                ),
+            ]
         );
+    }
+
+    #[test]
+    fn consumer_and_producer_properties_go_to_that_client_only() {
+        let config = from_toml_str(&format!(
+            "[kafka.client]\n\"socket.timeout.ms\" = 1000\n             [kafka.consumer]\n\"session.timeout.ms\" = 6000\n\"enable.auto.offset.store\" = true\n             [kafka.producer]\n\"linger.ms\" = 20\n\"socket.timeout.ms\" = 2000\n{MINIMAL}"
+        ))
+        .unwrap();
+        let consumer = crate::kafka::client::consumer(&config);
+        let producer = crate::kafka::client::producer(&config);
+        assert_eq!(consumer.get("session.timeout.ms"), Some("6000"));
+        assert_eq!(consumer.get("socket.timeout.ms"), Some("1000"));
+        assert_eq!(consumer.get("linger.ms"), None);
+        // Offset safety: the service's setting stands.
+        assert_eq!(consumer.get("enable.auto.offset.store"), Some("false"));
+        assert_eq!(producer.get("session.timeout.ms"), None);
+        assert_eq!(producer.get("linger.ms"), Some("20"));
+        // [kafka.producer] comes after [kafka.client].
+        assert_eq!(producer.get("socket.timeout.ms"), Some("2000"));
+        let reader = crate::kafka::client::other_consumer(&config);
+        assert_eq!(reader.get("session.timeout.ms"), Some("6000"));
+        assert_eq!(reader.get("linger.ms"), None);
+        let base = crate::kafka::client::base(&config);
+        assert_eq!(base.get("session.timeout.ms"), None);
+        assert_eq!(base.get("linger.ms"), None);
     }
 
     #[test]

@@ -22,7 +22,6 @@ use futures_util::StreamExt;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::producer::FutureProducer;
 
 use feedback_loop_core::checkpoint::{config_fingerprint, SnapshotView};
 use feedback_loop_core::monitor::Monitor;
@@ -35,6 +34,7 @@ use crate::ingest::{Ingest, InputMessage, Verdict};
 use crate::kafka::client;
 use crate::kafka::consumer::{AssignmentChange, InputConsumer, InputContext};
 use crate::kafka::dead_letter::{DeadLetter, DeadLetterQueue};
+use crate::kafka::log_limit::{PlainConsumer, Producer, QuietContext};
 use crate::kafka::producer::OutputProducer;
 use crate::kafka::state_store::StateStore;
 use crate::offsets::Offsets;
@@ -64,7 +64,7 @@ pub async fn run(
         .create_with_context(InputContext::new(telemetry.clone()))
         .context("creating the Kafka consumer")?;
     let partitions = {
-        let base = client::consumer(config).create::<rdkafka::consumer::BaseConsumer>()?;
+        let base: PlainConsumer = client::consumer(config).create_with_context(QuietContext)?;
         client::check_input_topics(&base, config, Duration::from_secs(10))?
     };
     tracing::info!(
@@ -73,8 +73,8 @@ pub async fn run(
         partitions,
         "input topics checked"
     );
-    let producer: FutureProducer = client::producer(config)
-        .create()
+    let producer: Producer = client::producer(config)
+        .create_with_context(QuietContext)
         .context("creating the Kafka producer")?;
     let webhook = match &config.retrain.webhook {
         Some(webhook) => Some(RetrainWebhook::new(webhook.clone(), telemetry.clone())?),

@@ -4,13 +4,14 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 
 use feedback_loop_core::settings::Config;
 
 /// Settings shared by the consumer and the producers: bootstrap servers, then every
-/// `[kafka.client]` property as is. librdkafka ignores (with a log line) a consumer-only
-/// property given to a producer, so one table serves both.
+/// `[kafka.client]` property as is. librdkafka ignores a consumer-only property given to a
+/// producer with a `CONFWARN` log line (and vice versa): such properties belong in
+/// `[kafka.consumer]` / `[kafka.producer]`, which only that kind of client gets.
 pub fn base(config: &Config) -> ClientConfig {
     let mut client = ClientConfig::new();
     client.set("bootstrap.servers", &config.kafka.bootstrap_servers);
@@ -45,11 +46,21 @@ pub fn consumer(config: &Config) -> ClientConfig {
     // (default 1 s); a consumer that does real work per message then idles between bursts.
     client.set("fetch.queue.backoff.ms", "10");
     client.set("client.id", "feedback-loop");
-    // The user's settings win, except the two that offset safety depends on.
-    for (key, value) in &config.kafka.client {
+    // The user's settings win, except the one that offset safety depends on.
+    for (key, value) in config.kafka.client.iter().chain(&config.kafka.consumer) {
         if key != "enable.auto.offset.store" {
             client.set(key, &value.0);
         }
+    }
+    client
+}
+
+/// A consumer other than the input consumer (the state reader): the shared settings, then
+/// `[kafka.consumer]`; the caller sets what it depends on after.
+pub fn other_consumer(config: &Config) -> ClientConfig {
+    let mut client = base(config);
+    for (key, value) in &config.kafka.consumer {
+        client.set(key, &value.0);
     }
     client
 }
@@ -66,7 +77,7 @@ pub fn producer(config: &Config) -> ClientConfig {
     // Room for a dead letter of limits.max_message_bytes plus its headers.
     let max_message = (config.limits.max_message_bytes + 64 * 1024).max(1_000_000);
     client.set("message.max.bytes", max_message.to_string());
-    for (key, value) in &config.kafka.client {
+    for (key, value) in config.kafka.client.iter().chain(&config.kafka.producer) {
         client.set(key, &value.0);
     }
     client
@@ -74,8 +85,8 @@ pub fn producer(config: &Config) -> ClientConfig {
 
 /// Checks that both input topics exist and have the same number of partitions (they must be
 /// co-partitioned: same key, same partitioner). Returns that number.
-pub(crate) fn check_input_topics(
-    consumer: &BaseConsumer,
+pub(crate) fn check_input_topics<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
     config: &Config,
     timeout: Duration,
 ) -> anyhow::Result<i32> {

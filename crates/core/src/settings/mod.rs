@@ -74,6 +74,10 @@ pub struct KafkaConfig {
     pub dead_letter_topic: String,
     /// librdkafka properties, passed as is to the consumer and the producer.
     pub client: BTreeMap<String, ClientValue>,
+    /// librdkafka properties for the consumers only, applied after `client`.
+    pub consumer: BTreeMap<String, ClientValue>,
+    /// librdkafka properties for the producers only, applied after `client`.
+    pub producer: BTreeMap<String, ClientValue>,
 }
 
 impl Default for KafkaConfig {
@@ -88,6 +92,8 @@ impl Default for KafkaConfig {
             retrain_topic: "model-retrain-triggers".into(),
             dead_letter_topic: "feedback-loop-dlq".into(),
             client: BTreeMap::new(),
+            consumer: BTreeMap::new(),
+            producer: BTreeMap::new(),
         }
     }
 }
