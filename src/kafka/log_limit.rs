@@ -1,7 +1,7 @@
 //! librdkafka's errors and warnings, rate-limited: without a broker every client reports
 //! the same error (`AllBrokersDown`, connection refused) for every broker and every retry,
 //! hundreds of identical lines a second. Each kind of message (a global error's code, a log
-//! line's facility) is logged at most once per [`REPEAT_INTERVAL`]; the next one logged
+//! line's facility) is logged at most once per `REPEAT_INTERVAL` (10 s); the next one logged
 //! says how many were suppressed since. All clients of the process share one limiter.
 
 use std::collections::HashMap;
