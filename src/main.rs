@@ -187,7 +187,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
             Err(error) => {
-                eprintln!("{}: {error}", file.display());
+                match error.problems().as_slice() {
+                    [one] => eprintln!("{}: {one}", file.display()),
+                    all => {
+                        eprintln!("{}: {} problems", file.display(), all.len());
+                        for problem in all {
+                            eprintln!("  {problem}");
+                        }
+                    }
+                }
                 Ok(ExitCode::from(2))
             }
         },

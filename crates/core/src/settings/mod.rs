@@ -34,9 +34,45 @@ pub enum ConfigError {
     /// A key parsed but its value is not acceptable.
     #[error("`{key}`: {message}")]
     Invalid { key: String, message: String },
+    /// More than one problem, one per line, in the order they were found.
+    #[error("{}", lines(.0))]
+    Several(Vec<ConfigError>),
+}
+
+fn lines(errors: &[ConfigError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 impl ConfigError {
+    /// `Ok` for no problem, the problem itself for one, [`ConfigError::Several`] for more
+    /// (nested lists flattened).
+    pub fn from_all(problems: Vec<ConfigError>) -> Result<(), ConfigError> {
+        let mut flat = Vec::with_capacity(problems.len());
+        for problem in problems {
+            match problem {
+                ConfigError::Several(inner) => flat.extend(inner),
+                one => flat.push(one),
+            }
+        }
+        match flat.len() {
+            0 => Ok(()),
+            1 => Err(flat.remove(0)),
+            _ => Err(ConfigError::Several(flat)),
+        }
+    }
+
+    /// Every single problem this error holds.
+    pub fn problems(&self) -> Vec<&ConfigError> {
+        match self {
+            ConfigError::Several(all) => all.iter().flat_map(ConfigError::problems).collect(),
+            one => vec![one],
+        }
+    }
+
     pub fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
         ConfigError::Invalid {
             key: key.into(),
@@ -347,23 +383,30 @@ fn default_webhook_attempts() -> u32 {
 }
 
 impl Config {
-    /// Checks what serde cannot: required combinations, ranges, names.
+    /// Checks what serde cannot: required combinations, ranges, names. Every problem is
+    /// reported: one error, or [`ConfigError::Several`] in the file's order.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        ConfigError::from_all(self.problems())
+    }
+
+    /// Every problem [`Config::validate`] finds, each naming its key.
+    pub fn problems(&self) -> Vec<ConfigError> {
+        let mut problems = Vec::new();
         let w = &self.window;
         if w.size.0.is_zero() {
-            return Err(ConfigError::invalid(
+            problems.push(ConfigError::invalid(
                 "window.size",
                 "must be greater than 0",
             ));
         }
         if self.shutdown.timeout.0.is_zero() {
-            return Err(ConfigError::invalid(
+            problems.push(ConfigError::invalid(
                 "shutdown.timeout",
                 "must be greater than 0",
             ));
         }
         if self.join.max_pending == 0 {
-            return Err(ConfigError::invalid(
+            problems.push(ConfigError::invalid(
                 "join.max_pending",
                 "must be at least 1",
             ));
@@ -382,11 +425,11 @@ impl Config {
             ("checkpoint.chunk_bytes", self.checkpoint.chunk_bytes),
         ] {
             if value == 0 {
-                return Err(ConfigError::invalid(key, "must be at least 1"));
+                problems.push(ConfigError::invalid(key, "must be at least 1"));
             }
         }
         if self.limits.max_versions_per_model > u16::MAX as usize - 1 {
-            return Err(ConfigError::invalid(
+            problems.push(ConfigError::invalid(
                 "limits.max_versions_per_model",
                 "must be below 65535",
             ));
@@ -419,45 +462,43 @@ impl Config {
         ];
         for (key, path) in paths {
             if path.is_empty() || path.split('.').any(str::is_empty) {
-                return Err(ConfigError::invalid(
+                problems.push(ConfigError::invalid(
                     key,
                     format!("`{path}` is not a dotted path of field names"),
                 ));
             }
         }
         if self.models.is_empty() {
-            return Err(ConfigError::invalid(
+            problems.push(ConfigError::invalid(
                 "models",
                 "no [[models]] configured: the service would dead-letter every record",
             ));
         }
         if self.models.len() > u16::MAX as usize - 1 {
-            return Err(ConfigError::invalid("models", "too many models"));
+            problems.push(ConfigError::invalid("models", "too many models"));
         }
         let mut seen = std::collections::HashSet::new();
         for (i, model) in self.models.iter().enumerate() {
             let key = |field: &str| format!("models[{i}].{field}");
             if model.name.is_empty() {
-                return Err(ConfigError::invalid(key("name"), "must not be empty"));
+                problems.push(ConfigError::invalid(key("name"), "must not be empty"));
             }
             if !seen.insert(model.name.as_str()) {
-                return Err(ConfigError::invalid(
+                problems.push(ConfigError::invalid(
                     key("name"),
                     format!("model `{}` is configured twice", model.name),
                 ));
             }
             match (model.task, &model.positive_class) {
-                (Task::Binary, None) => {
-                    return Err(ConfigError::invalid(
-                        key("positive_class"),
-                        format!(
-                            "model `{}` is binary and needs a positive_class",
-                            model.name
-                        ),
-                    ))
-                }
+                (Task::Binary, None) => problems.push(ConfigError::invalid(
+                    key("positive_class"),
+                    format!(
+                        "model `{}` is binary and needs a positive_class",
+                        model.name
+                    ),
+                )),
                 (Task::Multiclass | Task::Regression, Some(_)) => {
-                    return Err(ConfigError::invalid(
+                    problems.push(ConfigError::invalid(
                         key("positive_class"),
                         format!(
                             "model `{}` is not binary: positive_class does not apply",
@@ -471,30 +512,30 @@ impl Config {
                 let mut names_seen = std::collections::HashSet::new();
                 for name in names {
                     if name.is_empty() || !names_seen.insert(name) {
-                        return Err(ConfigError::invalid(
+                        problems.push(ConfigError::invalid(
                             key(field),
                             format!("`{name}` is empty or listed twice"),
                         ));
                     }
                 }
             }
-            validate_drift(model, &key)?;
+            validate_drift(model, &key, &mut problems);
         }
         if let Some(webhook) = &self.retrain.webhook {
             if !(webhook.url.starts_with("http://") || webhook.url.starts_with("https://")) {
-                return Err(ConfigError::invalid(
+                problems.push(ConfigError::invalid(
                     "retrain.webhook.url",
                     format!("`{}` is not an http:// or https:// URL", webhook.url),
                 ));
             }
             if webhook.max_attempts == 0 {
-                return Err(ConfigError::invalid(
+                problems.push(ConfigError::invalid(
                     "retrain.webhook.max_attempts",
                     "must be at least 1",
                 ));
             }
         }
-        Ok(())
+        problems
     }
 
     /// The model with this name.
@@ -503,16 +544,20 @@ impl Config {
     }
 }
 
-fn validate_drift(model: &ModelConfig, key: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
+fn validate_drift(
+    model: &ModelConfig,
+    key: &dyn Fn(&str) -> String,
+    problems: &mut Vec<ConfigError>,
+) {
     if model.reference_size == 0 {
-        return Err(ConfigError::invalid(
+        problems.push(ConfigError::invalid(
             key("reference_size"),
             "must be at least 1",
         ));
     }
     if let ReferenceConfig::File(file) = &model.reference {
         if file.is_empty() {
-            return Err(ConfigError::invalid(
+            problems.push(ConfigError::invalid(
                 key("reference.file"),
                 "must not be empty",
             ));
@@ -520,13 +565,12 @@ fn validate_drift(model: &ModelConfig, key: &dyn Fn(&str) -> String) -> Result<(
     }
     let drift = &model.drift;
     if drift.sample_capacity == 0 {
-        return Err(ConfigError::invalid(
+        problems.push(ConfigError::invalid(
             key("drift.sample_capacity"),
             "must be at least 1",
         ));
-    }
-    if drift.min_window_samples > drift.sample_capacity {
-        return Err(ConfigError::invalid(
+    } else if drift.min_window_samples > drift.sample_capacity {
+        problems.push(ConfigError::invalid(
             key("drift.min_window_samples"),
             format!(
                 "{} is above drift.sample_capacity ({}): no window could ever be decided",
@@ -536,7 +580,7 @@ fn validate_drift(model: &ModelConfig, key: &dyn Fn(&str) -> String) -> Result<(
     }
     let threshold_ok = |t: Option<f64>| t.is_none_or(|t| t.is_finite() && t >= 0.0);
     if !threshold_ok(drift.threshold) {
-        return Err(ConfigError::invalid(
+        problems.push(ConfigError::invalid(
             key("drift.threshold"),
             "must be a finite number >= 0",
         ));
@@ -544,13 +588,13 @@ fn validate_drift(model: &ModelConfig, key: &dyn Fn(&str) -> String) -> Result<(
     for (name, feature) in &drift.features {
         let fkey = key(&format!("drift.features.{name}"));
         if !model.features.contains(name) {
-            return Err(ConfigError::invalid(
-                fkey,
+            problems.push(ConfigError::invalid(
+                &fkey,
                 format!("`{name}` is not one of the model's `features`"),
             ));
         }
         if !threshold_ok(feature.threshold) {
-            return Err(ConfigError::invalid(
+            problems.push(ConfigError::invalid(
                 format!("{fkey}.threshold"),
                 "must be a finite number >= 0",
             ));
@@ -558,13 +602,13 @@ fn validate_drift(model: &ModelConfig, key: &dyn Fn(&str) -> String) -> Result<(
     }
     let d = &model.detectors;
     if !(d.adwin.delta > 0.0 && d.adwin.delta < 1.0) {
-        return Err(ConfigError::invalid(
+        problems.push(ConfigError::invalid(
             key("detectors.adwin.delta"),
             "must be in (0, 1)",
         ));
     }
     if d.adwin.clock == 0 || d.adwin.max_buckets == 0 {
-        return Err(ConfigError::invalid(
+        problems.push(ConfigError::invalid(
             key("detectors.adwin"),
             "clock and max_buckets must be at least 1",
         ));
@@ -576,19 +620,18 @@ fn validate_drift(model: &ModelConfig, key: &dyn Fn(&str) -> String) -> Result<(
         ("detectors.page_hinkley.threshold", d.page_hinkley.threshold),
     ] {
         if !(value.is_finite() && value >= 0.0) {
-            return Err(ConfigError::invalid(
+            problems.push(ConfigError::invalid(
                 key(field),
                 "must be a finite number >= 0",
             ));
         }
     }
     if !(d.page_hinkley.alpha > 0.0 && d.page_hinkley.alpha <= 1.0) {
-        return Err(ConfigError::invalid(
+        problems.push(ConfigError::invalid(
             key("detectors.page_hinkley.alpha"),
             "must be in (0, 1]",
         ));
     }
-    Ok(())
 }
 
 #[cfg(test)]
