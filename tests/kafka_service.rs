@@ -491,3 +491,65 @@ async fn partitions_that_never_receive_data_do_not_hold_windows_back() {
     assert_same(&expected, &by_id(&received), false);
     running.stop().await;
 }
+
+/// Input topics created after the service started: it waits for them, not ready
+/// meanwhile, then goes on by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_input_topics_are_waited_for() {
+    let broker = Broker::start();
+    let t = Topics::unique();
+    t.create_outputs(&broker).await;
+    let running = start_service(config(&broker.bootstrap(), &t)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!running.service.is_finished(), "the service waits");
+    let ready = reqwest::get(format!("http://{}/readyz", running.http))
+        .await
+        .unwrap();
+    assert_eq!(
+        ready.status(),
+        503,
+        "not ready while the topics are missing"
+    );
+
+    broker.create_topic(&t.predictions, 4).await;
+    broker.create_topic(&t.outcomes, 4).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !running.state.is_ready() {
+        assert!(
+            !running.service.is_finished(),
+            "the service stopped instead of waiting"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ready within 60 s of the topics' creation"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let ready = reqwest::get(format!("http://{}/readyz", running.http))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    running.stop().await;
+}
+
+/// `kafka.topic_wait = "0s"`: a missing input topic stops the service at once, naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_topic_wait_a_missing_input_topic_fails_fast() {
+    let broker = Broker::start();
+    let t = Topics::unique();
+    t.create_outputs(&broker).await;
+    broker.create_topic(&t.outcomes, 4).await;
+    let mut config = config(&broker.bootstrap(), &t);
+    config.kafka.topic_wait = feedback_loop_core::settings::Duration::from_millis(0);
+    let running = start_service(config).await;
+    let result = tokio::time::timeout(Duration::from_secs(30), running.service)
+        .await
+        .expect("the service stops by itself")
+        .expect("service task");
+    let error = format!("{:#}", result.expect_err("a missing topic is an error"));
+    assert!(
+        error.contains(&format!("`{}` does not exist", t.predictions)),
+        "{error}"
+    );
+    assert!(!error.contains(&t.outcomes), "{error}");
+}

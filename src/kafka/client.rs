@@ -5,6 +5,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::types::RDKafkaRespErr;
 
 use feedback_loop_core::settings::Config;
 
@@ -83,14 +84,25 @@ pub fn producer(config: &Config) -> ClientConfig {
     client
 }
 
+/// What the start-up check of the input topics found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum InputTopics {
+    /// Both exist, with this many partitions each.
+    Ready(i32),
+    /// These do not exist (yet).
+    Missing(Vec<String>),
+}
+
 /// Checks that both input topics exist and have the same number of partitions (they must be
-/// co-partitioned: same key, same partitioner). Returns that number.
+/// co-partitioned: same key, same partitioner). A topic that does not exist is not an
+/// error here: the caller may wait for it.
 pub(crate) fn check_input_topics<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
     config: &Config,
     timeout: Duration,
-) -> anyhow::Result<i32> {
+) -> anyhow::Result<InputTopics> {
     let mut counts = Vec::new();
+    let mut missing = Vec::new();
     for topic in [
         &config.kafka.predictions_topic,
         &config.kafka.outcomes_topic,
@@ -103,20 +115,24 @@ pub(crate) fn check_input_topics<C: ConsumerContext>(
                     config.kafka.bootstrap_servers
                 )
             })?;
-        let Some(found) = metadata
+        let found = metadata
             .topics()
             .iter()
-            .find(|t| t.name() == topic.as_str())
-        else {
-            bail!("input topic `{topic}` does not exist");
-        };
-        if let Some(error) = found.error() {
-            bail!("input topic `{topic}` is not usable: {:?}", error);
+            .find(|t| t.name() == topic.as_str());
+        match found {
+            None => missing.push(topic.clone()),
+            Some(found) => match found.error() {
+                Some(RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) => {
+                    missing.push(topic.clone())
+                }
+                Some(error) => bail!("input topic `{topic}` is not usable: {error:?}"),
+                None if found.partitions().is_empty() => missing.push(topic.clone()),
+                None => counts.push(found.partitions().len() as i32),
+            },
         }
-        if found.partitions().is_empty() {
-            bail!("input topic `{topic}` does not exist (no partitions)");
-        }
-        counts.push(found.partitions().len() as i32);
+    }
+    if !missing.is_empty() {
+        return Ok(InputTopics::Missing(missing));
     }
     if counts[0] != counts[1] {
         bail!(
@@ -128,5 +144,5 @@ pub(crate) fn check_input_topics<C: ConsumerContext>(
             counts[1]
         );
     }
-    Ok(counts[0])
+    Ok(InputTopics::Ready(counts[0]))
 }

@@ -108,6 +108,8 @@ pub struct KafkaConfig {
     pub alerts_topic: String,
     pub retrain_topic: String,
     pub dead_letter_topic: String,
+    /// How long `run` waits at start for missing input topics (`0s`: not at all).
+    pub topic_wait: Duration,
     /// librdkafka properties, passed as is to the consumer and the producer.
     pub client: BTreeMap<String, ClientValue>,
     /// librdkafka properties for the consumers only, applied after `client`.
@@ -127,6 +129,7 @@ impl Default for KafkaConfig {
             alerts_topic: "model-alerts".into(),
             retrain_topic: "model-retrain-triggers".into(),
             dead_letter_topic: "feedback-loop-dlq".into(),
+            topic_wait: Duration::from_millis(600_000),
             client: BTreeMap::new(),
             consumer: BTreeMap::new(),
             producer: BTreeMap::new(),
