@@ -125,6 +125,7 @@ async fn run_prints_no_confwarn_no_colour_and_no_error_flood() {
     );
     control.wait_for("partitions assigned", Duration::from_secs(60));
     let control = control.finish();
+    let _ = std::fs::remove_dir_all(test_dir("control"));
     assert!(control.contains("CONFWARN"), "{control}");
 
     // The same in [kafka.consumer] (as ServiceToml writes them): no CONFWARN.
@@ -134,6 +135,7 @@ async fn run_prints_no_confwarn_no_colour_and_no_error_flood() {
     drop(broker);
     std::thread::sleep(Duration::from_secs(6));
     let output = service.finish();
+    let _ = std::fs::remove_dir_all(test_dir("quiet"));
     assert!(!output.contains("CONFWARN"), "{output}");
     assert!(!output.contains("\x1b["), "ANSI codes in a pipe:\n{output}");
     let down = output
@@ -163,6 +165,7 @@ fn no_colour_through_a_pipe_even_without_a_broker() {
     service.wait_for("HTTP endpoints up", Duration::from_secs(30));
     std::thread::sleep(Duration::from_secs(2));
     let output = service.finish();
+    let _ = std::fs::remove_dir_all(test_dir("nobroker"));
     assert!(output.contains(" INFO "), "{output}");
     assert!(!output.contains("\x1b["), "ANSI codes in a pipe:\n{output}");
 }
