@@ -39,7 +39,7 @@ pub(crate) fn demo_config(bootstrap_servers: &str, listen: &str) -> anyhow::Resu
 [kafka]
 bootstrap_servers = "{bootstrap_servers}"
 group_id = "feedback-loop-demo"
-[kafka.client]
+[kafka.consumer]
 "session.timeout.ms" = 6000
 "heartbeat.interval.ms" = 1000
 [http]

@@ -55,8 +55,12 @@ pub async fn produce(
             _ = ticker.tick() => {}
         }
         let now = now_ms();
-        let until = end.map_or(now, |e| now.min(e));
-        for message in generator.until(until) {
+        // A run of `duration` holds the requests of [started, end): none at `end` itself.
+        let due = match end {
+            Some(e) if now >= e => generator.before(e),
+            _ => generator.until(now),
+        };
+        for message in due {
             let topic = match message.stream {
                 Stream::Predictions => &target.predictions_topic,
                 Stream::Outcomes => &target.outcomes_topic,

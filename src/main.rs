@@ -199,7 +199,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
             Err(error) => {
-                eprintln!("{}: {error}", file.display());
+                match error.problems().as_slice() {
+                    [one] => eprintln!("{}: {one}", file.display()),
+                    all => {
+                        eprintln!("{}: {} problems", file.display(), all.len());
+                        for problem in all {
+                            eprintln!("  {problem}");
+                        }
+                    }
+                }
                 Ok(ExitCode::from(2))
             }
         },
@@ -279,7 +287,7 @@ fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     };
     let (mut predictions, mut outcomes) = (open("predictions.jsonl")?, open("outcomes.jsonl")?);
     let duration = args.duration.map_or(600_000, |d| d.as_millis_i64());
-    let mut messages = generator.until(start + duration);
+    let mut messages = generator.before(start + duration);
     messages.extend(generator.drain());
     for message in &messages {
         let file = match message.stream {

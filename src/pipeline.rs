@@ -22,7 +22,6 @@ use futures_util::StreamExt;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::producer::FutureProducer;
 
 use feedback_loop_core::checkpoint::{config_fingerprint, SnapshotView};
 use feedback_loop_core::monitor::Monitor;
@@ -33,9 +32,10 @@ use feedback_loop_core::watermark::Watermark;
 use crate::config::LoadedConfig;
 use crate::history::DeadLetterNote;
 use crate::ingest::{Ingest, InputMessage, Verdict};
-use crate::kafka::client;
+use crate::kafka::client::{self, InputTopics};
 use crate::kafka::consumer::{AssignmentChange, InputConsumer, InputContext};
 use crate::kafka::dead_letter::{DeadLetter, DeadLetterQueue};
+use crate::kafka::log_limit::{PlainConsumer, Producer, QuietContext};
 use crate::kafka::producer::OutputProducer;
 use crate::kafka::state_store::StateStore;
 use crate::offsets::Offsets;
@@ -51,6 +51,69 @@ pub(crate) const YIELD_EVERY: u32 = 256;
 /// Period of the housekeeping tick.
 pub(crate) const TICK: Duration = Duration::from_millis(500);
 
+/// How often a missing input topic is logged while `run` waits for it.
+const TOPIC_WAIT_LOG: Duration = Duration::from_secs(30);
+
+/// How often the input topics are looked up while some are missing.
+const TOPIC_WAIT_POLL: Duration = Duration::from_secs(1);
+
+/// Waits until both input topics exist, for at most `kafka.topic_wait` (not ready
+/// meanwhile: the loop has not started), logging what is missing every 30 s. Returns their
+/// partition count, or `None` when told to stop while waiting.
+async fn wait_for_input_topics(
+    config: &Config,
+    shutdown: &mut Shutdown,
+) -> anyhow::Result<Option<i32>> {
+    let base: PlainConsumer = client::consumer(config)
+        .create_with_context(QuietContext)
+        .context("creating the metadata client")?;
+    let limit = config.kafka.topic_wait.0;
+    let started = Instant::now();
+    let mut logged: Option<Instant> = None;
+    loop {
+        let missing = match client::check_input_topics(&base, config, Duration::from_secs(10))? {
+            InputTopics::Ready(partitions) => {
+                if logged.is_some() {
+                    tracing::info!(
+                        waited_s = started.elapsed().as_secs(),
+                        "the input topics exist now"
+                    );
+                }
+                return Ok(Some(partitions));
+            }
+            InputTopics::Missing(missing) => missing,
+        };
+        let list = missing
+            .iter()
+            .map(|t| format!("`{t}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if started.elapsed() >= limit {
+            if limit.is_zero() {
+                anyhow::bail!("input topic {list} does not exist (kafka.topic_wait = \"0s\")");
+            }
+            anyhow::bail!(
+                "input topic {list} still does not exist after kafka.topic_wait ({})",
+                config.kafka.topic_wait
+            );
+        }
+        if logged.is_none_or(|at| at.elapsed() >= TOPIC_WAIT_LOG) {
+            tracing::warn!(
+                bootstrap = %config.kafka.bootstrap_servers,
+                waited_s = started.elapsed().as_secs(),
+                "input topic {list} does not exist yet; waiting up to kafka.topic_wait ({}), \
+                 not ready meanwhile",
+                config.kafka.topic_wait
+            );
+            logged = Some(Instant::now());
+        }
+        tokio::select! {
+            _ = shutdown.recv() => return Ok(None),
+            _ = tokio::time::sleep(TOPIC_WAIT_POLL) => {}
+        }
+    }
+}
+
 /// Runs the service until `shutdown` fires.
 pub async fn run(
     loaded: LoadedConfig,
@@ -59,12 +122,13 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let config = &loaded.config;
     let telemetry = state.telemetry.clone();
+    // Counters whose labels the configuration tells exist at 0 from now on.
+    telemetry.initialise(config);
     let consumer: InputConsumer = client::consumer(config)
         .create_with_context(InputContext::new(telemetry.clone()))
         .context("creating the Kafka consumer")?;
-    let partitions = {
-        let base = client::consumer(config).create::<rdkafka::consumer::BaseConsumer>()?;
-        client::check_input_topics(&base, config, Duration::from_secs(10))?
+    let Some(partitions) = wait_for_input_topics(config, &mut shutdown).await? else {
+        return Ok(()); // told to stop while waiting
     };
     tracing::info!(
         bootstrap = %config.kafka.bootstrap_servers,
@@ -72,8 +136,8 @@ pub async fn run(
         partitions,
         "input topics checked"
     );
-    let producer: FutureProducer = client::producer(config)
-        .create()
+    let producer: Producer = client::producer(config)
+        .create_with_context(QuietContext)
         .context("creating the Kafka producer")?;
     let webhook = match &config.retrain.webhook {
         Some(webhook) => Some(RetrainWebhook::new(webhook.clone(), telemetry.clone())?),

@@ -122,9 +122,20 @@ impl TrafficGenerator {
 
     /// Every message due at or before `now_ms`, in send order.
     pub fn until(&mut self, now_ms: i64) -> Vec<Message> {
+        self.due(|t| t <= now_ms as f64)
+    }
+
+    /// Every message due strictly before `end_ms`, in send order: the end of a run of a
+    /// given duration, which holds requests in `[start, start + duration)` and no request
+    /// at its end instant (it would open a window of one request).
+    pub fn before(&mut self, end_ms: i64) -> Vec<Message> {
+        self.due(|t| t < end_ms as f64)
+    }
+
+    fn due(&mut self, is_due: impl Fn(f64) -> bool) -> Vec<Message> {
         let mut out = Vec::new();
         let interval = 1000.0 / self.config.rate_per_s.max(0.001);
-        while self.next_request_ms <= now_ms as f64 {
+        while is_due(self.next_request_ms) {
             let ts = self.next_request_ms as i64;
             while self.delayed.front().is_some_and(|m| m.ts <= ts) {
                 out.extend(self.delayed.pop_front());
@@ -132,7 +143,7 @@ impl TrafficGenerator {
             self.request(ts, &mut out);
             self.next_request_ms += interval;
         }
-        while self.delayed.front().is_some_and(|m| m.ts <= now_ms) {
+        while self.delayed.front().is_some_and(|m| is_due(m.ts as f64)) {
             out.extend(self.delayed.pop_front());
         }
         out
@@ -357,6 +368,38 @@ mod tests {
         assert!(
             predictions > 3000 && outcomes > 1000,
             "{predictions} {outcomes}"
+        );
+    }
+
+    #[test]
+    fn a_run_of_a_duration_has_no_request_at_its_end() {
+        let config = TrafficConfig {
+            rate_per_s: 5.0,
+            start_ms: 1_000_000,
+            ..TrafficConfig::default()
+        };
+        let end = config.start_ms + 20 * 60_000;
+        let mut generator = TrafficGenerator::new(config.clone());
+        let messages = generator.before(end);
+        let predictions: Vec<&Message> = messages
+            .iter()
+            .filter(|m| m.stream == Stream::Predictions)
+            .collect();
+        assert!(predictions.iter().all(|m| m.ts < end));
+        // 20 min at 5/s = 6000 requests: every third an `intent` prediction, the others two
+        // `fraud` predictions (champion and shadow).
+        assert_eq!(predictions.len(), 2000 + 4000 * 2);
+        // `until` includes the end instant: the request due exactly then.
+        let mut inclusive = TrafficGenerator::new(config);
+        let with_end = inclusive.until(end);
+        assert!(with_end
+            .iter()
+            .any(|m| m.stream == Stream::Predictions && m.ts == end));
+        // What `before` left is what comes next.
+        assert_eq!(
+            generator.until(end).first().map(|m| m.ts),
+            Some(end),
+            "the request at the end instant is the next one"
         );
     }
 }

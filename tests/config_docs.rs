@@ -117,8 +117,9 @@ fn shipped_config_files_load() {
 }
 
 /// Dotted leaf keys of a TOML document (tables are not keys themselves); arrays of tables
-/// contribute `array.key`; the free-form `kafka.client` table (librdkafka properties) and
-/// `headers` maps contribute only themselves.
+/// contribute `array.key`; the free-form `kafka.client`, `kafka.consumer` and
+/// `kafka.producer` tables (librdkafka properties) and `headers` maps contribute only
+/// themselves.
 fn keys(prefix: &str, value: &Value, out: &mut Vec<String>) {
     match value {
         Value::Dict(_, dict) => {
@@ -128,7 +129,10 @@ fn keys(prefix: &str, value: &Value, out: &mut Vec<String>) {
                 } else {
                     format!("{prefix}.{k}")
                 };
-                let free_form = key == "kafka.client" || key.ends_with(".headers");
+                let free_form = matches!(
+                    key.as_str(),
+                    "kafka.client" | "kafka.consumer" | "kafka.producer"
+                ) || key.ends_with(".headers");
                 let table = matches!(v, Value::Dict(..))
                     || matches!(v, Value::Array(_, items) if items.iter().any(|i| matches!(i, Value::Dict(..))));
                 if free_form || !table {

@@ -493,6 +493,52 @@ async fn bad_input_goes_to_the_dead_letter_topic() {
     running.stop().await;
 }
 
+/// The counters whose labels the configuration tells are on `/metrics` at 0 as soon as the
+/// service starts, before any message: `increase(…) > 0` then sees the first burst.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn labelled_counters_exist_at_zero_from_the_start() {
+    let broker = Broker::start();
+    let t = topics(&broker).await;
+    let running = start_service(config(&broker.bootstrap(), &t)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !running.state.is_ready() {
+        assert!(std::time::Instant::now() < deadline, "ready within 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let body = reqwest::get(format!("http://{}/metrics", running.http))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let zero = |series: String| {
+        assert!(
+            body.lines().any(|l| l == format!("{series} 0")),
+            "{series} 0 not in\n{body}"
+        );
+    };
+    for topic in [&t.predictions, &t.outcomes] {
+        zero(format!(
+            r#"feedback_loop_dead_letters_total{{reason="invalid_json",topic="{topic}"}}"#
+        ));
+        zero(format!(
+            r#"feedback_loop_input_records_total{{topic="{topic}"}}"#
+        ));
+    }
+    for topic in [&t.metrics, &t.alerts, &t.retrain] {
+        zero(format!(
+            r#"feedback_loop_output_errors_total{{topic="{topic}"}}"#
+        ));
+    }
+    zero(r#"feedback_loop_join_events_total{event="orphaned"}"#.into());
+    zero(
+        r#"feedback_loop_alerts_total{model="fraud",rule="accuracy-drop",status="firing"}"#.into(),
+    );
+    zero(r#"feedback_loop_retrain_triggers_total{model="fraud"}"#.into());
+    promtool_check_metrics(&body);
+    running.stop().await;
+}
+
 /// Runs `promtool check metrics` on an exposition. promtool comes with Debian's
 /// `prometheus` package; CI installs it, so there it must be present.
 fn promtool_check_metrics(body: &str) {
@@ -580,4 +626,66 @@ async fn partitions_that_never_receive_data_do_not_hold_windows_back() {
     .await;
     assert_same(&expected, &by_id(&received), false);
     running.stop().await;
+}
+
+/// Input topics created after the service started: it waits for them, not ready
+/// meanwhile, then goes on by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_input_topics_are_waited_for() {
+    let broker = Broker::start();
+    let t = Topics::unique();
+    t.create_outputs(&broker).await;
+    let running = start_service(config(&broker.bootstrap(), &t)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!running.service.is_finished(), "the service waits");
+    let ready = reqwest::get(format!("http://{}/readyz", running.http))
+        .await
+        .unwrap();
+    assert_eq!(
+        ready.status(),
+        503,
+        "not ready while the topics are missing"
+    );
+
+    broker.create_topic(&t.predictions, 4).await;
+    broker.create_topic(&t.outcomes, 4).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !running.state.is_ready() {
+        assert!(
+            !running.service.is_finished(),
+            "the service stopped instead of waiting"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ready within 60 s of the topics' creation"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let ready = reqwest::get(format!("http://{}/readyz", running.http))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    running.stop().await;
+}
+
+/// `kafka.topic_wait = "0s"`: a missing input topic stops the service at once, naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_topic_wait_a_missing_input_topic_fails_fast() {
+    let broker = Broker::start();
+    let t = Topics::unique();
+    t.create_outputs(&broker).await;
+    broker.create_topic(&t.outcomes, 4).await;
+    let mut config = config(&broker.bootstrap(), &t);
+    config.kafka.topic_wait = feedback_loop_core::settings::Duration::from_millis(0);
+    let running = start_service(config).await;
+    let result = tokio::time::timeout(Duration::from_secs(30), running.service)
+        .await
+        .expect("the service stops by itself")
+        .expect("service task");
+    let error = format!("{:#}", result.expect_err("a missing topic is an error"));
+    assert!(
+        error.contains(&format!("`{}` does not exist", t.predictions)),
+        "{error}"
+    );
+    assert!(!error.contains(&t.outcomes), "{error}");
 }

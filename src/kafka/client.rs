@@ -4,13 +4,15 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::types::RDKafkaRespErr;
 
 use feedback_loop_core::settings::Config;
 
 /// Settings shared by the consumer and the producers: bootstrap servers, then every
-/// `[kafka.client]` property as is. librdkafka ignores (with a log line) a consumer-only
-/// property given to a producer, so one table serves both.
+/// `[kafka.client]` property as is. librdkafka ignores a consumer-only property given to a
+/// producer with a `CONFWARN` log line (and vice versa): such properties belong in
+/// `[kafka.consumer]` / `[kafka.producer]`, which only that kind of client gets.
 pub fn base(config: &Config) -> ClientConfig {
     let mut client = ClientConfig::new();
     client.set("bootstrap.servers", &config.kafka.bootstrap_servers);
@@ -45,11 +47,21 @@ pub fn consumer(config: &Config) -> ClientConfig {
     // (default 1 s); a consumer that does real work per message then idles between bursts.
     client.set("fetch.queue.backoff.ms", "10");
     client.set("client.id", "feedback-loop");
-    // The user's settings win, except the two that offset safety depends on.
-    for (key, value) in &config.kafka.client {
+    // The user's settings win, except the one that offset safety depends on.
+    for (key, value) in config.kafka.client.iter().chain(&config.kafka.consumer) {
         if key != "enable.auto.offset.store" {
             client.set(key, &value.0);
         }
+    }
+    client
+}
+
+/// A consumer other than the input consumer (the state reader): the shared settings, then
+/// `[kafka.consumer]`; the caller sets what it depends on after.
+pub fn other_consumer(config: &Config) -> ClientConfig {
+    let mut client = base(config);
+    for (key, value) in &config.kafka.consumer {
+        client.set(key, &value.0);
     }
     client
 }
@@ -66,20 +78,31 @@ pub fn producer(config: &Config) -> ClientConfig {
     // Room for a dead letter of limits.max_message_bytes plus its headers.
     let max_message = (config.limits.max_message_bytes + 64 * 1024).max(1_000_000);
     client.set("message.max.bytes", max_message.to_string());
-    for (key, value) in &config.kafka.client {
+    for (key, value) in config.kafka.client.iter().chain(&config.kafka.producer) {
         client.set(key, &value.0);
     }
     client
 }
 
+/// What the start-up check of the input topics found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum InputTopics {
+    /// Both exist, with this many partitions each.
+    Ready(i32),
+    /// These do not exist (yet).
+    Missing(Vec<String>),
+}
+
 /// Checks that both input topics exist and have the same number of partitions (they must be
-/// co-partitioned: same key, same partitioner). Returns that number.
-pub(crate) fn check_input_topics(
-    consumer: &BaseConsumer,
+/// co-partitioned: same key, same partitioner). A topic that does not exist is not an
+/// error here: the caller may wait for it.
+pub(crate) fn check_input_topics<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
     config: &Config,
     timeout: Duration,
-) -> anyhow::Result<i32> {
+) -> anyhow::Result<InputTopics> {
     let mut counts = Vec::new();
+    let mut missing = Vec::new();
     for topic in [
         &config.kafka.predictions_topic,
         &config.kafka.outcomes_topic,
@@ -92,20 +115,24 @@ pub(crate) fn check_input_topics(
                     config.kafka.bootstrap_servers
                 )
             })?;
-        let Some(found) = metadata
+        let found = metadata
             .topics()
             .iter()
-            .find(|t| t.name() == topic.as_str())
-        else {
-            bail!("input topic `{topic}` does not exist");
-        };
-        if let Some(error) = found.error() {
-            bail!("input topic `{topic}` is not usable: {:?}", error);
+            .find(|t| t.name() == topic.as_str());
+        match found {
+            None => missing.push(topic.clone()),
+            Some(found) => match found.error() {
+                Some(RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) => {
+                    missing.push(topic.clone())
+                }
+                Some(error) => bail!("input topic `{topic}` is not usable: {error:?}"),
+                None if found.partitions().is_empty() => missing.push(topic.clone()),
+                None => counts.push(found.partitions().len() as i32),
+            },
         }
-        if found.partitions().is_empty() {
-            bail!("input topic `{topic}` does not exist (no partitions)");
-        }
-        counts.push(found.partitions().len() as i32);
+    }
+    if !missing.is_empty() {
+        return Ok(InputTopics::Missing(missing));
     }
     if counts[0] != counts[1] {
         bail!(
@@ -117,5 +144,5 @@ pub(crate) fn check_input_topics(
             counts[1]
         );
     }
-    Ok(counts[0])
+    Ok(InputTopics::Ready(counts[0]))
 }

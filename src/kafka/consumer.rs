@@ -109,6 +109,14 @@ fn messages_left(p: &rdkafka::statistics::Partition) -> Option<i64> {
 }
 
 impl ClientContext for InputContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        super::log_limit::log(level, fac, log_message);
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        super::log_limit::error(&error, reason);
+    }
+
     fn stats(&self, statistics: Statistics) {
         if statistics
             .brokers

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 
+use super::log_limit::Producer;
 use crate::telemetry::events::DeadLetterRetry;
 use crate::telemetry::Telemetry;
 
@@ -56,13 +57,13 @@ impl DeadLetter {
 
 #[derive(Clone)]
 pub struct DeadLetterQueue {
-    producer: FutureProducer,
+    producer: Producer,
     topic: String,
     telemetry: Arc<Telemetry>,
 }
 
 impl DeadLetterQueue {
-    pub fn new(producer: FutureProducer, topic: String, telemetry: Arc<Telemetry>) -> Self {
+    pub fn new(producer: Producer, topic: String, telemetry: Arc<Telemetry>) -> Self {
         DeadLetterQueue {
             producer,
             topic,

@@ -7,5 +7,6 @@
 pub mod client;
 pub mod consumer;
 pub mod dead_letter;
+pub mod log_limit;
 pub mod producer;
 pub mod state_store;

@@ -4,20 +4,21 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 
+use super::log_limit::Producer;
 use crate::telemetry::events::{OutputDelivered, OutputFailed};
 use crate::telemetry::Telemetry;
 
 /// The output side: one idempotent producer for every output topic.
 #[derive(Clone)]
 pub struct OutputProducer {
-    producer: FutureProducer,
+    producer: Producer,
     telemetry: Arc<Telemetry>,
 }
 
 impl OutputProducer {
-    pub fn new(producer: FutureProducer, telemetry: Arc<Telemetry>) -> Self {
+    pub fn new(producer: Producer, telemetry: Arc<Telemetry>) -> Self {
         OutputProducer {
             producer,
             telemetry,

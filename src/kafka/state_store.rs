@@ -11,20 +11,20 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use crate::kafka::client;
+use crate::kafka::log_limit::{PlainConsumer, Producer, QuietContext};
 use feedback_loop_core::checkpoint::{
     chunks, fnv1a, reassemble, Manifest, Snapshot, SnapshotView, SNAPSHOT_VERSION,
 };
 use feedback_loop_core::settings::Config;
 
 pub struct StateStore {
-    producer: FutureProducer,
+    producer: Producer,
     topic: String,
     group: String,
     chunk_bytes: usize,
@@ -37,13 +37,13 @@ impl StateStore {
     pub async fn open(config: &Config) -> anyhow::Result<StateStore> {
         let topic = config.checkpoint.topic.clone();
         ensure_topic(config, &topic).await?;
-        let producer: FutureProducer = client::producer(config)
+        let producer: Producer = client::producer(config)
             .set("compression.type", "zstd")
             .set(
                 "message.max.bytes",
                 (config.checkpoint.chunk_bytes + 64 * 1024).to_string(),
             )
-            .create()
+            .create_with_context(QuietContext)
             .context("creating the state producer")?;
         Ok(StateStore {
             producer,
@@ -72,14 +72,14 @@ impl StateStore {
     /// checkpoint. The suffix starts with the last 256 messages per partition and grows
     /// eightfold until it holds a complete snapshot or the whole topic.
     pub fn load(&mut self, config: &Config) -> anyhow::Result<Option<Snapshot>> {
-        let consumer: BaseConsumer = client::base(config)
+        let consumer: PlainConsumer = client::other_consumer(config)
             .set("group.id", format!("{}-state-reader", self.group))
             .set("enable.auto.commit", "false")
             .set(
                 "fetch.max.bytes",
                 (4 * self.chunk_bytes + 1024 * 1024).to_string(),
             )
-            .create()
+            .create_with_context(QuietContext)
             .context("creating the state reader")?;
         let metadata = consumer
             .fetch_metadata(Some(&self.topic), Duration::from_secs(10))
@@ -144,7 +144,7 @@ impl StateStore {
     /// partition reached its end offset and the topic has been quiet for half a second.
     fn read_from(
         &self,
-        consumer: &BaseConsumer,
+        consumer: &PlainConsumer,
         starts: &HashMap<i32, i64>,
         ends: &HashMap<i32, i64>,
     ) -> anyhow::Result<HashMap<String, Vec<u8>>> {
@@ -243,7 +243,7 @@ impl StateStore {
 
 /// Creates the state topic (compacted, one partition) when it does not exist.
 async fn ensure_topic(config: &Config, topic: &str) -> anyhow::Result<()> {
-    let probe: BaseConsumer = client::base(config).create()?;
+    let probe: PlainConsumer = client::base(config).create_with_context(QuietContext)?;
     let metadata = probe
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .context("reading the state topic's metadata")?;
@@ -256,7 +256,8 @@ async fn ensure_topic(config: &Config, topic: &str) -> anyhow::Result<()> {
         return Ok(());
     }
     tracing::info!(%topic, "creating the compacted state topic");
-    let admin: AdminClient<DefaultClientContext> = client::base(config).create()?;
+    let admin: AdminClient<QuietContext> =
+        client::base(config).create_with_context(QuietContext)?;
     let new = NewTopic::new(topic, 1, TopicReplication::Fixed(-1)).set("cleanup.policy", "compact");
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let created = tokio::time::timeout(

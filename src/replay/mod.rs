@@ -4,7 +4,7 @@
 //! The records of both inputs are merged in event-time order (ties: predictions first,
 //! then by line), streaming: a first pass over each input decodes every line, reports the
 //! bad ones and checks whether the input is in time order; the second pass reads inputs in
-//! order as they go and sorts the others externally ([`ordered`]), so memory follows the
+//! order as they go and sorts the others externally (`ordered`), so memory follows the
 //! pending state (join store, open windows), not the input's size. Inputs may be
 //! `.jsonl.gz` or `.jsonl.zst` ([`input`]). A line that does not decode keeps its place in
 //! its file: it is ordered with the valid line before it. After each record the watermark

@@ -18,6 +18,18 @@ impl Telemetry {
     }
 }
 
+/// Every value of the `reason` label of the dead-letter counter (what [`reason_class`]
+/// returns), so that each series can exist at 0 from the start.
+pub(crate) const REASON_CLASSES: [&str; 7] = [
+    "invalid_json",
+    "missing_field",
+    "unknown_model",
+    "too_large",
+    "timestamp",
+    "limit",
+    "invalid_value",
+];
+
 /// A small fixed set of reason classes, for the `reason` label of the dead-letter counter.
 pub(crate) fn reason_class(reason: &str) -> &'static str {
     if reason.starts_with("invalid JSON") {
@@ -231,5 +243,42 @@ impl InternalEvent for WebhookAttempt<'_> {
             .webhook_deliveries
             .with_label_values(&[result])
             .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reason_classes_are_the_listed_ones() {
+        for reason in [
+            "invalid JSON at byte 3",
+            "missing field `prediction`",
+            "unknown model `nope`",
+            "message of 5 bytes exceeds limits.max_message_bytes (4)",
+            "timestamp `yesterday` is not RFC 3339",
+            "more than limits.max_versions_per_model versions",
+            "label must be a string, number or boolean",
+        ] {
+            assert!(
+                REASON_CLASSES.contains(&reason_class(reason)),
+                "{reason}: {}",
+                reason_class(reason)
+            );
+        }
+        let classes: std::collections::BTreeSet<&str> = [
+            "invalid JSON",
+            "missing field",
+            "unknown model",
+            "max_message_bytes",
+            "timestamp",
+            "limits.x",
+            "other",
+        ]
+        .into_iter()
+        .map(reason_class)
+        .collect();
+        assert_eq!(classes.len(), REASON_CLASSES.len(), "{classes:?}");
     }
 }

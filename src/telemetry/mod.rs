@@ -18,9 +18,24 @@ use feedback_loop_core::alerts::RuleSet;
 use feedback_loop_core::engine::EngineStats;
 use feedback_loop_core::output::metric_path::MetricGroup;
 use feedback_loop_core::output::{for_each_metric, MetricsRecord};
+use feedback_loop_core::settings::Config;
 
 /// Labels of a model series: model, version (`""` for none), segment (`""` or `dim=value`).
 const SERIES: &[&str] = &["model", "version", "segment"];
+
+/// Every value of the `event` label of `join_events_total`.
+const JOIN_EVENTS: [&str; 7] = [
+    "joined",
+    "expired",
+    "evicted",
+    "orphaned",
+    "duplicate",
+    "late",
+    "invalid",
+];
+
+/// Every value of the `result` label of `webhook_deliveries_total`.
+const WEBHOOK_RESULTS: [&str; 3] = ["delivered", "retried", "failed"];
 
 pub struct Telemetry {
     registry: Registry,
@@ -245,6 +260,52 @@ impl Telemetry {
         Ok(telemetry)
     }
 
+    /// Creates at 0 every labelled counter series whose labels the configuration already
+    /// tells: input topics × dead-letter reasons, output topics, join events, rules × their
+    /// models × alert status, models with a retrain rule, webhook results. A series that
+    /// only appears at its first increment is invisible to `increase(…) > 0`, which then
+    /// misses the first burst (the Prometheus instrumentation guide: "avoid missing
+    /// metrics"). Series whose labels come from the data (versions, segments, classes) are
+    /// created as they appear.
+    pub fn initialise(&self, config: &Config) {
+        let kafka = &config.kafka;
+        for topic in [&kafka.predictions_topic, &kafka.outcomes_topic] {
+            self.input_records.with_label_values(&[topic.as_str()]);
+            for reason in events::REASON_CLASSES {
+                self.dead_letters
+                    .with_label_values(&[topic.as_str(), reason]);
+            }
+        }
+        for topic in [
+            &kafka.metrics_topic,
+            &kafka.alerts_topic,
+            &kafka.retrain_topic,
+        ] {
+            self.output_records.with_label_values(&[topic.as_str()]);
+            self.output_errors.with_label_values(&[topic.as_str()]);
+        }
+        for event in JOIN_EVENTS {
+            self.join_events.with_label_values(&[event]);
+        }
+        // The configuration was validated, rules included: an error here cannot happen, and
+        // would only leave these series to appear at their first event.
+        if let Ok(rules) = RuleSet::new(&config.rules, &config.models) {
+            for (rule, model, retrain) in rules.rule_models() {
+                for status in ["firing", "resolved"] {
+                    self.alerts.with_label_values(&[rule, model, status]);
+                }
+                if retrain {
+                    self.retrain_triggers.with_label_values(&[model]);
+                }
+            }
+        }
+        if config.retrain.webhook.is_some() {
+            for result in WEBHOOK_RESULTS {
+                self.webhook_deliveries.with_label_values(&[result]);
+            }
+        }
+    }
+
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut buffer = Vec::new();
@@ -272,24 +333,20 @@ impl Telemetry {
         let Ok(mut last) = self.last_stats.lock() else {
             return;
         };
+        // In the order of JOIN_EVENTS.
         let events = [
-            ("joined", stats.joined, last.joined),
+            (stats.joined, last.joined),
+            (stats.expired_predictions, last.expired_predictions),
             (
-                "expired",
-                stats.expired_predictions,
-                last.expired_predictions,
-            ),
-            (
-                "evicted",
                 stats.evicted_predictions + stats.evicted_outcomes,
                 last.evicted_predictions + last.evicted_outcomes,
             ),
-            ("orphaned", stats.orphan_outcomes, last.orphan_outcomes),
-            ("duplicate", stats.duplicates, last.duplicates),
-            ("late", stats.late, last.late),
-            ("invalid", stats.invalid, last.invalid),
+            (stats.orphan_outcomes, last.orphan_outcomes),
+            (stats.duplicates, last.duplicates),
+            (stats.late, last.late),
+            (stats.invalid, last.invalid),
         ];
-        for (event, now, before) in events {
+        for (event, (now, before)) in JOIN_EVENTS.into_iter().zip(events) {
             if now > before {
                 self.join_events
                     .with_label_values(&[event])
@@ -455,5 +512,161 @@ impl Telemetry {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The value of the series `line_prefix` (name and labels, as rendered), if present.
+    fn sample(body: &str, series: &str) -> Option<f64> {
+        body.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    #[test]
+    fn counters_with_known_labels_exist_at_zero_after_initialisation() {
+        let config = crate::config::from_toml_str(
+            r#"
+[kafka]
+predictions_topic = "p"
+outcomes_topic = "o"
+metrics_topic = "m"
+alerts_topic = "a"
+retrain_topic = "r"
+
+[retrain.webhook]
+url = "http://localhost:1/hook"
+
+[[models]]
+name = "fraud"
+task = "binary"
+positive_class = "1"
+
+[[models]]
+name = "eta"
+task = "regression"
+
+[[rules]]
+name = "f1-drop"
+model = "fraud"
+metric = "classification.f1"
+op = "<"
+threshold = 0.8
+retrain = true
+
+[[rules]]
+name = "few-pairs"
+model = "*"
+metric = "counts.joined"
+op = "<"
+threshold = 10
+"#,
+        )
+        .unwrap();
+        let telemetry = Telemetry::new().unwrap();
+        let before = telemetry.render();
+        assert_eq!(
+            sample(
+                &before,
+                r#"feedback_loop_dead_letters_total{reason="invalid_json",topic="p"}"#
+            ),
+            None,
+            "not there before initialisation"
+        );
+        telemetry.initialise(&config);
+        let body = telemetry.render();
+        let mut expected = Vec::new();
+        for topic in ["p", "o"] {
+            expected.push(format!(
+                r#"feedback_loop_input_records_total{{topic="{topic}"}}"#
+            ));
+            for reason in events::REASON_CLASSES {
+                expected.push(format!(
+                    r#"feedback_loop_dead_letters_total{{reason="{reason}",topic="{topic}"}}"#
+                ));
+            }
+        }
+        for topic in ["m", "a", "r"] {
+            expected.push(format!(
+                r#"feedback_loop_output_records_total{{topic="{topic}"}}"#
+            ));
+            expected.push(format!(
+                r#"feedback_loop_output_errors_total{{topic="{topic}"}}"#
+            ));
+        }
+        for event in JOIN_EVENTS {
+            expected.push(format!(
+                r#"feedback_loop_join_events_total{{event="{event}"}}"#
+            ));
+        }
+        for (rule, model) in [
+            ("f1-drop", "fraud"),
+            ("few-pairs", "fraud"),
+            ("few-pairs", "eta"),
+        ] {
+            for status in ["firing", "resolved"] {
+                expected.push(format!(
+                    r#"feedback_loop_alerts_total{{model="{model}",rule="{rule}",status="{status}"}}"#
+                ));
+            }
+        }
+        expected.push(r#"feedback_loop_retrain_triggers_total{model="fraud"}"#.to_string());
+        for result in WEBHOOK_RESULTS {
+            expected.push(format!(
+                r#"feedback_loop_webhook_deliveries_total{{result="{result}"}}"#
+            ));
+        }
+        for series in &expected {
+            assert_eq!(sample(&body, series), Some(0.0), "{series} in\n{body}");
+        }
+        // No retrain rule names `eta`: no trigger series for it.
+        assert_eq!(
+            sample(
+                &body,
+                r#"feedback_loop_retrain_triggers_total{model="eta"}"#
+            ),
+            None
+        );
+        assert_eq!(
+            body.lines()
+                .filter(|l| l.starts_with("feedback_loop_dead_letters_total{"))
+                .count(),
+            2 * events::REASON_CLASSES.len()
+        );
+    }
+
+    #[test]
+    fn join_events_are_counted_under_the_initialised_names() {
+        let telemetry = Telemetry::new().unwrap();
+        let stats = EngineStats {
+            joined: 1,
+            expired_predictions: 1,
+            evicted_predictions: 1,
+            orphan_outcomes: 1,
+            duplicates: 1,
+            late: 1,
+            invalid: 1,
+            ..EngineStats::default()
+        };
+        telemetry.observe_engine(&stats, 0, 0, 0);
+        let body = telemetry.render();
+        for event in JOIN_EVENTS {
+            assert_eq!(
+                sample(
+                    &body,
+                    &format!(r#"feedback_loop_join_events_total{{event="{event}"}}"#)
+                ),
+                Some(1.0),
+                "{event}"
+            );
+        }
+        assert_eq!(
+            body.lines()
+                .filter(|l| l.starts_with("feedback_loop_join_events_total{"))
+                .count(),
+            JOIN_EVENTS.len()
+        );
     }
 }

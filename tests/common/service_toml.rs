@@ -80,8 +80,8 @@ impl ServiceToml {
             .text("kafka", "alerts_topic", &topics.alerts)
             .text("kafka", "retrain_topic", &topics.retrain)
             .text("kafka", "dead_letter_topic", &topics.dead_letters)
-            .value("kafka.client", "session.timeout.ms", 6000)
-            .value("kafka.client", "heartbeat.interval.ms", 1000)
+            .value("kafka.consumer", "session.timeout.ms", 6000)
+            .value("kafka.consumer", "heartbeat.interval.ms", 1000)
             .text("limits", "max_event_age", "0s")
             .text("checkpoint", "topic", &topics.state);
         toml

@@ -98,8 +98,15 @@ class Config:
         for m in self.raw["models"]:
             lines.append("[[models]]")
             for k, v in m.items():
-                lines.append(f"{k} = {toml_value(v)}")
+                if not isinstance(v, dict):
+                    lines.append(f"{k} = {toml_value(v)}")
             lines.append("")
+            for k, v in m.items():
+                if isinstance(v, dict):
+                    lines.append(f"[models.{k}]")
+                    for kk, vv in v.items():
+                        lines.append(f"{kk} = {toml_value(vv)}")
+                    lines.append("")
         return "\n".join(lines)
 
 
@@ -781,6 +788,11 @@ def resolve(rule, n_window, test, distance):
     return method, rule.get("threshold", default[method])
 
 
+def decide(rule, n_window, drifted):
+    """`drifted` is null below `[models.drift] min_window_samples` (default 100)."""
+    return drifted if n_window >= rule.get("min_window_samples", 100) else None
+
+
 def exceeds(method, value, threshold):
     if value is None:
         return False
@@ -819,7 +831,8 @@ def numeric_drift(ref, win, rule):
         drifted = exceeds(method, wn, threshold)
     return {"kind": "numeric", "method": method, "threshold": threshold,
             "n_reference": len(a), "n_window": len(b), "psi": psi, "ks": ks,
-            "wasserstein": w, "wasserstein_normalized": wn, "js": js, "drifted": drifted}
+            "wasserstein": w, "wasserstein_normalized": wn, "js": js,
+            "drifted": decide(rule, len(b), drifted)}
 
 
 def categorical_drift(ref, win, rule):
@@ -849,7 +862,7 @@ def categorical_drift(ref, win, rule):
     value = {"psi": psi, "js": js}.get(method, chi["p_value"])
     return {"kind": "categorical", "method": method, "threshold": threshold,
             "n_reference": n_ref, "n_window": n_win, "chi_square": chi, "psi": psi, "js": js,
-            "drifted": exceeds(method, value, threshold)}
+            "drifted": decide(rule, n_win, exceeds(method, value, threshold))}
 
 
 def compare(ref, win, rule):
@@ -869,7 +882,8 @@ def prediction_values(preds, getter):
 
 def add_drift(cfg, eng, w, model, version, rec):
     mc = cfg.models[model]
-    rule = {}  # the oracle cases use the default rule (auto)
+    # the oracle cases use the default method (auto); min_window_samples as configured
+    rule = {k: v for k, v in mc.get("drift", {}).items() if k == "min_window_samples"}
     state = eng.close_state[w]
     win = eng.windows[w]
     current = win.preds.get((model, version), [])
@@ -1354,7 +1368,13 @@ def fraud_model(**extra):
     m = {"name": "fraud", "task": "binary", "positive_class": "1",
          "features": ["amount", "country"], "segments": ["channel"]}
     m.update(extra)
+    m["drift"] = DECIDE_ALL
     return m
+
+
+# Every window decided, however small (the cases predate `min_window_samples`; the minimum
+# itself is tested in crates/core/tests/drift_oracle.rs).
+DECIDE_ALL = {"min_window_samples": 0}
 
 
 def cases():
@@ -1375,14 +1395,17 @@ def cases():
 
     cfg = {"join": {"max_label_delay": "10m", "max_outcome_lead": "1m"},
            "window": {"size": "1m", "attribute_to": "outcome", "allowed_lateness": "5s"},
-           "models": [{"name": "intent", "task": "multiclass", "segments": ["channel", "lang"]},
-                      {"name": "spam", "task": "binary", "positive_class": "true"}]}
+           "models": [{"name": "intent", "task": "multiclass", "segments": ["channel", "lang"],
+                       "drift": DECIDE_ALL},
+                      {"name": "spam", "task": "binary", "positive_class": "true",
+                       "drift": DECIDE_ALL}]}
     out["multiclass"] = (cfg, lambda: gen_multiclass(3))
 
     cfg = {"join": {"max_label_delay": "15m", "max_outcome_lead": "2m"},
            "window": {"size": "1m", "attribute_to": "outcome", "allowed_lateness": "5s"},
            "fields": {"outcome": {"actual": "result.value"}},
-           "models": [{"name": "eta", "task": "regression", "reference_size": 400}]}
+           "models": [{"name": "eta", "task": "regression", "reference_size": 400,
+                       "drift": DECIDE_ALL}]}
     out["regression"] = (cfg, lambda: gen_regression(4))
 
     cfg = {"join": {"max_label_delay": "15m", "max_outcome_lead": "2m", "max_pending": 50},
@@ -1394,7 +1417,8 @@ def cases():
 
     cfg = {"join": {"max_label_delay": "15m", "max_outcome_lead": "2m"},
            "window": {"size": "1m", "attribute_to": "outcome", "allowed_lateness": "5s"},
-           "models": [{"name": "eta", "task": "regression"}, fraud_model(segments=[])]}
+           "models": [{"name": "eta", "task": "regression", "drift": DECIDE_ALL},
+                      fraud_model(segments=[])]}
     out["invalid_and_mixed"] = (cfg, lambda: gen_invalid_and_mixed(6))
     return out
 

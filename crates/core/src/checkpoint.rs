@@ -360,7 +360,7 @@ segments = ["channel"]
         assert_eq!(config_fingerprint(&base), config_fingerprint(&config()));
         let golden = config_fingerprint(&base);
         assert_eq!(
-            golden, 0xeb78_81a9_beae_78d9_u64,
+            golden, 0x9c14_a8ea_682d_31c5_u64,
             "fingerprint changed: {golden:#x}"
         );
 
@@ -376,6 +376,9 @@ segments = ["channel"]
             reference_size: crate::settings::DEFAULT_ESTIMATION_REFERENCE_SIZE,
         });
         assert_ne!(config_fingerprint(&estimation), golden);
+        let mut min_sample = config();
+        min_sample.models[0].drift.min_window_samples += 1;
+        assert_ne!(config_fingerprint(&min_sample), golden);
 
         let mut listen = config();
         listen.http.listen = "0.0.0.0:1".into();

@@ -119,7 +119,7 @@ fn numeric_two_sample_statistics_match_scipy() {
             assert_eq!(d.method, DriftMethod::Wasserstein);
             c["wasserstein"].as_f64().expect("w") / std >= 0.1
         };
-        assert_eq!(d.drifted, want_drift, "{name}: drifted");
+        assert_eq!(d.drifted, Some(want_drift), "{name}: drifted");
     }
     eprintln!("numeric: worst abs/rel error vs scipy = {worst:e}");
 }
@@ -172,7 +172,7 @@ fn categorical_statistics_match_scipy() {
         } else {
             c["js"].as_f64().expect("js") >= 0.1
         };
-        assert_eq!(d.drifted, want_drift, "{name}: drifted");
+        assert_eq!(d.drifted, Some(want_drift), "{name}: drifted");
     }
     eprintln!("categorical: worst abs/rel error vs scipy = {worst:e}");
 }
@@ -372,23 +372,78 @@ fn explicit_rules_use_their_thresholds() {
     let psi_rule = DriftRule {
         method: DriftMethod::Psi,
         threshold: None,
+        min_window_samples: 0,
     };
     let d = compare_numeric(&reference, &shifted, &psi_rule).expect("compare");
     assert_eq!(d.method, DriftMethod::Psi);
     assert_eq!(d.threshold, 0.2);
-    assert!(d.drifted);
+    assert_eq!(d.drifted, Some(true));
     let lenient = DriftRule {
         method: DriftMethod::Psi,
         threshold: Some(1e9),
+        min_window_samples: 0,
     };
-    assert!(
-        !compare_numeric(&reference, &shifted, &lenient)
+    assert_eq!(
+        compare_numeric(&reference, &shifted, &lenient)
             .expect("compare")
-            .drifted
+            .drifted,
+        Some(false)
     );
     let chi = DriftRule {
         method: DriftMethod::ChiSquare,
         threshold: None,
+        min_window_samples: 0,
     };
     assert!(compare_numeric(&reference, &shifted, &chi).is_err());
+}
+
+#[test]
+fn windows_below_the_minimum_sample_report_statistics_but_no_decision() {
+    // One value far out against a reference of 1000: PSI is huge, yet one value decides
+    // nothing.
+    let reference =
+        NumericReference::from_samples(&(0..1000).map(|i| i as f64).collect::<Vec<_>>());
+    let rule = DriftRule {
+        method: DriftMethod::Psi,
+        threshold: None,
+        min_window_samples: 100,
+    };
+    let one = compare_numeric(&reference, &[5000.0], &rule).expect("compare");
+    assert!(one.psi.is_some_and(|p| p > 1.0), "{:?}", one.psi);
+    assert_eq!(one.n_window, 1);
+    assert_eq!(one.drifted, None);
+    assert!(serde_json::to_value(&one).expect("serialize")["drifted"].is_null());
+    // Non-finite values do not count towards the minimum.
+    let mut mostly_nan = vec![f64::NAN; 100];
+    mostly_nan.extend([5000.0; 99]);
+    assert_eq!(
+        compare_numeric(&reference, &mostly_nan, &rule)
+            .expect("compare")
+            .drifted,
+        None
+    );
+    // At the minimum, the rule decides.
+    let at_min: Vec<f64> = (0..100).map(|i| 5000.0 + i as f64).collect();
+    assert_eq!(
+        compare_numeric(&reference, &at_min, &rule)
+            .expect("compare")
+            .drifted,
+        Some(true)
+    );
+
+    let categorical_reference = CategoricalReference::from_counts([("a", 1000)]);
+    let mut window = CategoricalSummary::default();
+    for _ in 0..99 {
+        window.push("b");
+    }
+    let rule = DriftRule {
+        min_window_samples: 100,
+        ..DriftRule::default()
+    };
+    let below = compare_categorical(&categorical_reference, &window, &rule).expect("compare");
+    assert!(below.chi_square.p_value.is_some());
+    assert_eq!(below.drifted, None);
+    window.push("b");
+    let at = compare_categorical(&categorical_reference, &window, &rule).expect("compare");
+    assert_eq!(at.drifted, Some(true));
 }

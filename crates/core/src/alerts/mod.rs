@@ -83,6 +83,25 @@ pub enum RuleProblem {
     SegmentDimensionCount(usize),
 }
 
+impl RuleProblem {
+    /// The `[[rules]]` key the problem is about.
+    pub fn field(&self) -> &'static str {
+        match self {
+            RuleProblem::EmptyName | RuleProblem::DuplicateName => "name",
+            RuleProblem::UnknownModel(_) => "model",
+            RuleProblem::UnknownMetricPath(_) => "metric",
+            RuleProblem::UnknownOperator(_) => "op",
+            RuleProblem::NotFinite { field } => field,
+            RuleProblem::ResolveThresholdWrongSide { .. } => "resolve_threshold",
+            RuleProblem::ZeroForWindows => "for_windows",
+            RuleProblem::InvalidCooldown(_) => "cooldown",
+            RuleProblem::UnknownSegmentDimension { .. }
+            | RuleProblem::SegmentDimensionInNoModel(_)
+            | RuleProblem::SegmentDimensionCount(_) => "segment",
+        }
+    }
+}
+
 /// Comparison operator of a rule. Serializes as its symbol (`"<"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Op {
@@ -320,6 +339,16 @@ impl RuleSet {
         Ok(RuleSet {
             rules: compiled,
             state: RuleState::default(),
+        })
+    }
+
+    /// `(rule, model, retrain)` for each model each rule applies to (with `model = "*"`,
+    /// the models whose records have the rule's metric).
+    pub fn rule_models(&self) -> impl Iterator<Item = (&str, &str, bool)> {
+        self.rules.iter().flat_map(|rule| {
+            rule.models
+                .keys()
+                .map(move |model| (rule.name.as_str(), model.as_str(), rule.retrain))
         })
     }
 

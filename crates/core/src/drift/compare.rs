@@ -15,7 +15,8 @@ use super::DriftError;
 use crate::output::TestResult;
 pub use crate::output::{CategoricalDrift, NumericDrift};
 
-/// Compares window samples (non-finite values are dropped) with a reference.
+/// Compares window samples (non-finite values are dropped) with a reference. `drifted` is
+/// `None` when fewer than `rule.min_window_samples` finite samples remain.
 /// Fails only for a method that does not apply to numeric data (`ChiSquare`).
 pub fn compare_numeric(
     reference: &NumericReference,
@@ -55,7 +56,7 @@ pub fn compare_numeric(
         Some(0.0) => Some(0.0),
         _ => None,
     };
-    let drifted = match method {
+    let exceeded = match method {
         DriftMethod::Ks => exceeds(method, ks.p_value, threshold),
         DriftMethod::Psi => exceeds(method, psi_value, threshold),
         DriftMethod::Js => exceeds(method, js, threshold),
@@ -63,6 +64,7 @@ pub fn compare_numeric(
         _ if std == 0.0 => wasserstein.is_some_and(|w| w > 0.0),
         _ => exceeds(method, wasserstein_normalized, threshold),
     };
+    let drifted = rule.decide(sorted.len(), exceeded);
     Ok(NumericDrift {
         method,
         threshold,
@@ -149,6 +151,9 @@ pub fn compare_categorical(
         chi_square,
         psi: psi_value,
         js,
-        drifted: exceeds(method, value, threshold),
+        drifted: rule.decide(
+            usize::try_from(n_window).unwrap_or(usize::MAX),
+            exceeds(method, value, threshold),
+        ),
     })
 }

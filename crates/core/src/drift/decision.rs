@@ -14,6 +14,9 @@
 //! An undefined statistic (empty side, zero reference spread, ...) never
 //! signals drift, except a zero-spread reference with a non-zero Wasserstein
 //! distance, which does.
+//!
+//! A window with fewer than `min_window_samples` values is not decided at all:
+//! its statistics are reported, its `drifted` is `None` (`null`).
 
 use serde::{Deserialize, Serialize};
 
@@ -22,14 +25,32 @@ pub(crate) const AUTO_TEST_MAX_WINDOW: usize = 1000;
 
 pub use crate::settings::DriftMethod;
 
-/// Drift decision configuration.
+/// Drift decision configuration. The default (`auto`, no minimum sample) decides on every
+/// window; the configured default minimum is [`crate::settings::DEFAULT_MIN_WINDOW_SAMPLES`].
 #[derive(Clone, Copy, Debug, PartialEq, Default, Serialize, Deserialize)]
 pub struct DriftRule {
     pub method: DriftMethod,
     pub threshold: Option<f64>,
+    /// Windows with fewer values than this get `drifted: None`.
+    pub min_window_samples: usize,
 }
 
 impl DriftRule {
+    /// The `drifted` decision of a window of `n_window` values whose statistic does
+    /// (`exceeded`) or does not cross the threshold: `None` below the minimum sample.
+    pub(crate) fn decide(&self, n_window: usize, exceeded: bool) -> Option<bool> {
+        (n_window >= self.min_window_samples).then_some(exceeded)
+    }
+
+    /// The same rule with the method `auto` (the fallback where a method does not apply).
+    pub(crate) fn auto(&self) -> DriftRule {
+        DriftRule {
+            method: DriftMethod::Auto,
+            threshold: None,
+            ..*self
+        }
+    }
+
     /// The concrete method and threshold for a numeric window of `n_window` samples.
     pub(crate) fn resolve_numeric(&self, n_window: usize) -> (DriftMethod, f64) {
         self.resolve(n_window, DriftMethod::Ks, DriftMethod::Wasserstein)

@@ -154,6 +154,7 @@ impl ModelDriftSpec {
         let rule = DriftRule {
             method: m.drift.method,
             threshold: m.drift.threshold,
+            min_window_samples: m.drift.min_window_samples,
         };
         let d = &m.detectors;
         ModelDriftSpec {
@@ -174,6 +175,7 @@ impl ModelDriftSpec {
                     Some(o) => DriftRule {
                         method: o.method.unwrap_or(rule.method),
                         threshold: o.threshold.or(rule.threshold),
+                        ..rule
                     },
                     None => rule,
                 })
@@ -278,14 +280,12 @@ impl Frozen {
         match self {
             Frozen::Numeric(r) => DriftValue::Numeric(
                 compare_numeric(r, window.numeric.samples(), rule)
-                    .or_else(|_| {
-                        compare_numeric(r, window.numeric.samples(), &DriftRule::default())
-                    })
+                    .or_else(|_| compare_numeric(r, window.numeric.samples(), &rule.auto()))
                     .expect("auto applies to numeric data"),
             ),
             Frozen::Categorical(r) => DriftValue::Categorical(
                 compare_categorical(r, &window.categorical, rule)
-                    .or_else(|_| compare_categorical(r, &window.categorical, &DriftRule::default()))
+                    .or_else(|_| compare_categorical(r, &window.categorical, &rule.auto()))
                     .expect("auto applies to categorical data"),
             ),
         }

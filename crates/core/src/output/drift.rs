@@ -67,7 +67,8 @@ pub struct NumericDrift {
     /// Wasserstein distance divided by the reference's standard deviation.
     pub wasserstein_normalized: Option<f64>,
     pub js: Option<f64>,
-    pub drifted: bool,
+    /// `None` (`null`) when the window has fewer than `min_window_samples` values.
+    pub drifted: Option<bool>,
 }
 
 /// Drift statistics of a categorical feature.
@@ -80,7 +81,8 @@ pub struct CategoricalDrift {
     pub chi_square: TestResult,
     pub psi: Option<f64>,
     pub js: Option<f64>,
-    pub drifted: bool,
+    /// `None` (`null`) when the window has fewer than `min_window_samples` values.
+    pub drifted: Option<bool>,
 }
 
 /// A test statistic with its p-value; `None` where the value is undefined

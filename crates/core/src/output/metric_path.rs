@@ -97,8 +97,8 @@ const DRIFT: &[Leaf<DriftValue>] = &[
         DriftValue::Categorical(c) => c.js,
     }),
     ("drifted", |v| match v {
-        DriftValue::Numeric(n) => flag(n.drifted),
-        DriftValue::Categorical(c) => flag(c.drifted),
+        DriftValue::Numeric(n) => n.drifted.and_then(flag),
+        DriftValue::Categorical(c) => c.drifted.and_then(flag),
     }),
     ("ks.statistic", |v| match v {
         DriftValue::Numeric(n) => n.ks.statistic,

@@ -22,7 +22,7 @@ pub use duration::Duration;
 pub use model::{
     DriftMethod, EstimationCalibration, EstimationConfig, EstimationMethod, EstimationReference,
     FeatureDriftConfig, ModelConfig, ModelDriftConfig, ReferenceConfig, Task,
-    DEFAULT_ESTIMATION_REFERENCE_SIZE, DEFAULT_SAMPLE_CAPACITY,
+    DEFAULT_ESTIMATION_REFERENCE_SIZE, DEFAULT_MIN_WINDOW_SAMPLES, DEFAULT_SAMPLE_CAPACITY,
 };
 pub use rule::{RuleConfig, DEFAULT_COOLDOWN, DEFAULT_SEVERITY};
 
@@ -35,9 +35,45 @@ pub enum ConfigError {
     /// A key parsed but its value is not acceptable.
     #[error("`{key}`: {message}")]
     Invalid { key: String, message: String },
+    /// More than one problem, one per line, in the order they were found.
+    #[error("{}", lines(.0))]
+    Several(Vec<ConfigError>),
+}
+
+fn lines(errors: &[ConfigError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 impl ConfigError {
+    /// `Ok` for no problem, the problem itself for one, [`ConfigError::Several`] for more
+    /// (nested lists flattened).
+    pub fn from_all(problems: Vec<ConfigError>) -> Result<(), ConfigError> {
+        let mut flat = Vec::with_capacity(problems.len());
+        for problem in problems {
+            match problem {
+                ConfigError::Several(inner) => flat.extend(inner),
+                one => flat.push(one),
+            }
+        }
+        match flat.len() {
+            0 => Ok(()),
+            1 => Err(flat.remove(0)),
+            _ => Err(ConfigError::Several(flat)),
+        }
+    }
+
+    /// Every single problem this error holds.
+    pub fn problems(&self) -> Vec<&ConfigError> {
+        match self {
+            ConfigError::Several(all) => all.iter().flat_map(ConfigError::problems).collect(),
+            one => vec![one],
+        }
+    }
+
     pub fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
         ConfigError::Invalid {
             key: key.into(),
@@ -73,8 +109,14 @@ pub struct KafkaConfig {
     pub alerts_topic: String,
     pub retrain_topic: String,
     pub dead_letter_topic: String,
+    /// How long `run` waits at start for missing input topics (`0s`: not at all).
+    pub topic_wait: Duration,
     /// librdkafka properties, passed as is to the consumer and the producer.
     pub client: BTreeMap<String, ClientValue>,
+    /// librdkafka properties for the consumers only, applied after `client`.
+    pub consumer: BTreeMap<String, ClientValue>,
+    /// librdkafka properties for the producers only, applied after `client`.
+    pub producer: BTreeMap<String, ClientValue>,
 }
 
 impl Default for KafkaConfig {
@@ -88,7 +130,10 @@ impl Default for KafkaConfig {
             alerts_topic: "model-alerts".into(),
             retrain_topic: "model-retrain-triggers".into(),
             dead_letter_topic: "feedback-loop-dlq".into(),
+            topic_wait: Duration::from_millis(600_000),
             client: BTreeMap::new(),
+            consumer: BTreeMap::new(),
+            producer: BTreeMap::new(),
         }
     }
 }
@@ -345,29 +390,36 @@ fn default_webhook_attempts() -> u32 {
 }
 
 impl Config {
-    /// Checks what serde cannot: required combinations, ranges, names.
+    /// Checks what serde cannot: required combinations, ranges, names. Every problem is
+    /// reported: one error, or [`ConfigError::Several`] in the file's order.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        ConfigError::from_all(self.problems())
+    }
+
+    /// Every problem [`Config::validate`] finds, each naming its key.
+    pub fn problems(&self) -> Vec<ConfigError> {
+        let mut problems = Vec::new();
         if self.http.history_windows == 0 {
-            return Err(ConfigError::invalid(
+            problems.push(ConfigError::invalid(
                 "http.history_windows",
                 "must be at least 1",
             ));
         }
         let w = &self.window;
         if w.size.0.is_zero() {
-            return Err(ConfigError::invalid(
+            problems.push(ConfigError::invalid(
                 "window.size",
                 "must be greater than 0",
             ));
         }
         if self.shutdown.timeout.0.is_zero() {
-            return Err(ConfigError::invalid(
+            problems.push(ConfigError::invalid(
                 "shutdown.timeout",
                 "must be greater than 0",
             ));
         }
         if self.join.max_pending == 0 {
-            return Err(ConfigError::invalid(
+            problems.push(ConfigError::invalid(
                 "join.max_pending",
                 "must be at least 1",
             ));
@@ -386,11 +438,11 @@ impl Config {
             ("checkpoint.chunk_bytes", self.checkpoint.chunk_bytes),
         ] {
             if value == 0 {
-                return Err(ConfigError::invalid(key, "must be at least 1"));
+                problems.push(ConfigError::invalid(key, "must be at least 1"));
             }
         }
         if self.limits.max_versions_per_model > u16::MAX as usize - 1 {
-            return Err(ConfigError::invalid(
+            problems.push(ConfigError::invalid(
                 "limits.max_versions_per_model",
                 "must be below 65535",
             ));
@@ -423,45 +475,43 @@ impl Config {
         ];
         for (key, path) in paths {
             if path.is_empty() || path.split('.').any(str::is_empty) {
-                return Err(ConfigError::invalid(
+                problems.push(ConfigError::invalid(
                     key,
                     format!("`{path}` is not a dotted path of field names"),
                 ));
             }
         }
         if self.models.is_empty() {
-            return Err(ConfigError::invalid(
+            problems.push(ConfigError::invalid(
                 "models",
                 "no [[models]] configured: the service would dead-letter every record",
             ));
         }
         if self.models.len() > u16::MAX as usize - 1 {
-            return Err(ConfigError::invalid("models", "too many models"));
+            problems.push(ConfigError::invalid("models", "too many models"));
         }
         let mut seen = std::collections::HashSet::new();
         for (i, model) in self.models.iter().enumerate() {
             let key = |field: &str| format!("models[{i}].{field}");
             if model.name.is_empty() {
-                return Err(ConfigError::invalid(key("name"), "must not be empty"));
+                problems.push(ConfigError::invalid(key("name"), "must not be empty"));
             }
             if !seen.insert(model.name.as_str()) {
-                return Err(ConfigError::invalid(
+                problems.push(ConfigError::invalid(
                     key("name"),
                     format!("model `{}` is configured twice", model.name),
                 ));
             }
             match (model.task, &model.positive_class) {
-                (Task::Binary, None) => {
-                    return Err(ConfigError::invalid(
-                        key("positive_class"),
-                        format!(
-                            "model `{}` is binary and needs a positive_class",
-                            model.name
-                        ),
-                    ))
-                }
+                (Task::Binary, None) => problems.push(ConfigError::invalid(
+                    key("positive_class"),
+                    format!(
+                        "model `{}` is binary and needs a positive_class",
+                        model.name
+                    ),
+                )),
                 (Task::Multiclass | Task::Regression, Some(_)) => {
-                    return Err(ConfigError::invalid(
+                    problems.push(ConfigError::invalid(
                         key("positive_class"),
                         format!(
                             "model `{}` is not binary: positive_class does not apply",
@@ -475,31 +525,31 @@ impl Config {
                 let mut names_seen = std::collections::HashSet::new();
                 for name in names {
                     if name.is_empty() || !names_seen.insert(name) {
-                        return Err(ConfigError::invalid(
+                        problems.push(ConfigError::invalid(
                             key(field),
                             format!("`{name}` is empty or listed twice"),
                         ));
                     }
                 }
             }
-            validate_drift(model, &key)?;
-            validate_estimation(model, &key)?;
+            validate_drift(model, &key, &mut problems);
+            validate_estimation(model, &key, &mut problems);
         }
         if let Some(webhook) = &self.retrain.webhook {
             if !(webhook.url.starts_with("http://") || webhook.url.starts_with("https://")) {
-                return Err(ConfigError::invalid(
+                problems.push(ConfigError::invalid(
                     "retrain.webhook.url",
                     format!("`{}` is not an http:// or https:// URL", webhook.url),
                 ));
             }
             if webhook.max_attempts == 0 {
-                return Err(ConfigError::invalid(
+                problems.push(ConfigError::invalid(
                     "retrain.webhook.max_attempts",
                     "must be at least 1",
                 ));
             }
         }
-        Ok(())
+        problems
     }
 
     /// The model with this name.
@@ -511,12 +561,13 @@ impl Config {
 fn validate_estimation(
     model: &ModelConfig,
     key: &dyn Fn(&str) -> String,
-) -> Result<(), ConfigError> {
+    problems: &mut Vec<ConfigError>,
+) {
     let Some(estimation) = &model.estimation else {
-        return Ok(());
+        return;
     };
     if !model.task.is_classification() {
-        return Err(ConfigError::invalid(
+        problems.push(ConfigError::invalid(
             key("estimation"),
             format!(
                 "model `{}` is a regression model: estimation (CBPE) applies to binary and \
@@ -526,32 +577,35 @@ fn validate_estimation(
         ));
     }
     if estimation.reference == EstimationReference::First && estimation.reference_size == 0 {
-        return Err(ConfigError::invalid(
+        problems.push(ConfigError::invalid(
             key("estimation.reference_size"),
             "must be at least 1",
         ));
     }
     if let EstimationReference::File(file) = &estimation.reference {
         if file.is_empty() {
-            return Err(ConfigError::invalid(
+            problems.push(ConfigError::invalid(
                 key("estimation.reference.file"),
                 "must not be empty",
             ));
         }
     }
-    Ok(())
 }
 
-fn validate_drift(model: &ModelConfig, key: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
+fn validate_drift(
+    model: &ModelConfig,
+    key: &dyn Fn(&str) -> String,
+    problems: &mut Vec<ConfigError>,
+) {
     if model.reference_size == 0 {
-        return Err(ConfigError::invalid(
+        problems.push(ConfigError::invalid(
             key("reference_size"),
             "must be at least 1",
         ));
     }
     if let ReferenceConfig::File(file) = &model.reference {
         if file.is_empty() {
-            return Err(ConfigError::invalid(
+            problems.push(ConfigError::invalid(
                 key("reference.file"),
                 "must not be empty",
             ));
@@ -559,14 +613,22 @@ fn validate_drift(model: &ModelConfig, key: &dyn Fn(&str) -> String) -> Result<(
     }
     let drift = &model.drift;
     if drift.sample_capacity == 0 {
-        return Err(ConfigError::invalid(
+        problems.push(ConfigError::invalid(
             key("drift.sample_capacity"),
             "must be at least 1",
+        ));
+    } else if drift.min_window_samples > drift.sample_capacity {
+        problems.push(ConfigError::invalid(
+            key("drift.min_window_samples"),
+            format!(
+                "{} is above drift.sample_capacity ({}): no window could ever be decided",
+                drift.min_window_samples, drift.sample_capacity
+            ),
         ));
     }
     let threshold_ok = |t: Option<f64>| t.is_none_or(|t| t.is_finite() && t >= 0.0);
     if !threshold_ok(drift.threshold) {
-        return Err(ConfigError::invalid(
+        problems.push(ConfigError::invalid(
             key("drift.threshold"),
             "must be a finite number >= 0",
         ));
@@ -574,13 +636,13 @@ fn validate_drift(model: &ModelConfig, key: &dyn Fn(&str) -> String) -> Result<(
     for (name, feature) in &drift.features {
         let fkey = key(&format!("drift.features.{name}"));
         if !model.features.contains(name) {
-            return Err(ConfigError::invalid(
-                fkey,
+            problems.push(ConfigError::invalid(
+                &fkey,
                 format!("`{name}` is not one of the model's `features`"),
             ));
         }
         if !threshold_ok(feature.threshold) {
-            return Err(ConfigError::invalid(
+            problems.push(ConfigError::invalid(
                 format!("{fkey}.threshold"),
                 "must be a finite number >= 0",
             ));
@@ -588,13 +650,13 @@ fn validate_drift(model: &ModelConfig, key: &dyn Fn(&str) -> String) -> Result<(
     }
     let d = &model.detectors;
     if !(d.adwin.delta > 0.0 && d.adwin.delta < 1.0) {
-        return Err(ConfigError::invalid(
+        problems.push(ConfigError::invalid(
             key("detectors.adwin.delta"),
             "must be in (0, 1)",
         ));
     }
     if d.adwin.clock == 0 || d.adwin.max_buckets == 0 {
-        return Err(ConfigError::invalid(
+        problems.push(ConfigError::invalid(
             key("detectors.adwin"),
             "clock and max_buckets must be at least 1",
         ));
@@ -606,19 +668,18 @@ fn validate_drift(model: &ModelConfig, key: &dyn Fn(&str) -> String) -> Result<(
         ("detectors.page_hinkley.threshold", d.page_hinkley.threshold),
     ] {
         if !(value.is_finite() && value >= 0.0) {
-            return Err(ConfigError::invalid(
+            problems.push(ConfigError::invalid(
                 key(field),
                 "must be a finite number >= 0",
             ));
         }
     }
     if !(d.page_hinkley.alpha > 0.0 && d.page_hinkley.alpha <= 1.0) {
-        return Err(ConfigError::invalid(
+        problems.push(ConfigError::invalid(
             key("detectors.page_hinkley.alpha"),
             "must be in (0, 1]",
         ));
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -11,6 +11,9 @@ use super::DetectorsConfig;
 /// sample's bound.
 pub const DEFAULT_SAMPLE_CAPACITY: usize = 10_000;
 
+/// Values a window needs before its `drifted` is decided, by default.
+pub const DEFAULT_MIN_WINDOW_SAMPLES: usize = 100;
+
 /// What a model predicts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -117,6 +120,9 @@ pub struct ModelDriftConfig {
     pub threshold: Option<f64>,
     /// Numeric values kept per (series, feature, window or reference): the reservoir bound.
     pub sample_capacity: usize,
+    /// Below this many values in a window, `drifted` is `null` (the statistics are still
+    /// reported).
+    pub min_window_samples: usize,
     /// Per-feature overrides of `method` / `threshold`.
     pub features: BTreeMap<String, FeatureDriftConfig>,
 }
@@ -128,6 +134,7 @@ impl Default for ModelDriftConfig {
             method: DriftMethod::Auto,
             threshold: None,
             sample_capacity: DEFAULT_SAMPLE_CAPACITY,
+            min_window_samples: DEFAULT_MIN_WINDOW_SAMPLES,
             features: BTreeMap::new(),
         }
     }
