@@ -99,7 +99,7 @@ struct GenerateArgs {
     /// Largest delay of an outcome after its prediction.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     label_delay: Duration,
-    /// Drift starts this long after the start.
+    /// Drift starts this long after the start; without it the traffic never drifts.
     #[arg(long, value_parser = parse_duration)]
     drift_after: Option<Duration>,
     /// How much event time to generate (files: default 10m; Kafka: default until Ctrl-C).

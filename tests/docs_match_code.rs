@@ -97,3 +97,90 @@ fn the_architecture_map_matches_the_tree() {
         }
     }
 }
+
+#[test]
+fn every_exported_metric_is_documented_and_every_documented_one_exported() {
+    let text = read("docs/operations.md");
+    let at = text
+        .find("## Metrics (`GET /metrics`)")
+        .expect("the metrics section");
+    let section = &text[at..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
+    let documented: BTreeSet<String> = section
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .filter_map(|l| l.split('`').nth(1))
+        .map(|name| format!("feedback_loop_{name}"))
+        .collect();
+    let telemetry = feedback_loop::telemetry::Telemetry::new().expect("telemetry");
+    let exported: BTreeSet<String> = telemetry.metric_names().iter().cloned().collect();
+    let undocumented: Vec<_> = exported.difference(&documented).collect();
+    let unknown: Vec<_> = documented.difference(&exported).collect();
+    assert!(
+        undocumented.is_empty() && unknown.is_empty(),
+        "docs/operations.md's metric table differs from what /metrics exports:\n  \
+         not documented: {undocumented:?}\n  documented but not exported: {unknown:?}"
+    );
+    assert!(
+        !section.contains("planned"),
+        "a metric marked planned in docs/operations.md: every listed one is exported"
+    );
+}
+
+#[test]
+fn the_sample_configuration_holds_every_documented_key() {
+    let reference = read("docs/configuration.md");
+    let sample = read("config/feedback-loop.toml");
+    // `section.key` of the reference's tables; the sample holds it as `key =` (or commented
+    // `# key =`) under `[section]` (or a table of that section's array).
+    let mut current = String::new();
+    let mut present = BTreeSet::new();
+    for line in sample.lines() {
+        let line = line.trim();
+        let bare = line.trim_start_matches('#').trim();
+        if bare.starts_with('[') {
+            current = bare
+                .trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_string();
+            // `[models.drift.features.amount]`: a table of `models.drift.features`.
+            if let Some(i) = current.find(".features.") {
+                current.truncate(i + ".features".len());
+            }
+            present.insert(current.clone());
+            continue;
+        }
+        if let Some((key, _)) = bare.split_once('=') {
+            let key = key.trim().trim_matches('"');
+            if !key.is_empty() && !key.contains(' ') {
+                present.insert(format!("{current}.{key}"));
+                // Inline tables: `adwin = { delta = … }` holds `adwin.delta`.
+                if let Some(inline) = bare.split_once('{').map(|(_, rest)| rest) {
+                    for pair in inline.trim_end_matches('}').split(',') {
+                        if let Some((inner, _)) = pair.split_once('=') {
+                            present.insert(format!("{current}.{key}.{}", inner.trim()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let mut missing = Vec::new();
+    for line in reference.lines().filter(|l| l.starts_with("| `")) {
+        let key = line.split('`').nth(1).unwrap_or_default();
+        // Keys of free-form tables (`kafka.client."…"`) and placeholders are examples.
+        if key.contains('"') || key.contains('<') || !key.contains('.') {
+            continue;
+        }
+        if !present.contains(key) {
+            missing.push(key.to_string());
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "config/feedback-loop.toml lacks documented keys: {missing:?}"
+    );
+}

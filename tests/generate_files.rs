@@ -151,3 +151,76 @@ fn rules_on_drifted_neither_fire_nor_resolve_below_the_minimum_sample() {
     assert_eq!((alerts, decided), (0, 0));
     assert!(null > 0);
 }
+
+/// The first hour again: `generate --output-dir` then `replay --config
+/// config/feedback-loop.toml`, as the README says, replays every line (the default
+/// configuration names both generated models), and the bad-line total is said once.
+#[test]
+fn generated_files_replay_under_the_default_configuration_with_no_bad_lines() {
+    let dir = temp_dir("default-config");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let status = Command::new(env!("CARGO_BIN_EXE_feedback-loop"))
+        .args(["generate", "--output-dir"])
+        .arg(&dir)
+        .args(["--duration", "5m", "--rate", "5"])
+        .status()
+        .expect("runs generate");
+    assert!(status.success());
+    let output = Command::new(env!("CARGO_BIN_EXE_feedback-loop"))
+        .args([
+            "replay",
+            "--config",
+            &format!("{root}/config/feedback-loop.toml"),
+        ])
+        .arg("--predictions")
+        .arg(dir.join("predictions.jsonl"))
+        .arg("--outcomes")
+        .arg(dir.join("outcomes.jsonl"))
+        .output()
+        .expect("runs replay");
+    assert!(output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "replay says only its summary: {stderr}"
+    );
+    assert!(stderr.contains(", 0 bad lines,"), "{stderr}");
+    let records = String::from_utf8_lossy(&output.stdout).lines().count();
+    assert!(records > 10, "{records} records");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Bad lines: each file's first ones one by one, then the total once, for both files.
+#[test]
+fn the_bad_line_total_is_said_once() {
+    let dir = temp_dir("bad-lines");
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = "{not json\n".repeat(30);
+    std::fs::write(dir.join("p.jsonl"), &bad).unwrap();
+    std::fs::write(dir.join("o.jsonl"), &bad).unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let output = Command::new(env!("CARGO_BIN_EXE_feedback-loop"))
+        .args([
+            "replay",
+            "--config",
+            &format!("{root}/config/feedback-loop.toml"),
+        ])
+        .arg("--predictions")
+        .arg(dir.join("p.jsonl"))
+        .arg("--outcomes")
+        .arg(dir.join("o.jsonl"))
+        .output()
+        .expect("runs replay");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.matches("line ").count(), 40, "20 per file: {stderr}");
+    assert_eq!(
+        stderr
+            .lines()
+            .filter(|l| l.contains("60 bad lines"))
+            .count(),
+        1,
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -100,8 +100,7 @@ pub fn replay_into(
         if reported == REPORTED_ERRORS_PER_FILE {
             writeln!(
                 diagnostics,
-                "{name}: further bad lines not shown ({} bad lines in all so far)",
-                summary.invalid_lines
+                "{name}: further bad lines not shown (the total is in the summary)"
             )?;
         }
     }

@@ -39,6 +39,8 @@ const WEBHOOK_RESULTS: [&str; 3] = ["delivered", "retried", "failed"];
 
 pub struct Telemetry {
     registry: Registry,
+    /// The name of every registered metric (docs/operations.md's table is checked with it).
+    names: Vec<String>,
     // pipeline
     pub input_records: IntCounterVec,
     pub dead_letters: IntCounterVec,
@@ -86,9 +88,15 @@ pub struct Telemetry {
 impl Telemetry {
     pub fn new() -> Result<Telemetry, prometheus::Error> {
         let registry = Registry::new();
+        let mut names = Vec::new();
         macro_rules! register {
             ($metric:expr) => {{
                 let metric = $metric;
+                names.extend(
+                    prometheus::core::Collector::desc(&metric)
+                        .iter()
+                        .map(|d| d.fq_name.clone()),
+                );
                 registry.register(Box::new(metric.clone()))?;
                 metric
             }};
@@ -256,6 +264,7 @@ impl Telemetry {
             last_stats: std::sync::Mutex::new(EngineStats::default()),
             _histograms: Vec::new(),
             registry,
+            names,
         };
         Ok(telemetry)
     }
@@ -307,6 +316,11 @@ impl Telemetry {
     }
 
     /// The text exposition format.
+    /// Every metric's full name (`feedback_loop_…`), whether it has series yet or not.
+    pub fn metric_names(&self) -> &[String] {
+        &self.names
+    }
+
     pub fn render(&self) -> String {
         let mut buffer = Vec::new();
         let encoder = TextEncoder::new();
