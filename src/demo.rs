@@ -17,8 +17,9 @@ use crate::generate::{self, TrafficTarget};
 use crate::shared_state::SharedState;
 use crate::shutdown::{self, Shutdown};
 use crate::telemetry::Telemetry;
-use crate::traffic::{TrafficConfig, DEMO_MODELS_TOML, DEMO_RULES_TOML};
+use crate::traffic::TrafficConfig;
 use crate::wall_clock::now_ms;
+use feedback_loop_core::output::drift::{CategoricalDrift, DriftValue, NumericDrift};
 
 /// Partitions of the demo's input topics.
 pub(crate) const DEMO_PARTITIONS: i32 = 4;
@@ -28,40 +29,32 @@ pub struct DemoOptions {
     pub listen: String,
     pub rate: f64,
     pub drift_after: Duration,
+    /// The configuration's text (config/demo.toml by default).
+    pub config: String,
     /// Stop by itself after this long (for tests); `None`: until Ctrl-C.
     pub run_for: Option<Duration>,
 }
 
-/// The demo's configuration: short windows so that something happens every few seconds.
-pub(crate) fn demo_config(bootstrap_servers: &str, listen: &str) -> anyhow::Result<Config> {
-    let text = format!(
-        r#"
-[kafka]
-bootstrap_servers = "{bootstrap_servers}"
-group_id = "feedback-loop-demo"
-[kafka.consumer]
-"session.timeout.ms" = 6000
-"heartbeat.interval.ms" = 1000
-[http]
-listen = "{listen}"
-[join]
-max_label_delay = "1m"
-max_outcome_lead = "10s"
-[window]
-size = "10s"
-allowed_lateness = "2s"
-idle_timeout = "10s"
-{DEMO_MODELS_TOML}
-{DEMO_RULES_TOML}
-"#
-    );
-    Ok(crate::config::from_toml_str(&text)?)
+/// The demo's configuration file (config/demo.toml), built into the binary.
+pub const DEMO_TOML: &str = include_str!("../config/demo.toml");
+
+/// The demo's configuration: `text` (config/demo.toml unless `--config` names another) with
+/// the embedded broker's address and the listen address set.
+pub(crate) fn demo_config(
+    text: &str,
+    bootstrap_servers: &str,
+    listen: &str,
+) -> anyhow::Result<Config> {
+    let mut config = crate::config::from_toml_str(text)?;
+    config.kafka.bootstrap_servers = bootstrap_servers.to_string();
+    config.http.listen = listen.to_string();
+    Ok(config)
 }
 
 pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     let cluster = MockCluster::new(1).context("starting the embedded Kafka broker")?;
     let bootstrap = cluster.bootstrap_servers();
-    let config = demo_config(&bootstrap, &options.listen)?;
+    let config = demo_config(&options.config, &bootstrap, &options.listen)?;
     let k = &config.kafka;
     for topic in [&k.predictions_topic, &k.outcomes_topic] {
         cluster.create_topic(topic, DEMO_PARTITIONS, 1)?;
@@ -77,19 +70,12 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         cluster.create_topic(topic, 1, 1)?;
     }
     let listener = crate::serve::bind(&options.listen, "--listen").await?;
+    // The address really bound (`--listen 127.0.0.1:0` picks a port).
+    let address = display_address(&listener.local_addr()?.to_string());
     println!("feedback-loop demo: embedded Kafka broker at {bootstrap}");
-    println!(
-        "  page:     http://{}/   (open it in a browser)",
-        display_address(&options.listen)
-    );
-    println!(
-        "  metrics:  http://{}/metrics",
-        display_address(&options.listen)
-    );
-    println!(
-        "  models:   http://{}/api/v1/models",
-        display_address(&options.listen)
-    );
+    println!("  page:     http://{address}/   (open it in a browser)");
+    println!("  metrics:  http://{address}/metrics");
+    println!("  models:   http://{address}/api/v1/models");
     println!(
         "  traffic:  {} requests/s, outcomes 0-20 s late, 10% never labeled, drift after {} s",
         options.rate,
@@ -152,9 +138,13 @@ fn display_address(listen: &str) -> String {
     listen.replace("0.0.0.0", "127.0.0.1")
 }
 
+/// Prints, once per closed window, a line per model version: the window (`start–end`,
+/// UTC, as in records and alerts), joined pairs, label coverage, quality, the difference to
+/// the model's first version (the champion; versions in name order), the drifted features,
+/// and the alerts firing for the model.
 async fn print_summaries(state: Arc<SharedState>, mut shutdown: Shutdown) {
-    let mut ticker = tokio::time::interval(Duration::from_secs(5));
-    ticker.tick().await;
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    let mut printed_end = i64::MIN;
     loop {
         tokio::select! {
             _ = shutdown.recv() => return,
@@ -163,6 +153,21 @@ async fn print_summaries(state: Arc<SharedState>, mut shutdown: Shutdown) {
         let latest = match state.latest.lock() {
             Ok(latest) => latest.clone(),
             Err(_) => continue,
+        };
+        // A window is printed once, when every model version has closed it.
+        let Some(end) = latest.values().map(|r| r.window.end).min() else {
+            continue;
+        };
+        if end <= printed_end {
+            continue;
+        }
+        printed_end = end;
+        let firing: Vec<(String, String)> = match state.history.lock() {
+            Ok(history) => history
+                .firing()
+                .map(|a| (a.model.clone(), a.rule.clone()))
+                .collect(),
+            Err(_) => Vec::new(),
         };
         let t = &state.telemetry;
         println!(
@@ -173,22 +178,73 @@ async fn print_summaries(state: Arc<SharedState>, mut shutdown: Shutdown) {
             t.dead_letter_count(),
             if state.is_ready() { "yes" } else { "no" },
         );
+        let mut champion: Option<(&str, Option<f64>)> = None;
         for record in latest.values() {
             let c = &record.counts;
-            let end = record.window.end_text();
+            let (start, end) = (record.window.start_text(), record.window.end_text());
+            let accuracy = record.classification.as_ref().and_then(|q| q.accuracy);
             let quality = match &record.classification {
                 Some(q) => format!("acc {}  f1 {}", fmt(q.accuracy), fmt(q.f1)),
                 None => String::new(),
             };
+            let versus = match champion {
+                Some((model, Some(first))) if model == record.model => match accuracy {
+                    Some(acc) => format!("  acc vs champion {:+.3}", acc - first),
+                    None => String::new(),
+                },
+                _ => {
+                    champion = Some((&record.model, accuracy));
+                    String::new()
+                }
+            };
+            let drifted: Vec<&str> = record
+                .drift
+                .as_ref()
+                .and_then(|d| d.features.as_ref())
+                .map(|features| {
+                    features
+                        .iter()
+                        .filter(|(_, v)| {
+                            matches!(
+                                v,
+                                Some(DriftValue::Numeric(NumericDrift {
+                                    drifted: Some(true),
+                                    ..
+                                })) | Some(DriftValue::Categorical(CategoricalDrift {
+                                    drifted: Some(true),
+                                    ..
+                                }))
+                            )
+                        })
+                        .map(|(name, _)| name.as_str())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let drift = if drifted.is_empty() {
+                String::new()
+            } else {
+                format!("  drifted: {}", drifted.join(", "))
+            };
             println!(
-                "  {:<8} {:<12} window {}  joined {:>5}  coverage {}  {}",
+                "  {:<8} {:<12} window {}–{}  joined {:>5}  coverage {}  {}{}{}",
                 record.model,
                 record.model_version.as_deref().unwrap_or("-"),
+                start.get(11..19).unwrap_or(&start),
                 end.get(11..19).unwrap_or(&end),
                 c.joined,
                 fmt(c.label_coverage),
-                quality
+                quality,
+                versus,
+                drift,
             );
+        }
+        let mut alerts: Vec<String> = firing
+            .iter()
+            .map(|(model, rule)| format!("{rule} ({model})"))
+            .collect();
+        alerts.dedup();
+        if !alerts.is_empty() {
+            println!("  firing: {}", alerts.join(", "));
         }
     }
 }

@@ -51,6 +51,13 @@ enum Command {
         /// Stop by itself after this long (default: run until Ctrl-C).
         #[arg(long, value_parser = parse_duration)]
         run_for: Option<Duration>,
+        /// Run this configuration instead of config/demo.toml (its broker address and
+        /// listen address are set by the demo).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Print the demo's configuration (config/demo.toml, or --config's file) and exit.
+        #[arg(long)]
+        print_config: bool,
     },
     /// Runs the core over JSONL files and prints one metrics record per line.
     Replay {
@@ -178,12 +185,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             rate,
             drift_after,
             run_for,
+            config,
+            print_config,
         } => {
+            let config = match config {
+                Some(path) => std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))?,
+                None => feedback_loop::demo::DEMO_TOML.to_string(),
+            };
+            if print_config {
+                print!("{config}");
+                return Ok(ExitCode::SUCCESS);
+            }
             feedback_loop::logging::init();
             runtime()?.block_on(feedback_loop::demo::run(feedback_loop::demo::DemoOptions {
                 listen,
                 rate,
                 drift_after: drift_after.0,
+                config,
                 run_for: run_for.map(|d| d.0),
             }))?;
             Ok(ExitCode::SUCCESS)

@@ -311,44 +311,6 @@ features = ["length", "lang"]
 reference_size = 1000
 "#;
 
-/// Rules for the demo: they fire once the injected drift has hurt the models.
-pub(crate) const DEMO_RULES_TOML: &str = r#"
-[[rules]]
-name = "fraud-accuracy-drop"
-model = "fraud"
-metric = "classification.accuracy"
-op = "<"
-threshold = 0.72
-resolve_threshold = 0.76
-min_samples = 50
-for_windows = 2
-severity = "critical"
-retrain = true
-cooldown = "5m"
-
-[[rules]]
-name = "amount-drift"
-model = "fraud"
-metric = "drift.features.amount.drifted"
-op = "=="
-threshold = 1
-for_windows = 3
-severity = "warning"
-
-[[rules]]
-name = "intent-f1-drop"
-model = "intent"
-metric = "classification.f1"
-op = "<"
-threshold = 0.75
-resolve_threshold = 0.8
-min_samples = 30
-for_windows = 2
-severity = "warning"
-retrain = true
-cooldown = "5m"
-"#;
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -108,12 +108,37 @@ fn shipped_config_files_load() {
         "config/feedback-loop.toml",
         "config/feedback-loop.compose.toml",
         "examples/feedback-loop.toml",
+        "config/demo.toml",
     ] {
-        if !root().join(path).exists() {
-            continue;
-        }
+        assert!(root().join(path).exists(), "{path} is gone");
         feedback_loop::config::from_toml_str(&read(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
     }
+}
+
+/// The demo runs config/demo.toml, and its models are the ones the tests use for the
+/// generator's traffic (`traffic::DEMO_MODELS_TOML`): one description of that traffic.
+#[test]
+fn the_demo_runs_config_demo_toml_whose_models_are_the_generators() {
+    assert_eq!(feedback_loop::demo::DEMO_TOML, read("config/demo.toml"));
+    let demo = feedback_loop::config::from_toml_str(&read("config/demo.toml")).unwrap();
+    let traffic =
+        feedback_loop::config::from_toml_str(feedback_loop::traffic::DEMO_MODELS_TOML).unwrap();
+    let json = |c: &feedback_loop_core::settings::Config| serde_json::to_string(&c.models).unwrap();
+    assert_eq!(json(&demo), json(&traffic));
+    assert!(
+        !demo.rules.is_empty(),
+        "the demo's rules are in config/demo.toml"
+    );
+
+    let printed = std::process::Command::new(env!("CARGO_BIN_EXE_feedback-loop"))
+        .args(["demo", "--print-config"])
+        .output()
+        .expect("runs demo --print-config");
+    assert!(printed.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&printed.stdout),
+        read("config/demo.toml")
+    );
 }
 
 /// Dotted leaf keys of a TOML document (tables are not keys themselves); arrays of tables

@@ -5,7 +5,7 @@
 //! [`metric_path`] names the record's numeric leaves (`classification.f1`, …): the one list
 //! of metric names that rules, Prometheus gauges and the docs use.
 
-mod drift;
+pub mod drift;
 mod estimated;
 pub mod metric_path;
 
@@ -60,7 +60,7 @@ pub struct WindowBounds {
 
 impl WindowBounds {
     /// The start as RFC 3339 (as in ids and summaries).
-    pub(crate) fn start_text(&self) -> String {
+    pub fn start_text(&self) -> String {
         rfc3339(self.start)
     }
 
