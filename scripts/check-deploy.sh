@@ -155,8 +155,9 @@ YAML
         sed 's/^/       prometheus: /' "$TMP/prometheus.log" | tail -15
     fi
 
-    # One undecodable message, so that the dead-letter counters have series (they appear
-    # with the first dead letter) and the dead-letter path is exercised end to end.
+    # One undecodable message: the dead-letter path end to end, and the dead-letter alert
+    # must fire on this first one (the counters exist at 0 from the start, so Prometheus
+    # sees an increase from 0 to 1, not a new series whose first sample counts as none).
     BOOTSTRAP=$(sed -n 's/.*embedded Kafka broker at \([^ ]*\).*/\1/p' "$TMP/demo.log" | head -1)
     if command -v kcat >/dev/null 2>&1 && [ -n "$BOOTSTRAP" ]; then
         sleep 5
@@ -180,6 +181,8 @@ YAML
     check "curl /readyz = 200" curl -fsS "http://127.0.0.1:$APP_PORT/readyz"
     check "prometheus scrapes the demo (up == 1)" bash -c \
         "curl -fsS '$PROM/api/v1/query?query=up' | python3 -c 'import json,sys; r=json.load(sys.stdin)[\"data\"][\"result\"]; sys.exit(0 if r and r[0][\"value\"][1]==\"1\" else 1)'"
+    check "the first dead letter fires FeedbackLoopDeadLetters" bash -c \
+        "curl -fsS '$PROM/api/v1/alerts' | python3 -c 'import json,sys; a=json.load(sys.stdin)[\"data\"][\"alerts\"]; sys.exit(0 if any(x[\"labels\"][\"alertname\"]==\"FeedbackLoopDeadLetters\" and x[\"state\"]==\"firing\" for x in a) else 1)'"
 
     section "live: every PromQL expression returns data"
     pycheck live "$PROM"
