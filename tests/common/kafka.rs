@@ -34,6 +34,11 @@ impl Broker {
         }
     }
 
+    /// librdkafka's mock cluster, whatever the environment says.
+    pub fn mock() -> Broker {
+        Broker::Mock(MockCluster::new(1).expect("mock cluster"))
+    }
+
     pub fn is_real(&self) -> bool {
         matches!(self, Broker::Real(_))
     }
