@@ -2,6 +2,8 @@
 //! exactly the requests of `--duration` (none at its end instant), and windows too small
 //! to decide drift report their statistics with `drifted: null`.
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -61,20 +63,12 @@ fn generated_files_end_before_the_duration_and_small_windows_decide_no_drift() {
     )
     .unwrap();
     assert_eq!(config.models[1].reference_size, 1000);
-    let mut out = Vec::new();
-    feedback_loop::replay::replay(
-        &config.into(),
-        &predictions,
-        &outcomes,
-        &mut out,
-        &mut Vec::new(),
-    )
-    .unwrap();
+    let out = common::replay_lines(config, &predictions, &outcomes);
     // Every window with predictions holds a few hundred requests: no window of one stray
     // request at the end, so every feature's drift is decided. (The windows after the end
     // hold late outcomes only: no feature values, `drifted: null`.)
     let mut decided = 0;
-    for line in String::from_utf8(out).unwrap().lines() {
+    for line in &out {
         let record: Value = serde_json::from_str(line).unwrap();
         let Some(features) = record["drift"]["features"].as_object() else {
             continue;
@@ -99,8 +93,7 @@ fn rules_on_drifted_neither_fire_nor_resolve_below_the_minimum_sample() {
     // `drifted` sees no value and never fires, where with a minimum of 0 it does.
     let root = env!("CARGO_MANIFEST_DIR");
     let base = std::fs::read_to_string(format!("{root}/examples/feedback-loop.toml")).unwrap();
-    let predictions = std::fs::read(format!("{root}/examples/predictions.jsonl")).unwrap();
-    let outcomes = std::fs::read(format!("{root}/examples/outcomes.jsonl")).unwrap();
+    let (predictions, outcomes) = common::example_inputs();
     // (alert events, `drifted` values null, `drifted` values decided) of fraud's `amount`.
     let run = |min: usize| -> (usize, usize, usize) {
         // The first [[models]] is `fraud`: its drift table goes right after it.
@@ -118,17 +111,8 @@ fn rules_on_drifted_neither_fire_nor_resolve_below_the_minimum_sample() {
         );
         let config = feedback_loop::config::from_toml_str(&text).unwrap();
         assert_eq!(config.models[0].drift.min_window_samples, min);
-        let mut out = Vec::new();
-        feedback_loop::replay::replay(
-            &config.into(),
-            &predictions,
-            &outcomes,
-            &mut out,
-            &mut Vec::new(),
-        )
-        .unwrap();
         let (mut alerts, mut null, mut decided) = (0, 0, 0);
-        for line in String::from_utf8(out).unwrap().lines() {
+        for line in &common::replay_lines(config, &predictions, &outcomes) {
             let v: Value = serde_json::from_str(line).unwrap();
             if v["schema"] == "feedback-loop.alert.v1" {
                 alerts += 1;

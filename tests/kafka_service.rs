@@ -214,9 +214,7 @@ async fn published_metrics_equal_replay() {
         "{body}"
     );
     promtool_check_metrics(&body);
-    let ready = reqwest::get(format!("http://{}/readyz", running.http))
-        .await
-        .unwrap();
+    let ready = readyz(&running).await;
     assert_eq!(ready.status(), 200);
     let models: Value = reqwest::get(format!("http://{}/api/v1/models", running.http))
         .await
@@ -239,6 +237,12 @@ async fn published_metrics_equal_replay() {
     check_history_api(&running, &expected, &expected_events).await;
     assert!(running.state.is_ready());
     running.stop().await;
+}
+
+async fn readyz(running: &Running) -> reqwest::Response {
+    reqwest::get(format!("http://{}/readyz", running.http))
+        .await
+        .unwrap()
 }
 
 async fn get_json(running: &Running, path: &str) -> Value {
@@ -638,9 +642,7 @@ async fn missing_input_topics_are_waited_for() {
     let running = start_service(config(&broker.bootstrap(), &t)).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(!running.service.is_finished(), "the service waits");
-    let ready = reqwest::get(format!("http://{}/readyz", running.http))
-        .await
-        .unwrap();
+    let ready = readyz(&running).await;
     assert_eq!(
         ready.status(),
         503,
@@ -661,9 +663,7 @@ async fn missing_input_topics_are_waited_for() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let ready = reqwest::get(format!("http://{}/readyz", running.http))
-        .await
-        .unwrap();
+    let ready = readyz(&running).await;
     assert_eq!(ready.status(), 200);
     running.stop().await;
 }

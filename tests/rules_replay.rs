@@ -2,6 +2,8 @@
 //! has held `for_windows` times (computed here from the metrics records themselves), once,
 //! and the retrain trigger honours the cooldown.
 
+mod common;
+
 use serde_json::Value;
 
 fn replay(extra: &str) -> Vec<Value> {
@@ -9,20 +11,9 @@ fn replay(extra: &str) -> Vec<Value> {
     let base = std::fs::read_to_string(format!("{root}/examples/feedback-loop.toml")).unwrap();
     let config = feedback_loop::config::from_toml_str(&format!("{base}\n{extra}"))
         .expect("config with rules");
-    let predictions = std::fs::read(format!("{root}/examples/predictions.jsonl")).unwrap();
-    let outcomes = std::fs::read(format!("{root}/examples/outcomes.jsonl")).unwrap();
-    let mut out = Vec::new();
-    feedback_loop::replay::replay(
-        &config.into(),
-        &predictions,
-        &outcomes,
-        &mut out,
-        &mut Vec::new(),
-    )
-    .unwrap();
-    String::from_utf8(out)
-        .unwrap()
-        .lines()
+    let (predictions, outcomes) = common::example_inputs();
+    common::replay_lines(config, &predictions, &outcomes)
+        .iter()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }

@@ -313,3 +313,34 @@ pub fn check_published(
         duplicates,
     }
 }
+
+/// `replay` over inputs in memory under `config`: its output lines.
+pub fn replay_lines(
+    config: feedback_loop_core::settings::Config,
+    predictions: &[u8],
+    outcomes: &[u8],
+) -> Vec<String> {
+    let mut out = Vec::new();
+    feedback_loop::replay::replay(
+        &config.into(),
+        predictions,
+        outcomes,
+        &mut out,
+        &mut Vec::new(),
+    )
+    .expect("replay");
+    String::from_utf8(out)
+        .expect("UTF-8")
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The example data (`examples/`): predictions and outcomes.
+pub fn example_inputs() -> (Vec<u8>, Vec<u8>) {
+    let root = env!("CARGO_MANIFEST_DIR");
+    (
+        std::fs::read(format!("{root}/examples/predictions.jsonl")).expect("predictions"),
+        std::fs::read(format!("{root}/examples/outcomes.jsonl")).expect("outcomes"),
+    )
+}
