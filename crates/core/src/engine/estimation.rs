@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use super::PredictionPayload;
 use crate::estimation::{
     estimate_binary, estimate_multiclass, BinaryReference, BinaryRow, BinaryWindow,
-    CalibrationMode, MulticlassReference, MulticlassRow, MulticlassWindow,
+    CalibrationMode, Estimates, MulticlassReference, MulticlassRow, MulticlassWindow,
 };
 use crate::interner::Interner;
 use crate::output::{EstimatedOut, EstimationReferenceOut};
@@ -152,6 +152,9 @@ enum Phase {
         fitted: Box<Fitted>,
         reference: EstimationReferenceOut,
         windows: BTreeMap<i64, Accumulator>,
+        /// Closed windows that had an estimate, still getting labels until every
+        /// prediction is joined or expired; then their estimation-check is due.
+        checking: BTreeMap<i64, Accumulator>,
     },
     Failed {
         error: String,
@@ -301,17 +304,14 @@ impl Fitted {
         }
     }
 
-    fn estimate(
-        &self,
-        window: &Accumulator,
-        reference: EstimationReferenceOut,
-    ) -> Option<EstimatedOut> {
+    /// The window's estimates; `None` for a window without estimated rows.
+    fn estimates(&self, window: &Accumulator) -> Option<Estimates> {
         let estimates = match (self, window) {
             (Fitted::Binary(r), Accumulator::Binary(w)) => estimate_binary(r, w),
             (Fitted::Multiclass(r), Accumulator::Multiclass(w)) => estimate_multiclass(r, w),
             _ => return None,
         };
-        (estimates.rows > 0).then(|| EstimatedOut::new(&estimates, self.calibrated(), reference))
+        (estimates.rows > 0).then_some(estimates)
     }
 }
 
@@ -358,6 +358,7 @@ fn fitted_phase(fit: Result<Fitted, String>, windows: &[Vec<ReferenceRow>]) -> P
                 pairs: windows.iter().map(Vec::len).sum::<usize>() as u64,
             },
             windows: BTreeMap::new(),
+            checking: BTreeMap::new(),
         },
         Err(error) => Phase::Failed { error },
     }
@@ -476,6 +477,14 @@ impl EstimationState {
                 let window = windows.entry(start).or_insert_with(|| fitted.new_window());
                 fitted.add_outcome(window, &row, actual, labels);
             }
+            // A closed window that had an estimate: its label counts for the check.
+            Some(Phase::Fitted {
+                fitted, checking, ..
+            }) => {
+                if let Some(window) = checking.get_mut(&start) {
+                    fitted.add_outcome(window, &row, actual, labels);
+                }
+            }
             _ => {}
         }
     }
@@ -572,6 +581,7 @@ impl EstimationState {
                     fitted,
                     reference,
                     windows,
+                    checking,
                 } = phase
                 else {
                     continue;
@@ -583,13 +593,54 @@ impl EstimationState {
                     let closing = *entry.key() == start;
                     let window = entry.remove();
                     if closing {
-                        if let Some(e) = fitted.estimate(&window, *reference) {
-                            out.insert((model as u16, version), e);
+                        if let Some(e) = fitted.estimates(&window) {
+                            let calibrated = fitted.calibrated();
+                            out.insert(
+                                (model as u16, version),
+                                EstimatedOut::new(&e, calibrated, *reference),
+                            );
+                            checking.insert(start, window);
                         }
                     }
                 }
             }
         }
+        out
+    }
+
+    /// The estimation checks due at `watermark`: closed windows with an estimate whose
+    /// predictions are all joined or expired (watermark ≥ end + `max_label_delay`), as
+    /// `(model, version, window start, final estimates)`, in window order, then model,
+    /// then version.
+    pub(crate) fn checks(
+        &mut self,
+        watermark: i64,
+        spec: &TumblingWindows,
+        max_label_delay: i64,
+    ) -> Vec<(u16, u16, i64, Estimates)> {
+        let mut out = Vec::new();
+        for (model, m) in self.models.iter_mut().enumerate() {
+            let Some(m) = m else { continue };
+            for (&version, phase) in m.versions.iter_mut() {
+                let Phase::Fitted {
+                    fitted, checking, ..
+                } = phase
+                else {
+                    continue;
+                };
+                while let Some(entry) = checking.first_entry() {
+                    let start = *entry.key();
+                    if spec.end_of(start).saturating_add(max_label_delay) > watermark {
+                        break;
+                    }
+                    let window = entry.remove();
+                    if let Some(e) = fitted.estimates(&window) {
+                        out.push((model as u16, version, start, e));
+                    }
+                }
+            }
+        }
+        out.sort_by_key(|&(model, version, start, _)| (start, model, version));
         out
     }
 
@@ -675,7 +726,6 @@ pub fn decode_reference(
 mod tests {
     use super::*;
     use crate::engine::{Engine, EngineConfig};
-    use crate::estimation::Estimates;
     use crate::output::MetricsRecord;
     use crate::record::{Decoder, Envelope, Input};
     use crate::settings::Config;
@@ -1005,6 +1055,140 @@ mod tests {
         assert!(records.iter().all(|r| r.estimated.is_none()));
         let failure = engine.estimation.failure(0, 0).expect("failed");
         assert!(failure.contains("\"c\""), "{failure}");
+    }
+
+    /// A binary stream whose labels arrive one window after their predictions, one in
+    /// five never: every window with an estimate gets one estimation check, when its last
+    /// prediction is joined or expired, equal to the estimator on the same rows and labels.
+    #[test]
+    fn estimation_checks_equal_the_estimator_on_the_same_rows() {
+        for attribute_to in ["outcome", "prediction"] {
+            let config = Config::from_toml_for_tests(&format!(
+                "[join]\nmax_label_delay = \"2m\"\n[window]\nsize = \"1m\"\n\
+                 attribute_to = \"{attribute_to}\"\n\
+                 [[models]]\nname = \"m\"\ntask = \"binary\"\npositive_class = \"1\"\n\
+                 [models.drift]\nenabled = false\n[models.estimation]\nmethod = \"cbpe\"\n\
+                 calibration = \"isotonic\"\nreference_size = 200\n"
+            ))
+            .expect("test config");
+            let decoder = Decoder::new(&config);
+            let mut engine = Engine::new(EngineConfig::from_config(&config));
+            let mut seed = 7_u64;
+            let mut uniform = move || {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (seed >> 11) as f64 / (1u64 << 53) as f64
+            };
+            let windows = 10;
+            // rows[w]: the window's rows, with the label when one is sent.
+            let mut rows: Vec<Vec<BinaryRow>> = Vec::new();
+            let mut chunks: Vec<Chunk> = (0..=windows + 3)
+                .map(|w| Chunk {
+                    window: w,
+                    predictions: Vec::new(),
+                    outcomes: Vec::new(),
+                })
+                .collect();
+            for w in 0..windows {
+                let mut window = Vec::new();
+                for i in 0..100 {
+                    let ts = T0 + w * MINUTE + i * 500;
+                    let score = uniform();
+                    // Later windows drift: the scores overstate the positives.
+                    let p_true = if w >= 6 { score * 0.6 } else { score };
+                    let y_true = uniform() < p_true;
+                    let y_pred = score >= 0.5;
+                    let id = format!("{w}-{i}");
+                    chunks[w as usize].predictions.push(json!({
+                        "id": id, "model": "m", "timestamp": ts,
+                        "prediction": if y_pred { "1" } else { "0" }, "score": score,
+                    }));
+                    let labelled = i % 5 != 4;
+                    if labelled {
+                        // One window later, 60 s after the prediction.
+                        chunks[w as usize + 1].outcomes.push(json!({
+                            "id": id, "timestamp": ts + MINUTE,
+                            "actual": if y_true { "1" } else { "0" },
+                        }));
+                    }
+                    window.push(BinaryRow {
+                        score,
+                        y_pred,
+                        y_true: labelled.then_some(y_true),
+                    });
+                }
+                rows.push(window);
+            }
+            // The reference: whole windows of 80 pairs until 200 pairs.
+            let labelled: Vec<Vec<BinaryRow>> = rows[..3]
+                .iter()
+                .map(|w| w.iter().filter(|r| r.y_true.is_some()).copied().collect())
+                .collect();
+            let reference =
+                BinaryReference::fit(&labelled, CalibrationMode::On).expect("reference fits");
+            let mut checks = Vec::new();
+            let mut estimated = Vec::new();
+            for chunk in &chunks {
+                let records = apply(&mut engine, &decoder, chunk);
+                let watermark = engine.watermark();
+                for check in engine.take_estimation_checks() {
+                    // Due once every prediction is joined or expired, not before.
+                    let due = check.window.end + 2 * MINUTE;
+                    assert!(watermark >= due && watermark < due + MINUTE, "{check:?}");
+                    checks.push(check);
+                }
+                estimated.extend(
+                    records
+                        .into_iter()
+                        .filter_map(|r| Some((r.window, r.estimated?))),
+                );
+            }
+            engine.finish();
+            checks.extend(engine.take_estimation_checks());
+            assert!(estimated.len() >= 4, "{attribute_to}: {}", estimated.len());
+            assert_eq!(
+                checks.len(),
+                estimated.len(),
+                "{attribute_to}: one per estimate"
+            );
+            for (check, (bounds, e)) in checks.iter().zip(&estimated) {
+                assert_eq!(check.window, *bounds);
+                let w = ((bounds.start - T0) / MINUTE) as usize;
+                let want = reference.estimate(&rows[w]).expect("estimates");
+                assert_eq!(
+                    check,
+                    &crate::output::EstimationCheck::new("m", None, *bounds, &want),
+                    "{attribute_to} window {w}"
+                );
+                assert_eq!((check.n, check.labeled, check.unlabeled), (100, 80, 20));
+                assert_eq!(e.n, check.n);
+                assert_eq!(e.metrics.accuracy.value, check.metrics.accuracy.estimated);
+                assert_eq!(e.metrics.f1.lower, check.metrics.f1.lower);
+                let acc = &check.metrics.accuracy;
+                let realized = want.get(crate::estimation::Metric::Accuracy).realized;
+                assert_eq!(acc.realized, Some(realized));
+                assert_eq!(acc.error, Some(acc.estimated.unwrap() - realized));
+                assert_eq!(
+                    acc.within_band,
+                    Some(acc.lower.unwrap() <= realized && realized <= acc.upper.unwrap())
+                );
+                // At close the record's realized values count the labels joined by then:
+                // all of them with "prediction", none yet with "outcome" here.
+                let at_close = e.metrics.accuracy.realized;
+                match attribute_to {
+                    "prediction" => assert_eq!(at_close, Some(realized)),
+                    _ => assert_eq!(at_close, None),
+                }
+            }
+            // The drifted windows: realized accuracy falls, the estimate does not see it.
+            let drifted = checks.iter().filter(|c| c.window.start >= T0 + 6 * MINUTE);
+            let errors: Vec<f64> = drifted.filter_map(|c| c.metrics.accuracy.error).collect();
+            assert!(
+                !errors.is_empty() && errors.iter().all(|&e| e > 0.0),
+                "{errors:?}"
+            );
+        }
     }
 
     #[test]

@@ -247,6 +247,10 @@ pub struct Engine {
     drift: DriftEngine,
     /// Performance estimation (`[models.estimation]`), by prediction-time window.
     estimation: estimation::EstimationState,
+    /// Estimation checks emitted by the last watermark steps, until taken
+    /// ([`Engine::take_estimation_checks`]); not state.
+    #[serde(skip)]
+    checks: Vec<crate::output::EstimationCheck>,
 }
 
 impl Engine {
@@ -285,6 +289,7 @@ impl Engine {
             stats: EngineStats::default(),
             drift: DriftEngine::new(config.drift.clone(), config.window_size),
             estimation: estimation::EstimationState::new(&config.estimation, &config.models),
+            checks: Vec::new(),
             models,
             config,
         }
@@ -699,8 +704,32 @@ impl Engine {
                 );
             }
         }
+        for (model, version, start, estimates) in
+            self.estimation
+                .checks(watermark, &self.windows_spec, self.config.max_label_delay)
+        {
+            let state = &self.models[model as usize];
+            let version = version_name(state, version);
+            self.checks.push(crate::output::EstimationCheck::new(
+                &state.spec.name,
+                (!version.is_empty()).then_some(version),
+                WindowBounds {
+                    start,
+                    end: self.windows_spec.end_of(start),
+                },
+                &estimates,
+            ));
+        }
         self.stats.records_emitted += records.len() as u64;
         records
+    }
+
+    /// The estimation-check records (`feedback-loop.estimation-check.v1`,
+    /// docs/estimation.md) of the watermark steps since the last call: one per (model,
+    /// version, window) that had an estimate, once every prediction of the window is
+    /// joined or expired (watermark ≥ end + `join.max_label_delay`), in window order.
+    pub fn take_estimation_checks(&mut self) -> Vec<crate::output::EstimationCheck> {
+        std::mem::take(&mut self.checks)
     }
 
     /// End of input: everything pending expires, every window closes.
