@@ -79,6 +79,31 @@ pub struct ReferenceRow {
     pub actual: String,
 }
 
+impl ReferenceRow {
+    /// The canonical order of collected reference rows: by score (binary), by the scores
+    /// in class-name order (multiclass), then predicted and actual label. Rows equal in
+    /// all of these are interchangeable.
+    pub fn canonical_cmp(a: &ReferenceRow, b: &ReferenceRow) -> std::cmp::Ordering {
+        let sorted = |r: &ReferenceRow| {
+            let mut v: Vec<(String, f64)> = r.class_scores.clone();
+            v.sort_by(|x, y| x.0.cmp(&y.0));
+            v
+        };
+        a.score
+            .total_cmp(&b.score)
+            .then_with(|| {
+                let (x, y) = (sorted(a), sorted(b));
+                x.iter()
+                    .zip(&y)
+                    .map(|(p, q)| p.0.cmp(&q.0).then(p.1.total_cmp(&q.1)))
+                    .find(|o| o.is_ne())
+                    .unwrap_or(x.len().cmp(&y.len()))
+            })
+            .then_with(|| a.predicted.cmp(&b.predicted))
+            .then_with(|| a.actual.cmp(&b.actual))
+    }
+}
+
 /// A prediction as the estimator needs it, by label ids.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Row {
@@ -125,8 +150,9 @@ impl Row {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct RawWindow {
     rows: Vec<Row>,
-    /// The joined pairs of the window: the row again, with the actual's label id.
-    labelled: Vec<(Row, u32)>,
+    /// The joined pairs of the window: the row again, with the actual's label id, and
+    /// whether the pair's time is before the window's close ([`EstimationState::observe_joined`]).
+    labelled: Vec<(Row, u32, bool)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -152,6 +178,10 @@ enum Phase {
         fitted: Box<Fitted>,
         reference: EstimationReferenceOut,
         windows: BTreeMap<i64, Accumulator>,
+        /// Labels of open windows joined at or after their close time: added after the
+        /// window's estimate (its `realized` must not depend on processing order), in
+        /// time for its check.
+        deferred: BTreeMap<i64, Vec<(Row, u32)>>,
         /// Closed windows that had an estimate, still getting labels until every
         /// prediction is joined or expired; then their estimation-check is due.
         checking: BTreeMap<i64, Accumulator>,
@@ -358,6 +388,7 @@ fn fitted_phase(fit: Result<Fitted, String>, windows: &[Vec<ReferenceRow>]) -> P
                 pairs: windows.iter().map(Vec::len).sum::<usize>() as u64,
             },
             windows: BTreeMap::new(),
+            deferred: BTreeMap::new(),
             checking: BTreeMap::new(),
         },
         Err(error) => Phase::Failed { error },
@@ -442,6 +473,12 @@ impl EstimationState {
     }
 
     /// A joined pair: the prediction of window `start` and its actual's label id.
+    /// `before_close`: the pair's time (the later of prediction and outcome) is before
+    /// the time the window closes (its end, + `join.max_label_delay` with
+    /// `attribute_to = "prediction"`). Only those pairs count in the `realized` values of
+    /// the window's estimate: which later ones are joined by the close depends on the
+    /// order partitions are read in. All count in the estimation check.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn observe_joined(
         &mut self,
         model: u16,
@@ -449,6 +486,7 @@ impl EstimationState {
         start: i64,
         payload: &PredictionPayload,
         actual: u32,
+        before_close: bool,
         names: &Interner,
     ) {
         let Some(Some(m)) = self.models.get_mut(model as usize) else {
@@ -468,14 +506,21 @@ impl EstimationState {
                 .entry(start)
                 .or_default()
                 .labelled
-                .push((row, actual)),
+                .push((row, actual, before_close)),
             // The window may not have the row yet: a prediction that joins as it arrives
             // is pushed after the join. The row's push and its label commute.
             Some(Phase::Fitted {
-                fitted, windows, ..
+                fitted,
+                windows,
+                deferred,
+                ..
             }) if last_closed.is_none_or(|c| start > c) => {
-                let window = windows.entry(start).or_insert_with(|| fitted.new_window());
-                fitted.add_outcome(window, &row, actual, labels);
+                if before_close {
+                    let window = windows.entry(start).or_insert_with(|| fitted.new_window());
+                    fitted.add_outcome(window, &row, actual, labels);
+                } else {
+                    deferred.entry(start).or_default().push((row, actual));
+                }
             }
             // A closed window that had an estimate: its label counts for the check.
             Some(Phase::Fitted {
@@ -527,13 +572,16 @@ impl EstimationState {
                         continue;
                     }
                     *pairs += window.labelled.len();
-                    reference.push(
-                        window
-                            .labelled
-                            .iter()
-                            .map(|(row, actual)| row.named(*actual, names))
-                            .collect(),
-                    );
+                    let mut rows: Vec<ReferenceRow> = window
+                        .labelled
+                        .iter()
+                        .map(|(row, actual, _)| row.named(*actual, names))
+                        .collect();
+                    // Pairs join in the order partitions are read; the fit (ties in the
+                    // ROC AUC components, the "auto" calibration's splits) depends on row
+                    // order: a canonical order makes it the same for every reading order.
+                    rows.sort_by(ReferenceRow::canonical_cmp);
+                    reference.push(rows);
                 }
                 if *pairs < size {
                     continue;
@@ -543,6 +591,7 @@ impl EstimationState {
                 if let Phase::Fitted {
                     fitted,
                     windows: accumulators,
+                    deferred,
                     ..
                 } = &mut next
                 {
@@ -558,8 +607,15 @@ impl EstimationState {
                         for row in &raw.rows {
                             fitted.push(&mut window, row, labels);
                         }
-                        for (row, actual) in &raw.labelled {
-                            fitted.add_outcome(&mut window, row, *actual, labels);
+                        for (row, actual, before_close) in &raw.labelled {
+                            if *before_close {
+                                fitted.add_outcome(&mut window, row, *actual, labels);
+                            } else {
+                                deferred
+                                    .entry(start)
+                                    .or_default()
+                                    .push((row.clone(), *actual));
+                            }
                         }
                         accumulators.insert(start, window);
                     }
@@ -571,16 +627,25 @@ impl EstimationState {
 
     /// The engine closes window `start`: the estimates of every fitted (model, version)
     /// with rows in it, by (model, version).
-    pub(crate) fn close(&mut self, start: i64) -> hashbrown::HashMap<(u16, u16), EstimatedOut> {
+    pub(crate) fn close(
+        &mut self,
+        start: i64,
+        names: &Interner,
+    ) -> hashbrown::HashMap<(u16, u16), EstimatedOut> {
         self.last_closed = Some(start);
         let mut out = hashbrown::HashMap::new();
         for (model, m) in self.models.iter_mut().enumerate() {
             let Some(m) = m else { continue };
+            let labels = Labels {
+                positive: &m.positive,
+                names,
+            };
             for (&version, phase) in m.versions.iter_mut() {
                 let Phase::Fitted {
                     fitted,
                     reference,
                     windows,
+                    deferred,
                     checking,
                 } = phase
                 else {
@@ -591,7 +656,7 @@ impl EstimationState {
                         break;
                     }
                     let closing = *entry.key() == start;
-                    let window = entry.remove();
+                    let mut window = entry.remove();
                     if closing {
                         if let Some(e) = fitted.estimates(&window) {
                             let calibrated = fitted.calibrated();
@@ -599,9 +664,18 @@ impl EstimationState {
                                 (model as u16, version),
                                 EstimatedOut::new(&e, calibrated, *reference),
                             );
+                            for (row, actual) in deferred.remove(&start).unwrap_or_default() {
+                                fitted.add_outcome(&mut window, &row, actual, labels);
+                            }
                             checking.insert(start, window);
                         }
                     }
+                }
+                while let Some(entry) = deferred.first_entry() {
+                    if *entry.key() > start {
+                        break;
+                    }
+                    entry.remove();
                 }
             }
         }
@@ -849,8 +923,8 @@ mod tests {
         let decoder = Decoder::new(&config);
         let mut engine = Engine::new(EngineConfig::from_config(&config));
         let (chunks, windows) = binary_chunks(case);
-        let reference =
-            BinaryReference::fit(&windows[..8], CalibrationMode::On).expect("reference fits");
+        let reference = BinaryReference::fit(&canonical_binary(&windows[..8]), CalibrationMode::On)
+            .expect("reference fits");
         let nannyml = case["results"]["on"]["chunks"].as_array().expect("chunks");
         let mut estimated = 0;
         for (i, chunk) in chunks.iter().enumerate() {
@@ -901,6 +975,23 @@ mod tests {
             estimated += 1;
         }
         assert_eq!(estimated, 8);
+    }
+
+    /// Reference windows in the engine's canonical row order (`ReferenceRow::canonical_cmp`).
+    fn canonical_binary(windows: &[Vec<BinaryRow>]) -> Vec<Vec<BinaryRow>> {
+        windows
+            .iter()
+            .map(|w| {
+                let mut w = w.clone();
+                w.sort_by(|a, b| {
+                    a.score
+                        .total_cmp(&b.score)
+                        .then(a.y_pred.cmp(&b.y_pred))
+                        .then(a.y_true.cmp(&b.y_true))
+                });
+                w
+            })
+            .collect()
     }
 
     fn chunk_window(i: usize) -> i64 {
@@ -1006,7 +1097,24 @@ mod tests {
                 });
             }
         }
-        let reference = MulticlassReference::fit(&classes, &windows[..8], CalibrationMode::Auto)
+        let canonical: Vec<Vec<MulticlassRow>> = windows[..8]
+            .iter()
+            .map(|w| {
+                let mut w = w.clone();
+                w.sort_by(|a, b| {
+                    a.scores
+                        .iter()
+                        .zip(&b.scores)
+                        .map(|(x, y)| x.total_cmp(y))
+                        .find(|o| o.is_ne())
+                        .unwrap_or(std::cmp::Ordering::Equal)
+                        .then(a.y_pred.cmp(&b.y_pred))
+                        .then(a.y_true.cmp(&b.y_true))
+                });
+                w
+            })
+            .collect();
+        let reference = MulticlassReference::fit(&classes, &canonical, CalibrationMode::Auto)
             .expect("reference fits");
         let calibrated = reference.calibrators().iter().any(|c| c.is_isotonic());
         let mut estimated = 0;
@@ -1125,8 +1233,8 @@ mod tests {
                 .iter()
                 .map(|w| w.iter().filter(|r| r.y_true.is_some()).copied().collect())
                 .collect();
-            let reference =
-                BinaryReference::fit(&labelled, CalibrationMode::On).expect("reference fits");
+            let reference = BinaryReference::fit(&canonical_binary(&labelled), CalibrationMode::On)
+                .expect("reference fits");
             let mut checks = Vec::new();
             let mut estimated = Vec::new();
             for chunk in &chunks {

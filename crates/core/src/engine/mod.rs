@@ -693,7 +693,7 @@ impl Engine {
                     .map(|(k, _)| (k.model, k.version))
                     .collect();
                 let mut drift = self.drift.close(start, &series);
-                let mut estimated = self.estimation.close(start);
+                let mut estimated = self.estimation.close(start, &self.labels);
                 self.emit(
                     start,
                     &window,
@@ -1081,12 +1081,20 @@ impl JoinSink<PredictionPayload, OutcomePayload> for Attribution<'_> {
                     return;
                 };
                 let predicted = p.payload.predicted as u32;
+                let start = self.windows_spec.start_of(p.ts);
+                let close_at = self.windows_spec.end_of(start).saturating_add(
+                    match self.config.attribute_to {
+                        AttributeTo::Outcome => 0,
+                        AttributeTo::Prediction => self.config.max_label_delay,
+                    },
+                );
                 self.estimation.observe_joined(
                     p.model,
                     p.version,
-                    self.windows_spec.start_of(p.ts),
+                    start,
                     &p.payload,
                     actual,
+                    p.ts.max(o.ts) < close_at,
                     self.labels,
                 );
                 let (binary, multiclass_p) = if task == Task::Binary {
