@@ -72,6 +72,28 @@ segments = ["channel"]
 reference_size = 1000
 "#;
 
+/// Drift off as in `CONFIG`, CBPE estimation on (`[models.estimation]`): the reference is
+/// the first window (6000 pairs), the other windows are estimated, each checked once its
+/// labels are in. What estimation costs on top of `decode_join_aggregate`.
+const CONFIG_ESTIMATION: &str = r#"
+[join]
+max_label_delay = "1m"
+[[models]]
+name = "fraud"
+task = "binary"
+positive_class = "1"
+segments = ["channel"]
+[models.drift]
+enabled = false
+[models.detectors]
+adwin = { enabled = false }
+ddm = { enabled = false }
+page_hinkley = { enabled = false }
+[models.estimation]
+method = "cbpe"
+reference_size = 6000
+"#;
+
 /// Predictions and outcomes interleaved as they would arrive: the outcome of request i
 /// comes after the prediction of request i + 100.
 fn records() -> Vec<(Input, String)> {
@@ -180,10 +202,13 @@ fn bench(c: &mut Criterion) {
     let features_config =
         feedback_loop::config::from_toml_str(CONFIG_FEATURES).expect("bench config");
     let drift_config = feedback_loop::config::from_toml_str(CONFIG_DRIFT).expect("bench config");
+    let estimation_config =
+        feedback_loop::config::from_toml_str(CONFIG_ESTIMATION).expect("bench config");
     for (name, config) in [
         ("decode_join_aggregate", &config),
         ("decode_join_aggregate_features", &features_config),
         ("decode_join_aggregate_drift", &drift_config),
+        ("decode_join_aggregate_estimation", &estimation_config),
     ] {
         let decoder = Decoder::new(config);
         group.bench_function(name, |b| b.iter(|| run_engine(config, &decoder, &records)));
@@ -264,6 +289,7 @@ fn run_engine(config: &Config, decoder: &Decoder, records: &[(Input, String)]) -
         batch.clear();
     }
     emitted += engine.finish().len();
+    emitted += engine.take_estimation_checks().len();
     black_box(emitted)
 }
 
@@ -311,7 +337,7 @@ fn run_engine_decoded(config: &Config, records: &[Record<'_>]) -> usize {
 }
 
 /// The rows of the fixed and interleaved modes; the first two are the parse baselines.
-const ROWS: [&str; 9] = [
+const ROWS: [&str; 10] = [
     "parse_only_borrowed_struct",
     "parse_only_borrowed_struct_from_slice",
     "parse_only_borrowed_struct_checked_utf8",
@@ -321,13 +347,14 @@ const ROWS: [&str; 9] = [
     "decode_join_aggregate_one_by_one",
     "decode_join_aggregate_features",
     "decode_join_aggregate_drift",
+    "decode_join_aggregate_estimation",
 ];
 
-/// What the rows run on: the records, the three configurations (drift off, features,
-/// drift on) with their decoders, and the records decoded beforehand.
+/// What the rows run on: the records, the four configurations (drift off, features,
+/// drift on, estimation on) with their decoders, and the records decoded beforehand.
 struct Inputs<'a> {
     records: &'a [(Input, String)],
-    configs: &'a [Config; 3],
+    configs: &'a [Config; 4],
     decoders: &'a [Decoder],
     decoded: &'a [Record<'a>],
 }
@@ -356,6 +383,9 @@ impl Inputs<'_> {
             "decode_join_aggregate_drift" => {
                 black_box(run_engine(&configs[2], &decoders[2], records));
             }
+            "decode_join_aggregate_estimation" => {
+                black_box(run_engine(&configs[3], &decoders[3], records));
+            }
             other => panic!("no row `{other}`"),
         }
     }
@@ -364,7 +394,7 @@ impl Inputs<'_> {
 /// Builds the inputs and hands them to `body`.
 fn with_inputs(body: impl FnOnce(&Inputs<'_>)) {
     let records = records();
-    let configs = [CONFIG, CONFIG_FEATURES, CONFIG_DRIFT]
+    let configs = [CONFIG, CONFIG_FEATURES, CONFIG_DRIFT, CONFIG_ESTIMATION]
         .map(|text| feedback_loop::config::from_toml_str(text).expect("bench config"));
     let decoders: Vec<Decoder> = configs.iter().map(Decoder::new).collect();
     let decoded = decode_all(&decoders[0], &records);

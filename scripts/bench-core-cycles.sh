@@ -21,7 +21,8 @@ records=$(mktemp)
 trap 'rm -f "$records"' EXIT
 rows=${ROWS:-parse_only_borrowed_struct parse_only_borrowed_struct_checked_utf8 decode_only \
   join_aggregate_only decode_join_aggregate decode_join_aggregate_one_by_one \
-  decode_join_aggregate_features decode_join_aggregate_drift}
+  decode_join_aggregate_features decode_join_aggregate_drift \
+  decode_join_aggregate_estimation}
 
 # Counters exist when perf prints a number for them (not "<not supported>", "<not counted>",
 # nor an error for a missing perf).

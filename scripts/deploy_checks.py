@@ -28,6 +28,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DASHBOARD = os.path.join(ROOT, "config/grafana/dashboards/feedback-loop.json")
 ALERTS = os.path.join(ROOT, "config/prometheus/alerts.yml")
 TELEMETRY = os.path.join(ROOT, "src/telemetry.rs")
+TELEMETRY_DIR = os.path.join(ROOT, "src/telemetry")
 
 
 def ok(msg):
@@ -184,7 +185,12 @@ KNOWN_SUFFIXES = ("_bucket", "_sum", "_count")
 
 
 def registered_names():
-    src = open(TELEMETRY).read()
+    # src/telemetry.rs, or the module directory src/telemetry/ it became.
+    if os.path.isdir(TELEMETRY_DIR):
+        src = "".join(open(os.path.join(TELEMETRY_DIR, f)).read()
+                      for f in sorted(os.listdir(TELEMETRY_DIR)) if f.endswith(".rs"))
+    else:
+        src = open(TELEMETRY).read()
     names = set(re.findall(r'opts\(\s*"([a-z0-9_]+)"', src))
     names = {f"feedback_loop_{n}" for n in names}
     names |= set(re.findall(r'"(feedback_loop_[a-z0-9_]+)"', src))

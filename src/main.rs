@@ -163,8 +163,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             )?;
             out.flush()?;
             eprintln!(
-                "replay: {} predictions, {} outcomes, {} bad lines, {} records, {} alerts and triggers",
-                summary.predictions, summary.outcomes, summary.invalid_lines, summary.records, summary.events
+                "replay: {} predictions, {} outcomes, {} bad lines, {} records, {} estimation checks, {} alerts and triggers",
+                summary.predictions, summary.outcomes, summary.invalid_lines, summary.records, summary.checks, summary.events
             );
             if let (Some(path), Some(history)) = (report, history) {
                 let title = format!("replay of {}", config_path.display());

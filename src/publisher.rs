@@ -43,7 +43,8 @@ impl Publisher {
         &self.output
     }
 
-    /// Publishes one watermark step's output: the rule events, then the metrics records.
+    /// Publishes one watermark step's output: the rule events, then the metrics records and
+    /// estimation checks (both to the metrics topic, keyed by model).
     /// `rules` is the rule state after the step (for the `alert_firing` gauge).
     pub(crate) fn publish(&self, emitted: Emitted, rules: &RuleSet) {
         let telemetry = &self.state.telemetry;
@@ -79,6 +80,17 @@ impl Publisher {
             }
             for record in &emitted.metrics {
                 history.record(record);
+            }
+        }
+        for check in &emitted.checks {
+            telemetry.observe_check(check);
+            match serde_json::to_string(check) {
+                Ok(json) => self
+                    .output
+                    .send(&self.metrics_topic, check.model.clone(), json),
+                Err(error) => {
+                    tracing::error!(%error, record = %check.record_id, "could not serialize")
+                }
             }
         }
         for record in emitted.metrics {

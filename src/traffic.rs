@@ -304,6 +304,11 @@ features = ["amount", "country"]
 segments = ["channel"]
 reference_size = 2000
 
+# Performance estimated from the scores before the labels arrive (CBPE, docs/estimation.md).
+[models.estimation]
+method = "cbpe"
+reference_size = 600
+
 [[models]]
 name = "intent"
 task = "multiclass"

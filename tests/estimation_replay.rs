@@ -95,3 +95,76 @@ fn replay_emits_estimates_for_the_configured_model_only() {
     // Deterministic.
     assert_eq!(with, replay(ESTIMATION));
 }
+
+/// Each window with an estimate gets one `feedback-loop.estimation-check.v1` line, once its
+/// predictions are all joined or expired: after the metrics records of the window that
+/// closes at its end + `join.max_label_delay` (1 minute in the example: the next window).
+#[test]
+fn replay_emits_one_estimation_check_per_estimated_window_after_its_labels() {
+    let with = replay(ESTIMATION);
+    let parse = |l: &String| serde_json::from_str::<Value>(l).expect("JSON line");
+    let lines: Vec<Value> = with.iter().map(parse).collect();
+    let estimated: Vec<&Value> = lines
+        .iter()
+        .filter(|v| v["schema"] == "feedback-loop.metrics.v1" && v.get("estimated").is_some())
+        .collect();
+    let checks: Vec<(usize, &Value)> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v["schema"] == "feedback-loop.estimation-check.v1")
+        .collect();
+    assert_eq!(
+        checks.len(),
+        estimated.len(),
+        "one check per estimated window"
+    );
+    assert!(replay("").iter().all(|l| !l.contains("estimation-check")));
+    for ((at, check), record) in checks.iter().zip(&estimated) {
+        assert_eq!(check["model"], "intent");
+        assert_eq!(check["window"], record["window"]);
+        assert_eq!(check["n"], record["estimated"]["n"]);
+        let (labeled, unlabeled) = (check["labeled"].as_u64(), check["unlabeled"].as_u64());
+        assert_eq!(
+            labeled.zip(unlabeled).map(|(l, u)| l + u),
+            check["n"].as_u64()
+        );
+        assert!(labeled > Some(0), "labels were joined: {check}");
+        // The line before is a metrics record of a window that ends at least one minute
+        // (max_label_delay) after the check's window, or the last window at the end.
+        let before = &lines[at - 1];
+        assert!(
+            before["schema"] == "feedback-loop.metrics.v1"
+                || before["schema"] == "feedback-loop.estimation-check.v1",
+            "{before}"
+        );
+        for metric in ["accuracy", "precision", "recall", "f1", "roc_auc"] {
+            let m = &check["metrics"][metric];
+            let e = &record["estimated"]["metrics"][metric];
+            assert_eq!(m["estimated"], e["value"], "{metric}");
+            assert_eq!(m["lower"], e["lower"]);
+            assert_eq!(m["upper"], e["upper"]);
+            let (est, real) = (m["estimated"].as_f64(), m["realized"].as_f64());
+            if let (Some(est), Some(real)) = (est, real) {
+                let error = m["error"].as_f64().expect("an error");
+                assert!((error - (est - real)).abs() < 1e-12);
+                let inside = m["lower"].as_f64() <= Some(real) && Some(real) <= m["upper"].as_f64();
+                assert_eq!(m["within_band"].as_bool(), Some(inside));
+            }
+        }
+    }
+    let end = |v: &Value| v["window"]["end"].as_str().map(str::to_string);
+    for (at, check) in &checks {
+        let previous_metrics = lines[..*at]
+            .iter()
+            .rev()
+            .find(|v| v["schema"] == "feedback-loop.metrics.v1")
+            .expect("a metrics record before");
+        // Windows are 1 minute: the record before closes the window after the check's.
+        assert!(
+            end(previous_metrics) > end(check),
+            "{} then {}",
+            previous_metrics["record_id"],
+            check["record_id"]
+        );
+    }
+}

@@ -9,8 +9,10 @@
 //! `.jsonl.gz` or `.jsonl.zst` ([`input`]). A line that does not decode keeps its place in
 //! its file: it is ordered with the valid line before it. After each record the watermark
 //! becomes `largest event time - allowed_lateness`; at the end every window closes.
-//! Metrics records go to `out` as JSON lines, each window's alert events and retrain
-//! triggers right after its records (every line carries its `schema`); bad lines are
+//! Metrics records go to `out` as JSON lines, each estimation check (schema
+//! `feedback-loop.estimation-check.v1`) right after the records of the window whose close
+//! made it due, each window's alert events and retrain triggers right after its records
+//! (every line carries its `schema`); bad lines are
 //! reported on `diagnostics` (the first `REPORTED_ERRORS_PER_FILE` of each file, then a
 //! count).
 
@@ -18,7 +20,7 @@ use std::io::Write;
 
 use anyhow::Context;
 
-use feedback_loop_core::monitor::Emitted;
+use feedback_loop_core::monitor::{Emitted, Output};
 use feedback_loop_core::record::{Decoder, Envelope, Input, Record};
 
 use crate::config::LoadedConfig;
@@ -42,6 +44,8 @@ pub struct ReplaySummary {
     pub records: usize,
     /// Alerts and retrain triggers.
     pub events: usize,
+    /// Estimation checks.
+    pub checks: usize,
 }
 
 /// Runs the core over the two inputs in memory and writes the metrics records.
@@ -114,10 +118,19 @@ pub fn replay_into(
             emitted.metrics.iter().for_each(|r| history.record(r));
             emitted.events.iter().for_each(|e| history.event(e));
         }
-        for record in &emitted.metrics {
-            serde_json::to_writer(&mut *out, record).context("writing a metrics record")?;
+        for line in emitted.records_in_order() {
+            match line {
+                Output::Metrics(record) => {
+                    serde_json::to_writer(&mut *out, record).context("writing a metrics record")?;
+                    summary.records += 1;
+                }
+                Output::Check(check) => {
+                    serde_json::to_writer(&mut *out, check)
+                        .context("writing an estimation check")?;
+                    summary.checks += 1;
+                }
+            }
             out.write_all(b"\n").context("writing a metrics record")?;
-            summary.records += 1;
         }
         for event in &emitted.events {
             out.write_all(event.to_json()?.as_bytes())

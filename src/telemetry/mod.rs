@@ -75,6 +75,7 @@ pub struct Telemetry {
     drift: GaugeVec,
     drifted: GaugeVec,
     estimated: GaugeVec,
+    estimation_error: GaugeVec,
     detections: IntCounterVec,
     // model quality, counters
     predictions: IntCounterVec,
@@ -237,9 +238,16 @@ impl Telemetry {
             estimated: register!(GaugeVec::new(
                 opts(
                     "model_estimated",
-                    "Latest closed window's estimated performance without labels (CBPE; metric: accuracy, precision, recall, f1, roc_auc; field: value, sampling_error, lower, upper, threshold_lower, threshold_upper, alert)."
+                    "Latest closed window's estimated performance without labels (CBPE; metric: accuracy, precision, recall, f1, roc_auc; field: value, sampling_error, lower, upper, threshold_lower, threshold_upper, alert, realized, realized_sampling_error)."
                 ),
                 &["model", "version", "metric", "field"]
+            )?),
+            estimation_error: register!(GaugeVec::new(
+                opts(
+                    "model_estimation_error",
+                    "Latest estimation check: estimated minus realized metric of the latest window whose predictions are all joined or expired (metric: accuracy, precision, recall, f1, roc_auc)."
+                ),
+                &["model", "version", "metric"]
             )?),
             detections: register!(IntCounterVec::new(
                 opts("model_detector_detections_total", "Detections of the streaming detectors (adwin, ddm, page_hinkley) on the error stream."),
@@ -410,6 +418,21 @@ impl Telemetry {
                     severity,
                 ])
                 .set(1.0);
+        }
+    }
+
+    /// Updates `model_estimation_error` from an estimation check (an undefined error
+    /// removes the series).
+    pub(crate) fn observe_check(&self, check: &feedback_loop_core::output::EstimationCheck) {
+        let version = check.model_version.as_deref().unwrap_or_default();
+        for (metric, m) in check.metrics.iter() {
+            let labels = [check.model.as_str(), version, metric];
+            match m.error {
+                Some(error) => self.estimation_error.with_label_values(&labels).set(error),
+                None => {
+                    let _ = self.estimation_error.remove_label_values(&labels);
+                }
+            }
         }
     }
 

@@ -195,8 +195,8 @@ pub fn traffic(
     messages
 }
 
-/// What `replay` prints for these messages: the metrics records by record id, and the alert
-/// and trigger events.
+/// What `replay` prints for these messages: the metrics records and estimation checks by
+/// record id, and the alert and trigger events.
 pub fn replay(
     config: &feedback_loop_core::settings::Config,
     messages: &[feedback_loop::traffic::Message],
@@ -224,7 +224,9 @@ pub fn replay(
     let mut events = Vec::new();
     for line in String::from_utf8(out).expect("UTF-8").lines() {
         let value: Value = serde_json::from_str(line).expect("JSON");
-        if value["schema"] == "feedback-loop.metrics.v1" {
+        if value["schema"] == "feedback-loop.metrics.v1"
+            || value["schema"] == "feedback-loop.estimation-check.v1"
+        {
             metrics.insert(value["record_id"].as_str().expect("id").to_string(), value);
         } else {
             events.push(value);

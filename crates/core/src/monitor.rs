@@ -4,21 +4,49 @@
 use crate::alerts::{RuleError, RuleEvent, RuleSet};
 use crate::drift::stream::Baseline;
 use crate::engine::{Engine, EngineConfig};
-use crate::output::MetricsRecord;
+use crate::output::{EstimationCheck, MetricsRecord};
 use crate::settings::Config;
 
-/// What one watermark step emitted: the closed windows' records, then the rule events
-/// they caused.
+/// What one watermark step emitted: the closed windows' records, the estimation checks
+/// that became due, then the rule events the records caused.
 #[derive(Debug, Default)]
 pub struct Emitted {
     pub metrics: Vec<MetricsRecord>,
+    /// `feedback-loop.estimation-check.v1` records, in window order (rules do not see
+    /// them).
+    pub checks: Vec<EstimationCheck>,
     pub events: Vec<RuleEvent>,
 }
 
 impl Emitted {
     pub fn is_empty(&self) -> bool {
-        self.metrics.is_empty() && self.events.is_empty()
+        self.metrics.is_empty() && self.checks.is_empty() && self.events.is_empty()
     }
+
+    /// The metrics records and checks in output order: each window's metrics records,
+    /// then the checks of windows up to that one that are due (a check is due when its
+    /// window closes with `attribute_to = "prediction"`, later with `"outcome"`), then
+    /// the remaining checks.
+    pub fn records_in_order(&self) -> Vec<Output<'_>> {
+        let mut out = Vec::with_capacity(self.metrics.len() + self.checks.len());
+        let mut checks = self.checks.iter().peekable();
+        for window in self.metrics.chunk_by(|a, b| a.window == b.window) {
+            out.extend(window.iter().map(Output::Metrics));
+            let start = window[0].window.start;
+            while let Some(check) = checks.next_if(|c| c.window.start <= start) {
+                out.push(Output::Check(check));
+            }
+        }
+        out.extend(checks.map(Output::Check));
+        out
+    }
+}
+
+/// A line of output: a metrics record or an estimation check.
+#[derive(Debug, Clone, Copy)]
+pub enum Output<'a> {
+    Metrics(&'a MetricsRecord),
+    Check(&'a EstimationCheck),
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -81,6 +109,10 @@ impl Monitor {
         for window in metrics.chunk_by(|a, b| a.window == b.window) {
             events.extend(self.rules.evaluate_batch(window));
         }
-        Emitted { metrics, events }
+        Emitted {
+            metrics,
+            checks: self.engine.take_estimation_checks(),
+            events,
+        }
     }
 }

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use super::PredictionPayload;
 use crate::estimation::{
     estimate_binary, estimate_multiclass, BinaryReference, BinaryRow, BinaryWindow,
-    CalibrationMode, MulticlassReference, MulticlassRow, MulticlassWindow,
+    CalibrationMode, Estimates, MulticlassReference, MulticlassRow, MulticlassWindow,
 };
 use crate::interner::Interner;
 use crate::output::{EstimatedOut, EstimationReferenceOut};
@@ -79,6 +79,31 @@ pub struct ReferenceRow {
     pub actual: String,
 }
 
+impl ReferenceRow {
+    /// The canonical order of collected reference rows: by score (binary), by the scores
+    /// in class-name order (multiclass), then predicted and actual label. Rows equal in
+    /// all of these are interchangeable.
+    pub fn canonical_cmp(a: &ReferenceRow, b: &ReferenceRow) -> std::cmp::Ordering {
+        let sorted = |r: &ReferenceRow| {
+            let mut v: Vec<(String, f64)> = r.class_scores.clone();
+            v.sort_by(|x, y| x.0.cmp(&y.0));
+            v
+        };
+        a.score
+            .total_cmp(&b.score)
+            .then_with(|| {
+                let (x, y) = (sorted(a), sorted(b));
+                x.iter()
+                    .zip(&y)
+                    .map(|(p, q)| p.0.cmp(&q.0).then(p.1.total_cmp(&q.1)))
+                    .find(|o| o.is_ne())
+                    .unwrap_or(x.len().cmp(&y.len()))
+            })
+            .then_with(|| a.predicted.cmp(&b.predicted))
+            .then_with(|| a.actual.cmp(&b.actual))
+    }
+}
+
 /// A prediction as the estimator needs it, by label ids.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Row {
@@ -125,8 +150,9 @@ impl Row {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct RawWindow {
     rows: Vec<Row>,
-    /// The joined pairs of the window: the row again, with the actual's label id.
-    labelled: Vec<(Row, u32)>,
+    /// The joined pairs of the window: the row again, with the actual's label id, and
+    /// whether the pair's time is before the window's close ([`EstimationState::observe_joined`]).
+    labelled: Vec<(Row, u32, bool)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -152,6 +178,13 @@ enum Phase {
         fitted: Box<Fitted>,
         reference: EstimationReferenceOut,
         windows: BTreeMap<i64, Accumulator>,
+        /// Labels of open windows joined at or after their close time: added after the
+        /// window's estimate (its `realized` must not depend on processing order), in
+        /// time for its check.
+        deferred: BTreeMap<i64, Vec<(Row, u32)>>,
+        /// Closed windows that had an estimate, still getting labels until every
+        /// prediction is joined or expired; then their estimation-check is due.
+        checking: BTreeMap<i64, Accumulator>,
     },
     Failed {
         error: String,
@@ -301,17 +334,14 @@ impl Fitted {
         }
     }
 
-    fn estimate(
-        &self,
-        window: &Accumulator,
-        reference: EstimationReferenceOut,
-    ) -> Option<EstimatedOut> {
+    /// The window's estimates; `None` for a window without estimated rows.
+    fn estimates(&self, window: &Accumulator) -> Option<Estimates> {
         let estimates = match (self, window) {
             (Fitted::Binary(r), Accumulator::Binary(w)) => estimate_binary(r, w),
             (Fitted::Multiclass(r), Accumulator::Multiclass(w)) => estimate_multiclass(r, w),
             _ => return None,
         };
-        (estimates.rows > 0).then(|| EstimatedOut::new(&estimates, self.calibrated(), reference))
+        (estimates.rows > 0).then_some(estimates)
     }
 }
 
@@ -358,6 +388,8 @@ fn fitted_phase(fit: Result<Fitted, String>, windows: &[Vec<ReferenceRow>]) -> P
                 pairs: windows.iter().map(Vec::len).sum::<usize>() as u64,
             },
             windows: BTreeMap::new(),
+            deferred: BTreeMap::new(),
+            checking: BTreeMap::new(),
         },
         Err(error) => Phase::Failed { error },
     }
@@ -441,6 +473,12 @@ impl EstimationState {
     }
 
     /// A joined pair: the prediction of window `start` and its actual's label id.
+    /// `before_close`: the pair's time (the later of prediction and outcome) is before
+    /// the time the window closes (its end, + `join.max_label_delay` with
+    /// `attribute_to = "prediction"`). Only those pairs count in the `realized` values of
+    /// the window's estimate: which later ones are joined by the close depends on the
+    /// order partitions are read in. All count in the estimation check.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn observe_joined(
         &mut self,
         model: u16,
@@ -448,6 +486,7 @@ impl EstimationState {
         start: i64,
         payload: &PredictionPayload,
         actual: u32,
+        before_close: bool,
         names: &Interner,
     ) {
         let Some(Some(m)) = self.models.get_mut(model as usize) else {
@@ -467,14 +506,29 @@ impl EstimationState {
                 .entry(start)
                 .or_default()
                 .labelled
-                .push((row, actual)),
+                .push((row, actual, before_close)),
             // The window may not have the row yet: a prediction that joins as it arrives
             // is pushed after the join. The row's push and its label commute.
             Some(Phase::Fitted {
-                fitted, windows, ..
+                fitted,
+                windows,
+                deferred,
+                ..
             }) if last_closed.is_none_or(|c| start > c) => {
-                let window = windows.entry(start).or_insert_with(|| fitted.new_window());
-                fitted.add_outcome(window, &row, actual, labels);
+                if before_close {
+                    let window = windows.entry(start).or_insert_with(|| fitted.new_window());
+                    fitted.add_outcome(window, &row, actual, labels);
+                } else {
+                    deferred.entry(start).or_default().push((row, actual));
+                }
+            }
+            // A closed window that had an estimate: its label counts for the check.
+            Some(Phase::Fitted {
+                fitted, checking, ..
+            }) => {
+                if let Some(window) = checking.get_mut(&start) {
+                    fitted.add_outcome(window, &row, actual, labels);
+                }
             }
             _ => {}
         }
@@ -518,13 +572,16 @@ impl EstimationState {
                         continue;
                     }
                     *pairs += window.labelled.len();
-                    reference.push(
-                        window
-                            .labelled
-                            .iter()
-                            .map(|(row, actual)| row.named(*actual, names))
-                            .collect(),
-                    );
+                    let mut rows: Vec<ReferenceRow> = window
+                        .labelled
+                        .iter()
+                        .map(|(row, actual, _)| row.named(*actual, names))
+                        .collect();
+                    // Pairs join in the order partitions are read; the fit (ties in the
+                    // ROC AUC components, the "auto" calibration's splits) depends on row
+                    // order: a canonical order makes it the same for every reading order.
+                    rows.sort_by(ReferenceRow::canonical_cmp);
+                    reference.push(rows);
                 }
                 if *pairs < size {
                     continue;
@@ -534,6 +591,7 @@ impl EstimationState {
                 if let Phase::Fitted {
                     fitted,
                     windows: accumulators,
+                    deferred,
                     ..
                 } = &mut next
                 {
@@ -549,8 +607,15 @@ impl EstimationState {
                         for row in &raw.rows {
                             fitted.push(&mut window, row, labels);
                         }
-                        for (row, actual) in &raw.labelled {
-                            fitted.add_outcome(&mut window, row, *actual, labels);
+                        for (row, actual, before_close) in &raw.labelled {
+                            if *before_close {
+                                fitted.add_outcome(&mut window, row, *actual, labels);
+                            } else {
+                                deferred
+                                    .entry(start)
+                                    .or_default()
+                                    .push((row.clone(), *actual));
+                            }
                         }
                         accumulators.insert(start, window);
                     }
@@ -562,16 +627,26 @@ impl EstimationState {
 
     /// The engine closes window `start`: the estimates of every fitted (model, version)
     /// with rows in it, by (model, version).
-    pub(crate) fn close(&mut self, start: i64) -> hashbrown::HashMap<(u16, u16), EstimatedOut> {
+    pub(crate) fn close(
+        &mut self,
+        start: i64,
+        names: &Interner,
+    ) -> hashbrown::HashMap<(u16, u16), EstimatedOut> {
         self.last_closed = Some(start);
         let mut out = hashbrown::HashMap::new();
         for (model, m) in self.models.iter_mut().enumerate() {
             let Some(m) = m else { continue };
+            let labels = Labels {
+                positive: &m.positive,
+                names,
+            };
             for (&version, phase) in m.versions.iter_mut() {
                 let Phase::Fitted {
                     fitted,
                     reference,
                     windows,
+                    deferred,
+                    checking,
                 } = phase
                 else {
                     continue;
@@ -581,15 +656,65 @@ impl EstimationState {
                         break;
                     }
                     let closing = *entry.key() == start;
-                    let window = entry.remove();
+                    let mut window = entry.remove();
                     if closing {
-                        if let Some(e) = fitted.estimate(&window, *reference) {
-                            out.insert((model as u16, version), e);
+                        if let Some(e) = fitted.estimates(&window) {
+                            let calibrated = fitted.calibrated();
+                            out.insert(
+                                (model as u16, version),
+                                EstimatedOut::new(&e, calibrated, *reference),
+                            );
+                            for (row, actual) in deferred.remove(&start).unwrap_or_default() {
+                                fitted.add_outcome(&mut window, &row, actual, labels);
+                            }
+                            checking.insert(start, window);
                         }
+                    }
+                }
+                while let Some(entry) = deferred.first_entry() {
+                    if *entry.key() > start {
+                        break;
+                    }
+                    entry.remove();
+                }
+            }
+        }
+        out
+    }
+
+    /// The estimation checks due at `watermark`: closed windows with an estimate whose
+    /// predictions are all joined or expired (watermark ≥ end + `max_label_delay`), as
+    /// `(model, version, window start, final estimates)`, in window order, then model,
+    /// then version.
+    pub(crate) fn checks(
+        &mut self,
+        watermark: i64,
+        spec: &TumblingWindows,
+        max_label_delay: i64,
+    ) -> Vec<(u16, u16, i64, Estimates)> {
+        let mut out = Vec::new();
+        for (model, m) in self.models.iter_mut().enumerate() {
+            let Some(m) = m else { continue };
+            for (&version, phase) in m.versions.iter_mut() {
+                let Phase::Fitted {
+                    fitted, checking, ..
+                } = phase
+                else {
+                    continue;
+                };
+                while let Some(entry) = checking.first_entry() {
+                    let start = *entry.key();
+                    if spec.end_of(start).saturating_add(max_label_delay) > watermark {
+                        break;
+                    }
+                    let window = entry.remove();
+                    if let Some(e) = fitted.estimates(&window) {
+                        out.push((model as u16, version, start, e));
                     }
                 }
             }
         }
+        out.sort_by_key(|&(model, version, start, _)| (start, model, version));
         out
     }
 
@@ -675,7 +800,6 @@ pub fn decode_reference(
 mod tests {
     use super::*;
     use crate::engine::{Engine, EngineConfig};
-    use crate::estimation::Estimates;
     use crate::output::MetricsRecord;
     use crate::record::{Decoder, Envelope, Input};
     use crate::settings::Config;
@@ -799,8 +923,8 @@ mod tests {
         let decoder = Decoder::new(&config);
         let mut engine = Engine::new(EngineConfig::from_config(&config));
         let (chunks, windows) = binary_chunks(case);
-        let reference =
-            BinaryReference::fit(&windows[..8], CalibrationMode::On).expect("reference fits");
+        let reference = BinaryReference::fit(&canonical_binary(&windows[..8]), CalibrationMode::On)
+            .expect("reference fits");
         let nannyml = case["results"]["on"]["chunks"].as_array().expect("chunks");
         let mut estimated = 0;
         for (i, chunk) in chunks.iter().enumerate() {
@@ -851,6 +975,23 @@ mod tests {
             estimated += 1;
         }
         assert_eq!(estimated, 8);
+    }
+
+    /// Reference windows in the engine's canonical row order (`ReferenceRow::canonical_cmp`).
+    fn canonical_binary(windows: &[Vec<BinaryRow>]) -> Vec<Vec<BinaryRow>> {
+        windows
+            .iter()
+            .map(|w| {
+                let mut w = w.clone();
+                w.sort_by(|a, b| {
+                    a.score
+                        .total_cmp(&b.score)
+                        .then(a.y_pred.cmp(&b.y_pred))
+                        .then(a.y_true.cmp(&b.y_true))
+                });
+                w
+            })
+            .collect()
     }
 
     fn chunk_window(i: usize) -> i64 {
@@ -956,7 +1097,24 @@ mod tests {
                 });
             }
         }
-        let reference = MulticlassReference::fit(&classes, &windows[..8], CalibrationMode::Auto)
+        let canonical: Vec<Vec<MulticlassRow>> = windows[..8]
+            .iter()
+            .map(|w| {
+                let mut w = w.clone();
+                w.sort_by(|a, b| {
+                    a.scores
+                        .iter()
+                        .zip(&b.scores)
+                        .map(|(x, y)| x.total_cmp(y))
+                        .find(|o| o.is_ne())
+                        .unwrap_or(std::cmp::Ordering::Equal)
+                        .then(a.y_pred.cmp(&b.y_pred))
+                        .then(a.y_true.cmp(&b.y_true))
+                });
+                w
+            })
+            .collect();
+        let reference = MulticlassReference::fit(&classes, &canonical, CalibrationMode::Auto)
             .expect("reference fits");
         let calibrated = reference.calibrators().iter().any(|c| c.is_isotonic());
         let mut estimated = 0;
@@ -1005,6 +1163,140 @@ mod tests {
         assert!(records.iter().all(|r| r.estimated.is_none()));
         let failure = engine.estimation.failure(0, 0).expect("failed");
         assert!(failure.contains("\"c\""), "{failure}");
+    }
+
+    /// A binary stream whose labels arrive one window after their predictions, one in
+    /// five never: every window with an estimate gets one estimation check, when its last
+    /// prediction is joined or expired, equal to the estimator on the same rows and labels.
+    #[test]
+    fn estimation_checks_equal_the_estimator_on_the_same_rows() {
+        for attribute_to in ["outcome", "prediction"] {
+            let config = Config::from_toml_for_tests(&format!(
+                "[join]\nmax_label_delay = \"2m\"\n[window]\nsize = \"1m\"\n\
+                 attribute_to = \"{attribute_to}\"\n\
+                 [[models]]\nname = \"m\"\ntask = \"binary\"\npositive_class = \"1\"\n\
+                 [models.drift]\nenabled = false\n[models.estimation]\nmethod = \"cbpe\"\n\
+                 calibration = \"isotonic\"\nreference_size = 200\n"
+            ))
+            .expect("test config");
+            let decoder = Decoder::new(&config);
+            let mut engine = Engine::new(EngineConfig::from_config(&config));
+            let mut seed = 7_u64;
+            let mut uniform = move || {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (seed >> 11) as f64 / (1u64 << 53) as f64
+            };
+            let windows = 10;
+            // rows[w]: the window's rows, with the label when one is sent.
+            let mut rows: Vec<Vec<BinaryRow>> = Vec::new();
+            let mut chunks: Vec<Chunk> = (0..=windows + 3)
+                .map(|w| Chunk {
+                    window: w,
+                    predictions: Vec::new(),
+                    outcomes: Vec::new(),
+                })
+                .collect();
+            for w in 0..windows {
+                let mut window = Vec::new();
+                for i in 0..100 {
+                    let ts = T0 + w * MINUTE + i * 500;
+                    let score = uniform();
+                    // Later windows drift: the scores overstate the positives.
+                    let p_true = if w >= 6 { score * 0.6 } else { score };
+                    let y_true = uniform() < p_true;
+                    let y_pred = score >= 0.5;
+                    let id = format!("{w}-{i}");
+                    chunks[w as usize].predictions.push(json!({
+                        "id": id, "model": "m", "timestamp": ts,
+                        "prediction": if y_pred { "1" } else { "0" }, "score": score,
+                    }));
+                    let labelled = i % 5 != 4;
+                    if labelled {
+                        // One window later, 60 s after the prediction.
+                        chunks[w as usize + 1].outcomes.push(json!({
+                            "id": id, "timestamp": ts + MINUTE,
+                            "actual": if y_true { "1" } else { "0" },
+                        }));
+                    }
+                    window.push(BinaryRow {
+                        score,
+                        y_pred,
+                        y_true: labelled.then_some(y_true),
+                    });
+                }
+                rows.push(window);
+            }
+            // The reference: whole windows of 80 pairs until 200 pairs.
+            let labelled: Vec<Vec<BinaryRow>> = rows[..3]
+                .iter()
+                .map(|w| w.iter().filter(|r| r.y_true.is_some()).copied().collect())
+                .collect();
+            let reference = BinaryReference::fit(&canonical_binary(&labelled), CalibrationMode::On)
+                .expect("reference fits");
+            let mut checks = Vec::new();
+            let mut estimated = Vec::new();
+            for chunk in &chunks {
+                let records = apply(&mut engine, &decoder, chunk);
+                let watermark = engine.watermark();
+                for check in engine.take_estimation_checks() {
+                    // Due once every prediction is joined or expired, not before.
+                    let due = check.window.end + 2 * MINUTE;
+                    assert!(watermark >= due && watermark < due + MINUTE, "{check:?}");
+                    checks.push(check);
+                }
+                estimated.extend(
+                    records
+                        .into_iter()
+                        .filter_map(|r| Some((r.window, r.estimated?))),
+                );
+            }
+            engine.finish();
+            checks.extend(engine.take_estimation_checks());
+            assert!(estimated.len() >= 4, "{attribute_to}: {}", estimated.len());
+            assert_eq!(
+                checks.len(),
+                estimated.len(),
+                "{attribute_to}: one per estimate"
+            );
+            for (check, (bounds, e)) in checks.iter().zip(&estimated) {
+                assert_eq!(check.window, *bounds);
+                let w = ((bounds.start - T0) / MINUTE) as usize;
+                let want = reference.estimate(&rows[w]).expect("estimates");
+                assert_eq!(
+                    check,
+                    &crate::output::EstimationCheck::new("m", None, *bounds, &want),
+                    "{attribute_to} window {w}"
+                );
+                assert_eq!((check.n, check.labeled, check.unlabeled), (100, 80, 20));
+                assert_eq!(e.n, check.n);
+                assert_eq!(e.metrics.accuracy.value, check.metrics.accuracy.estimated);
+                assert_eq!(e.metrics.f1.lower, check.metrics.f1.lower);
+                let acc = &check.metrics.accuracy;
+                let realized = want.get(crate::estimation::Metric::Accuracy).realized;
+                assert_eq!(acc.realized, Some(realized));
+                assert_eq!(acc.error, Some(acc.estimated.unwrap() - realized));
+                assert_eq!(
+                    acc.within_band,
+                    Some(acc.lower.unwrap() <= realized && realized <= acc.upper.unwrap())
+                );
+                // At close the record's realized values count the labels joined by then:
+                // all of them with "prediction", none yet with "outcome" here.
+                let at_close = e.metrics.accuracy.realized;
+                match attribute_to {
+                    "prediction" => assert_eq!(at_close, Some(realized)),
+                    _ => assert_eq!(at_close, None),
+                }
+            }
+            // The drifted windows: realized accuracy falls, the estimate does not see it.
+            let drifted = checks.iter().filter(|c| c.window.start >= T0 + 6 * MINUTE);
+            let errors: Vec<f64> = drifted.filter_map(|c| c.metrics.accuracy.error).collect();
+            assert!(
+                !errors.is_empty() && errors.iter().all(|&e| e > 0.0),
+                "{errors:?}"
+            );
+        }
     }
 
     #[test]

@@ -247,6 +247,10 @@ pub struct Engine {
     drift: DriftEngine,
     /// Performance estimation (`[models.estimation]`), by prediction-time window.
     estimation: estimation::EstimationState,
+    /// Estimation checks emitted by the last watermark steps, until taken
+    /// ([`Engine::take_estimation_checks`]); not state.
+    #[serde(skip)]
+    checks: Vec<crate::output::EstimationCheck>,
 }
 
 impl Engine {
@@ -285,6 +289,7 @@ impl Engine {
             stats: EngineStats::default(),
             drift: DriftEngine::new(config.drift.clone(), config.window_size),
             estimation: estimation::EstimationState::new(&config.estimation, &config.models),
+            checks: Vec::new(),
             models,
             config,
         }
@@ -688,7 +693,7 @@ impl Engine {
                     .map(|(k, _)| (k.model, k.version))
                     .collect();
                 let mut drift = self.drift.close(start, &series);
-                let mut estimated = self.estimation.close(start);
+                let mut estimated = self.estimation.close(start, &self.labels);
                 self.emit(
                     start,
                     &window,
@@ -699,8 +704,32 @@ impl Engine {
                 );
             }
         }
+        for (model, version, start, estimates) in
+            self.estimation
+                .checks(watermark, &self.windows_spec, self.config.max_label_delay)
+        {
+            let state = &self.models[model as usize];
+            let version = version_name(state, version);
+            self.checks.push(crate::output::EstimationCheck::new(
+                &state.spec.name,
+                (!version.is_empty()).then_some(version),
+                WindowBounds {
+                    start,
+                    end: self.windows_spec.end_of(start),
+                },
+                &estimates,
+            ));
+        }
         self.stats.records_emitted += records.len() as u64;
         records
+    }
+
+    /// The estimation-check records (`feedback-loop.estimation-check.v1`,
+    /// docs/estimation.md) of the watermark steps since the last call: one per (model,
+    /// version, window) that had an estimate, once every prediction of the window is
+    /// joined or expired (watermark ≥ end + `join.max_label_delay`), in window order.
+    pub fn take_estimation_checks(&mut self) -> Vec<crate::output::EstimationCheck> {
+        std::mem::take(&mut self.checks)
     }
 
     /// End of input: everything pending expires, every window closes.
@@ -1052,12 +1081,20 @@ impl JoinSink<PredictionPayload, OutcomePayload> for Attribution<'_> {
                     return;
                 };
                 let predicted = p.payload.predicted as u32;
+                let start = self.windows_spec.start_of(p.ts);
+                let close_at = self.windows_spec.end_of(start).saturating_add(
+                    match self.config.attribute_to {
+                        AttributeTo::Outcome => 0,
+                        AttributeTo::Prediction => self.config.max_label_delay,
+                    },
+                );
                 self.estimation.observe_joined(
                     p.model,
                     p.version,
-                    self.windows_spec.start_of(p.ts),
+                    start,
                     &p.payload,
                     actual,
+                    p.ts.max(o.ts) < close_at,
                     self.labels,
                 );
                 let (binary, multiclass_p) = if task == Task::Binary {

@@ -44,7 +44,8 @@ pub struct EstimatedMetrics {
 }
 
 /// One estimated metric: the value, its sampling error and band, the reference's
-/// thresholds and whether the value lies outside them.
+/// thresholds and whether the value lies outside them; then the realized metric on the
+/// window's labelled predictions and its standard error (the realized metric's band).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EstimatedMetric {
     pub value: Option<f64>,
@@ -54,6 +55,12 @@ pub struct EstimatedMetric {
     pub threshold_lower: Option<f64>,
     pub threshold_upper: Option<f64>,
     pub alert: bool,
+    /// The realized metric over the window's predictions that had a label when the
+    /// window closed (null without labels).
+    pub realized: Option<f64>,
+    /// Its standard error, NannyML's formula for that many labelled rows with the
+    /// reference's components.
+    pub realized_sampling_error: Option<f64>,
 }
 
 fn finite(v: f64) -> Option<f64> {
@@ -70,6 +77,8 @@ impl From<&MetricEstimate> for EstimatedMetric {
             threshold_lower: finite(m.threshold_lower),
             threshold_upper: finite(m.threshold_upper),
             alert: m.alert,
+            realized: finite(m.realized),
+            realized_sampling_error: finite(m.realized).and(finite(m.realized_sampling_error)),
         }
     }
 }

@@ -154,6 +154,8 @@ const ESTIMATE: &[Leaf<EstimatedMetric>] = &[
     ("threshold_lower", |m| m.threshold_lower),
     ("threshold_upper", |m| m.threshold_upper),
     ("alert", |m| flag(m.alert)),
+    ("realized", |m| m.realized),
+    ("realized_sampling_error", |m| m.realized_sampling_error),
 ];
 
 /// Which part of the record a metric is in.

@@ -7,6 +7,7 @@
 
 pub mod drift;
 mod estimated;
+mod estimation_check;
 pub mod metric_path;
 
 pub use drift::{
@@ -14,6 +15,7 @@ pub use drift::{
     TestResult,
 };
 pub use estimated::{EstimatedMetric, EstimatedMetrics, EstimatedOut, EstimationReferenceOut};
+pub use estimation_check::{CheckMetric, CheckMetrics, EstimationCheck};
 pub use metric_path::{for_each_metric, MetricPath};
 
 use std::collections::BTreeMap;
