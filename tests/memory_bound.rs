@@ -150,6 +150,14 @@ segments = ["channel"]"#,
             "consumed {consumed} of {PREDICTIONS}, none more in the last {STALL_LIMIT:?}"
         );
     };
+    // The join-event counters follow the engine at the loop's housekeeping tick (500 ms),
+    // while input records are counted per message: at ~200 k records/s one tick is ~100 k
+    // evictions behind. Three ticks later they have caught up.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let body = match client.get(format!("http://{address}/metrics")).send().await {
+        Ok(response) => response.text().await.unwrap_or(body),
+        Err(_) => body,
+    };
     let peak = peak_rss_mib(pid);
     let evicted =
         common::metric_sum(&body, "feedback_loop_join_events_total{event=\"evicted\"}") as u64;
@@ -166,9 +174,9 @@ segments = ["channel"]"#,
         max_pending_seen <= MAX_PENDING as f64,
         "pending {max_pending_seen} above max_pending"
     );
-    // Everything beyond the bound was evicted (the last ticks may not be counted yet).
+    // Everything beyond the bound was evicted.
     assert!(
-        evicted >= PREDICTIONS - MAX_PENDING - 50_000,
+        evicted >= PREDICTIONS - MAX_PENDING - 1_000,
         "evicted only {evicted}"
     );
     assert!(overflows > 0, "segment values beyond the cap are counted");
