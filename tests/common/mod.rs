@@ -235,11 +235,12 @@ pub fn replay(
     (metrics, events)
 }
 
-/// Pairs joined over all windows (counted on the model-level records, not per segment).
+/// Pairs joined over all windows (counted on the model-level metrics records, not per
+/// segment; estimation checks share the map).
 pub fn joined_pairs(records: &BTreeMap<String, Value>) -> u64 {
     records
         .values()
-        .filter(|v| v.get("segment").is_none())
+        .filter(|v| v["schema"] == "feedback-loop.metrics.v1" && v.get("segment").is_none())
         .map(|v| v["counts"]["joined"].as_u64().expect("joined count"))
         .sum()
 }
