@@ -13,9 +13,9 @@
 # Prints one line per check and a final `N passed, N failed`; exits 1 if anything failed.
 #
 # Needs: bash, python3 + PyYAML, curl, promtool, prometheus, docker-compose (or the compose
-# plugin); kcat to inject one undecodable message (so dead-letter series exist); amtool
+# plugin); kcat to inject one undecodable message (the dead-letter alert must fire); amtool
 # optional. Builds target/release/feedback-loop if it is missing. Env: LIVE_WAIT (seconds
-# of demo traffic before querying, default 90), SKIP_LIVE=1 to skip (d).
+# of demo traffic before querying, default 170), SKIP_LIVE=1 to skip (d).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -160,14 +160,25 @@ YAML
     # sees an increase from 0 to 1, not a new series whose first sample counts as none).
     BOOTSTRAP=$(sed -n 's/.*embedded Kafka broker at \([^ ]*\).*/\1/p' "$TMP/demo.log" | head -1)
     if command -v kcat >/dev/null 2>&1 && [ -n "$BOOTSTRAP" ]; then
-        sleep 5
+        # Only once Prometheus holds a 0 for the counter (as a running deployment does):
+        # an increase needs a sample before it.
+        for _ in $(seq 1 60); do
+            if curl -fsS "$PROM/api/v1/query?query=feedback_loop_dead_letters_total" 2>/dev/null |
+                python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["data"]["result"] else 1)'; then
+                break
+            fi
+            sleep 0.5
+        done
+        sleep 3
         check "kcat: one undecodable message into model-predictions ($BOOTSTRAP)" \
             bash -c "printf 'this is not json' | kcat -P -b '$BOOTSTRAP' -t model-predictions -k check-deploy-bad -X socket.timeout.ms=5000"
     else
         fail "kcat missing or demo bootstrap unknown: cannot inject a dead letter"
     fi
 
-    WAIT=${LIVE_WAIT:-90}
+    # The estimation check panel needs ~140 s: a reference of whole windows, complete only
+    # max_label_delay after they close, then an estimated window and its labels.
+    WAIT=${LIVE_WAIT:-170}
     now=$(date +%s)
     left=$((START + WAIT - now))
     if [ $left -gt 0 ]; then
