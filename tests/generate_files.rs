@@ -142,7 +142,6 @@ fn rules_on_drifted_neither_fire_nor_resolve_below_the_minimum_sample() {
 #[test]
 fn generated_files_replay_under_the_default_configuration_with_no_bad_lines() {
     let dir = temp_dir("default-config");
-    let root = env!("CARGO_MANIFEST_DIR");
     let status = Command::new(env!("CARGO_BIN_EXE_feedback-loop"))
         .args(["generate", "--output-dir"])
         .arg(&dir)
@@ -150,18 +149,7 @@ fn generated_files_replay_under_the_default_configuration_with_no_bad_lines() {
         .status()
         .expect("runs generate");
     assert!(status.success());
-    let output = Command::new(env!("CARGO_BIN_EXE_feedback-loop"))
-        .args([
-            "replay",
-            "--config",
-            &format!("{root}/config/feedback-loop.toml"),
-        ])
-        .arg("--predictions")
-        .arg(dir.join("predictions.jsonl"))
-        .arg("--outcomes")
-        .arg(dir.join("outcomes.jsonl"))
-        .output()
-        .expect("runs replay");
+    let output = replay_under_the_default_config(&dir, "predictions.jsonl", "outcomes.jsonl");
     assert!(output.status.success(), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(
@@ -183,19 +171,7 @@ fn the_bad_line_total_is_said_once() {
     let bad = "{not json\n".repeat(30);
     std::fs::write(dir.join("p.jsonl"), &bad).unwrap();
     std::fs::write(dir.join("o.jsonl"), &bad).unwrap();
-    let root = env!("CARGO_MANIFEST_DIR");
-    let output = Command::new(env!("CARGO_BIN_EXE_feedback-loop"))
-        .args([
-            "replay",
-            "--config",
-            &format!("{root}/config/feedback-loop.toml"),
-        ])
-        .arg("--predictions")
-        .arg(dir.join("p.jsonl"))
-        .arg("--outcomes")
-        .arg(dir.join("o.jsonl"))
-        .output()
-        .expect("runs replay");
+    let output = replay_under_the_default_config(&dir, "p.jsonl", "o.jsonl");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.matches("line ").count(), 40, "20 per file: {stderr}");
     assert_eq!(
@@ -207,4 +183,25 @@ fn the_bad_line_total_is_said_once() {
         "{stderr}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The binary's `replay` of two files in `dir` under config/feedback-loop.toml.
+fn replay_under_the_default_config(
+    dir: &std::path::Path,
+    predictions: &str,
+    outcomes: &str,
+) -> std::process::Output {
+    let root = env!("CARGO_MANIFEST_DIR");
+    Command::new(env!("CARGO_BIN_EXE_feedback-loop"))
+        .args([
+            "replay",
+            "--config",
+            &format!("{root}/config/feedback-loop.toml"),
+        ])
+        .arg("--predictions")
+        .arg(dir.join(predictions))
+        .arg("--outcomes")
+        .arg(dir.join(outcomes))
+        .output()
+        .expect("runs replay")
 }

@@ -74,25 +74,38 @@ pub enum ReferenceConfig {
     File(String),
 }
 
+/// A reference as written: a name (`"first"`…) or `{ file = "…" }`; drift's and
+/// estimation's references each say which names they take.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawReference {
+    Name(String),
+    File(FileRef),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRef {
+    file: String,
+}
+
+impl RawReference {
+    /// Reads one; anything else is an error saying what is `expected`.
+    fn read<'de, D: Deserializer<'de>>(deserializer: D, expected: &str) -> Result<Self, D::Error> {
+        RawReference::deserialize(deserializer).map_err(|_| serde::de::Error::custom(expected))
+    }
+}
+
 impl<'de> Deserialize<'de> for ReferenceConfig {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct FileRef {
-            file: String,
-        }
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Name(String),
-            File(FileRef),
-        }
         let expected = "expected \"first\", \"previous\" or { file = \"baseline.jsonl\" }";
-        match Raw::deserialize(deserializer).map_err(|_| serde::de::Error::custom(expected))? {
-            Raw::Name(name) if name == "first" => Ok(ReferenceConfig::First),
-            Raw::Name(name) if name == "previous" => Ok(ReferenceConfig::Previous),
-            Raw::Name(other) => Err(serde::de::Error::custom(format!("`{other}`: {expected}"))),
-            Raw::File(FileRef { file }) => Ok(ReferenceConfig::File(file)),
+        match RawReference::read(deserializer, expected)? {
+            RawReference::Name(name) if name == "first" => Ok(ReferenceConfig::First),
+            RawReference::Name(name) if name == "previous" => Ok(ReferenceConfig::Previous),
+            RawReference::Name(other) => {
+                Err(serde::de::Error::custom(format!("`{other}`: {expected}")))
+            }
+            RawReference::File(FileRef { file }) => Ok(ReferenceConfig::File(file)),
         }
     }
 }
@@ -234,22 +247,13 @@ pub enum EstimationReference {
 
 impl<'de> Deserialize<'de> for EstimationReference {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct FileRef {
-            file: String,
-        }
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Name(String),
-            File(FileRef),
-        }
         let expected = "expected \"first\" or { file = \"reference.jsonl\" }";
-        match Raw::deserialize(deserializer).map_err(|_| serde::de::Error::custom(expected))? {
-            Raw::Name(name) if name == "first" => Ok(EstimationReference::First),
-            Raw::Name(other) => Err(serde::de::Error::custom(format!("`{other}`: {expected}"))),
-            Raw::File(FileRef { file }) => Ok(EstimationReference::File(file)),
+        match RawReference::read(deserializer, expected)? {
+            RawReference::Name(name) if name == "first" => Ok(EstimationReference::First),
+            RawReference::Name(other) => {
+                Err(serde::de::Error::custom(format!("`{other}`: {expected}")))
+            }
+            RawReference::File(FileRef { file }) => Ok(EstimationReference::File(file)),
         }
     }
 }
