@@ -43,16 +43,20 @@ async fn the_live_page_shows_the_demo_and_updates_without_a_reload() {
         .wait_for(
             "the live page shows a model's windows",
             "return document.body.dataset.mode === 'live' && document.body.dataset.state === 'ready' \
-             && Number(document.body.dataset.windows) > 0",
+             && Number(document.body.dataset.windows) > 0 \
+             && [...document.querySelectorAll('#quality-chart svg path.series-line')]\
+                  .some(l => Number(l.dataset.values) > 0)",
             Duration::from_secs(60),
         )
         .await;
 
-    // Charts are drawn: the quality chart has a non-empty line per version, the volume
-    // chart has bars.
+    // Charts are drawn: every version's quality line with a value has a non-empty path
+    // (the first window may close before any outcome arrives: its value is null, its line
+    // has no point yet), the volume chart has bars.
     let drawn = browser
         .eval(
-            "const lines = [...document.querySelectorAll('#quality-chart svg path.series-line')];\
+            "const lines = [...document.querySelectorAll('#quality-chart svg path.series-line')]\
+                .filter(l => Number(l.dataset.values) > 0);\
              return {lines: lines.length, empty: lines.filter(l => !(l.getAttribute('d') || '').trim()).length,\
                      bars: document.querySelectorAll('#counts-chart svg rect.count-bar').length,\
                      models: [...document.querySelectorAll('#model-select option')].map(o => o.value),\
