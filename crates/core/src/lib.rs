@@ -15,6 +15,8 @@
 //! - [`estimation`]: performance estimation without labels (NannyML's CBPE).
 //! - [`engine`]: join + windows + metrics + drift, emitting [`output`] records;
 //!   [`alerts`]: rules over those records; [`monitor`]: the two together.
+//! - [`partition`]: the partitioned engine: task shards hand over partial windows, a
+//!   finalizer merges and closes them.
 //! - [`checkpoint`]: the state's encoding for crash recovery.
 
 pub mod alerts;
@@ -27,6 +29,7 @@ pub(crate) mod join;
 pub mod metrics;
 pub mod monitor;
 pub mod output;
+pub mod partition;
 pub mod record;
 pub mod settings;
 mod short_bytes;

@@ -63,6 +63,15 @@ impl Monitor {
         })
     }
 
+    /// A monitor around a given engine (the partitioned engine's finalizer), with the
+    /// configuration's rules.
+    pub fn with_engine(engine: Engine, config: &Config) -> Result<Monitor, RuleError> {
+        Ok(Monitor {
+            engine,
+            rules: RuleSet::new(&config.rules, &config.models)?,
+        })
+    }
+
     /// Sets the drift baseline of model `model` (its index in `[[models]]`), decoded by the
     /// shell from its `reference = { file = … }`.
     pub fn set_baseline(&mut self, model: u16, baseline: &Baseline) {

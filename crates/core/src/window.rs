@@ -103,7 +103,7 @@ fn occupied<T>(items: &[Option<T>]) -> impl Iterator<Item = usize> + '_ {
 }
 
 /// `items[index]`, after growing `items` with `new` up to it.
-fn grow<T>(items: &mut Vec<T>, index: usize, new: impl FnMut() -> T) -> &mut T {
+pub(crate) fn grow<T>(items: &mut Vec<T>, index: usize, new: impl FnMut() -> T) -> &mut T {
     if items.len() <= index {
         items.resize_with(index + 1, new);
     }
@@ -121,13 +121,6 @@ pub struct SeriesCounts {
 }
 
 impl SeriesCounts {
-    #[cfg_attr(
-        not(test),
-        allow(
-            dead_code,
-            reason = "the partial-window merge of the partitioned engine; tested here"
-        )
-    )]
     pub fn merge(&mut self, other: &SeriesCounts) {
         self.predictions += other.predictions;
         self.joined += other.joined;
@@ -148,13 +141,6 @@ pub struct ModelCounts {
 }
 
 impl ModelCounts {
-    #[cfg_attr(
-        not(test),
-        allow(
-            dead_code,
-            reason = "the partial-window merge of the partitioned engine; tested here"
-        )
-    )]
     pub fn merge(&mut self, other: &ModelCounts) {
         self.outcomes += other.outcomes;
         self.orphan_outcomes += other.orphan_outcomes;
@@ -186,13 +172,6 @@ impl Quality {
         }
     }
 
-    #[cfg_attr(
-        not(test),
-        allow(
-            dead_code,
-            reason = "the partial-window merge of the partitioned engine; tested here"
-        )
-    )]
     pub fn merge(&mut self, other: &Quality) {
         match (self, other) {
             (
@@ -220,13 +199,6 @@ pub struct SeriesWindow {
 }
 
 impl SeriesWindow {
-    #[cfg_attr(
-        not(test),
-        allow(
-            dead_code,
-            reason = "the partial-window merge of the partitioned engine; tested here"
-        )
-    )]
     pub fn merge(&mut self, other: &SeriesWindow) {
         self.counts.merge(&other.counts);
         self.quality.merge(&other.quality);
@@ -273,31 +245,6 @@ impl Window {
     pub(crate) fn model_ids(&self) -> impl Iterator<Item = u16> + '_ {
         occupied(&self.models).map(|id| id as u16)
     }
-
-    /// Adds another window's aggregates (for combining partitions or instances), whose
-    /// series ids come from the same [`SeriesIndex`].
-    #[cfg_attr(
-        not(test),
-        allow(
-            dead_code,
-            reason = "the partial-window merge of the partitioned engine; tested here"
-        )
-    )]
-    pub fn merge(&mut self, other: &Window) {
-        for (id, series) in other.series.iter().enumerate() {
-            if let Some(series) = series {
-                match grow(&mut self.series, id, || None) {
-                    Some(mine) => mine.merge(series),
-                    empty => *empty = Some(series.clone()),
-                }
-            }
-        }
-        for model in other.model_ids() {
-            if let Some(counts) = other.model(model) {
-                self.model_mut(model).merge(counts);
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -333,10 +280,13 @@ mod tests {
         window.series_mut(0, Task::Binary).counts.joined += 1;
         assert_eq!(window.series_ids().collect::<Vec<_>>(), vec![0, 2]);
         assert!(window.series(1).is_none());
-        let mut other = Window::default();
-        other.series_mut(1, Task::Binary).counts.joined += 1;
-        other.series_mut(2, Task::Binary).counts.joined += 2;
-        window.merge(&other);
+        let mut other = SeriesWindow {
+            counts: SeriesCounts::default(),
+            quality: Quality::empty(Task::Binary),
+        };
+        other.counts.joined += 2;
+        window.series_mut(1, Task::Binary).counts.joined += 1;
+        window.series_mut(2, Task::Binary).merge(&other);
         let joined: Vec<u64> = window
             .series_ids()
             .map(|id| window.series(id).map_or(0, |s| s.counts.joined))

@@ -455,6 +455,25 @@ struct DriftWindow {
     pairs: HashMap<(u16, u16), Vec<PendingPair>>,
 }
 
+/// One model's drift inputs of one window, versions by name: what a task of the
+/// partitioned engine hands over (`crate::partition`). Summaries and pairs merge exactly
+/// (bottom-k samples keyed by id hash, counts, pairs sorted at close), so merging the
+/// partials of every task gives what one engine over all the input would hold.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct DriftPartial {
+    /// (version name, the window's predictions), by version name.
+    series: Vec<(String, PredictionSet)>,
+    labels: Option<ValueSummary>,
+    /// (version name, joined pairs for the detectors), by version name.
+    pairs: Vec<(String, Vec<PendingPair>)>,
+}
+
+impl DriftPartial {
+    pub fn is_empty(&self) -> bool {
+        self.series.is_empty() && self.labels.is_none() && self.pairs.is_empty()
+    }
+}
+
 /// What drift adds to the unsegmented record of a series.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct SeriesOutput {
@@ -580,6 +599,80 @@ impl DriftEngine {
             .entry(model)
             .or_insert_with(|| ValueSummary::new(capacity, SLOT_LABEL))
             .push(&v, id_hash);
+    }
+
+    /// Removes the window starting at `start` (a task hands it over instead of closing
+    /// it), split by model; `version_name` names a model's version id.
+    pub(crate) fn take_partials(
+        &mut self,
+        start: i64,
+        version_name: impl Fn(u16, u16) -> String,
+    ) -> BTreeMap<u16, DriftPartial> {
+        let mut out: BTreeMap<u16, DriftPartial> = BTreeMap::new();
+        let Some(window) = self.windows.remove(&start) else {
+            return out;
+        };
+        for ((model, version), set) in window.series {
+            out.entry(model)
+                .or_default()
+                .series
+                .push((version_name(model, version), set));
+        }
+        for (model, summary) in window.labels {
+            out.entry(model).or_default().labels = Some(summary);
+        }
+        for ((model, version), pairs) in window.pairs {
+            out.entry(model)
+                .or_default()
+                .pairs
+                .push((version_name(model, version), pairs));
+        }
+        for partial in out.values_mut() {
+            partial.series.sort_by(|a, b| a.0.cmp(&b.0));
+            partial.pairs.sort_by(|a, b| a.0.cmp(&b.0));
+            for (_, pairs) in &mut partial.pairs {
+                pairs.sort_unstable_by(PendingPair::order);
+            }
+        }
+        out
+    }
+
+    /// Adds a task's partial of model `model`'s window at `start` (a finalizer);
+    /// `version_id` gives the id of a version name.
+    pub(crate) fn merge_partial(
+        &mut self,
+        start: i64,
+        model: u16,
+        partial: &DriftPartial,
+        mut version_id: impl FnMut(&str) -> u16,
+    ) {
+        if self.models.get(model as usize).is_none() {
+            return;
+        }
+        let window = self.windows.entry(start).or_default();
+        for (version, set) in &partial.series {
+            match window.series.entry((model, version_id(version))) {
+                hashbrown::hash_map::Entry::Occupied(mut mine) => mine.get_mut().merge(set),
+                hashbrown::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(set.clone());
+                }
+            }
+        }
+        if let Some(labels) = &partial.labels {
+            match window.labels.entry(model) {
+                hashbrown::hash_map::Entry::Occupied(mut mine) => mine.get_mut().merge(labels),
+                hashbrown::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(labels.clone());
+                }
+            }
+        }
+        for (version, pairs) in &partial.pairs {
+            window
+                .pairs
+                .entry((model, version_id(version)))
+                .or_default()
+                .extend_from_slice(pairs);
+        }
     }
 
     /// A joined pair's error; `at` is the time the pair is attributed to (in the window

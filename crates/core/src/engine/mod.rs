@@ -6,10 +6,12 @@
 //! the watermark closes it. The Kafka service and `replay` drive the same engine.
 
 mod estimation;
+mod partial;
 
 use std::collections::BTreeMap;
 
 pub use estimation::{decode_reference, EstimationSpec, ReferenceRow};
+pub use partial::{PartialError, QualityPartial, SeriesPartial, WindowPartial};
 
 use crate::drift::fnv1a64;
 use crate::drift::stream::{Baseline, DriftEngine, ModelDriftSpec, SeriesOutput};
@@ -162,6 +164,11 @@ struct ModelState {
     versions: Interner,
     classes: ClassSet,
     segment_values: Vec<Interner>,
+    /// Versions (by id) that have had a series in a closed window: the versions a window
+    /// with only model-level counts reports (by event time, so that the partitioned engine's
+    /// finalizer, which learns versions as windows close, reports the same).
+    #[serde(default)]
+    closed_versions: Vec<bool>,
 }
 
 /// What a pending prediction carries besides its join fields.
@@ -267,6 +274,7 @@ impl Engine {
                     .iter()
                     .map(|_| Interner::with_capacity_limit(config.max_segment_values + 1))
                     .collect(),
+                closed_versions: Vec::new(),
             })
             .collect::<Vec<_>>();
         let label_capacity = config
@@ -661,12 +669,8 @@ impl Engine {
     /// Moves the watermark to `watermark` (never backwards): expires what it passed, then
     /// closes and returns the windows it passed.
     pub fn advance_watermark(&mut self, watermark: i64) -> Vec<MetricsRecord> {
-        if watermark <= self.watermark {
+        if !self.expire_until(watermark) {
             return Vec::new();
-        }
-        self.watermark = watermark;
-        if self.join.next_deadline().is_some_and(|d| d < watermark) {
-            self.join.advance(watermark, &mut attribution!(self));
         }
         self.estimation.advance(
             watermark,
@@ -674,10 +678,7 @@ impl Engine {
             self.config.max_label_delay,
             &self.labels,
         );
-        let wait = match self.config.attribute_to {
-            AttributeTo::Outcome => 0,
-            AttributeTo::Prediction => self.config.max_label_delay,
-        };
+        let wait = self.close_wait();
         let mut records = Vec::new();
         while let Some((&start, _)) = self.windows.first_key_value() {
             let end = self.windows_spec.end_of(start);
@@ -694,6 +695,10 @@ impl Engine {
                     .collect();
                 let mut drift = self.drift.close(start, &series);
                 let mut estimated = self.estimation.close(start, &self.labels);
+                for &(model, version) in &series {
+                    let closed = &mut self.models[model as usize].closed_versions;
+                    *crate::window::grow(closed, version as usize, || false) = true;
+                }
                 self.emit(
                     start,
                     &window,
@@ -724,6 +729,28 @@ impl Engine {
         records
     }
 
+    /// Moves the watermark to `watermark` and expires the join entries it passed; `false`
+    /// (and nothing done) when it is not ahead of the current one.
+    fn expire_until(&mut self, watermark: i64) -> bool {
+        if watermark <= self.watermark {
+            return false;
+        }
+        self.watermark = watermark;
+        if self.join.next_deadline().is_some_and(|d| d < watermark) {
+            self.join.advance(watermark, &mut attribution!(self));
+        }
+        true
+    }
+
+    /// How long after its end a window closes: with `attribute_to = "prediction"`, once
+    /// every prediction in it is joined or expired.
+    fn close_wait(&self) -> i64 {
+        match self.config.attribute_to {
+            AttributeTo::Outcome => 0,
+            AttributeTo::Prediction => self.config.max_label_delay,
+        }
+    }
+
     /// The estimation-check records (`feedback-loop.estimation-check.v1`,
     /// docs/estimation.md) of the watermark steps since the last call: one per (model,
     /// version, window) that had an estimate, once every prediction of the window is
@@ -750,11 +777,16 @@ impl Engine {
                 continue;
             }
             let state = &self.models[model as usize];
-            let versions: Vec<u16> = if state.versions.is_empty() {
-                vec![UNSEEN_VERSION]
-            } else {
-                (0..state.versions.len() as u16).collect()
-            };
+            let mut versions: Vec<u16> = state
+                .closed_versions
+                .iter()
+                .enumerate()
+                .filter(|(_, closed)| **closed)
+                .map(|(version, _)| version as u16)
+                .collect();
+            if versions.is_empty() {
+                versions.push(UNSEEN_VERSION);
+            }
             for version in versions {
                 let key = SeriesKey {
                     model,

@@ -30,7 +30,7 @@ impl ConfusionMatrix {
         self.add_count((actual, predicted), 1);
     }
 
-    fn add_count(&mut self, cell: (u32, u32), n: u64) {
+    pub(crate) fn add_count(&mut self, cell: (u32, u32), n: u64) {
         if let Some((_, count)) = self.small.iter_mut().find(|(c, _)| *c == cell) {
             *count += n;
         } else if self.small.len() < SMALL_CELLS {
