@@ -73,6 +73,11 @@ enum Command {
         /// alerts and retrain triggers; opens offline in a browser).
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,
+        /// Run the partitioned engine in this process: N task shards (records by join id)
+        /// and a finalizer merging their partial windows. The output is the same as with
+        /// one (docs/semantics.md, "The partitioned engine").
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+        tasks: u32,
     },
     /// Produces synthetic traffic (two models, delayed outcomes, drift part-way) into a Kafka
     /// cluster (`--bootstrap-servers`, in real time) or into files (`--output-dir`).
@@ -144,6 +149,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             predictions,
             outcomes,
             report,
+            tasks,
         } => {
             let config = load_config(&config_path)?;
             let stdout = std::io::stdout();
@@ -160,6 +166,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &mut out,
                 &mut diagnostics,
                 history.as_mut(),
+                tasks,
             )?;
             out.flush()?;
             eprintln!(

@@ -26,6 +26,7 @@ use feedback_loop_core::record::{Decoder, Envelope, Input, Record};
 use crate::config::LoadedConfig;
 use crate::history::History;
 
+mod driver;
 pub mod input;
 mod ordered;
 
@@ -63,11 +64,13 @@ pub fn replay(
         out,
         diagnostics,
         None,
+        1,
     )
 }
 
 /// [`replay`] over any sources (files, compressed or not), also keeping every record and
-/// event in `history` (for `--report`) when given.
+/// event in `history` (for `--report`) when given. `tasks` > 1 runs the partitioned
+/// engine in this process (`driver`): the same output.
 pub fn replay_into(
     loaded: &LoadedConfig,
     predictions: &Source<'_>,
@@ -75,6 +78,7 @@ pub fn replay_into(
     out: &mut impl Write,
     diagnostics: &mut impl Write,
     mut history: Option<&mut History>,
+    tasks: u32,
 ) -> anyhow::Result<ReplaySummary> {
     let config = &loaded.config;
     let decoder = Decoder::new(config);
@@ -110,8 +114,7 @@ pub fn replay_into(
     }
 
     let lateness = config.window.allowed_lateness.as_millis_i64();
-    let mut monitor = loaded.monitor()?;
-    let mut max_ts = i64::MIN;
+    let mut driver = driver::Driver::new(loaded, tasks)?;
     // Metrics records, then the alerts and triggers they caused; each line has its schema.
     let mut write = |emitted: Emitted, summary: &mut ReplaySummary| -> anyhow::Result<()> {
         if let Some(history) = history.as_deref_mut() {
@@ -162,7 +165,7 @@ pub fn replay_into(
         let record = match decoder.decode(input, &line.bytes, Envelope::default()) {
             Ok(record) => record,
             Err(error) => {
-                monitor.engine_mut().observe_invalid(error.model);
+                driver.observe_invalid(error.model);
                 continue;
             }
         };
@@ -170,20 +173,17 @@ pub fn replay_into(
             Record::Prediction(_) => summary.predictions += 1,
             Record::Outcome(_) => summary.outcomes += 1,
         }
-        if let Err(rejection) = monitor.engine_mut().observe(&record) {
+        let (observed, emitted) = driver.observe(&record, line.ts, lateness)?;
+        if let Err(rejection) = observed {
             writeln!(
                 diagnostics,
                 "predictions line {}: {rejection}",
                 line.index + 1
             )?;
         }
-        max_ts = max_ts.max(line.ts);
-        write(
-            monitor.advance_watermark(max_ts.saturating_sub(lateness)),
-            &mut summary,
-        )?;
+        write(emitted, &mut summary)?;
     }
-    write(monitor.finish(), &mut summary)?;
+    write(driver.finish()?, &mut summary)?;
     out.flush()?;
     Ok(summary)
 }

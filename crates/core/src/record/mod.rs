@@ -66,6 +66,14 @@ impl Record<'_> {
         }
     }
 
+    /// The record's join id.
+    pub fn id(&self) -> &str {
+        match self {
+            Record::Prediction(p) => &p.id,
+            Record::Outcome(o) => &o.id,
+        }
+    }
+
     /// The model the record names (`None`: an outcome for every model).
     pub fn model(&self) -> Option<ModelId> {
         match self {
