@@ -11,7 +11,20 @@
 //! restored. A tick every `TICK` applies rebalances to the watermark, advances it while
 //! partitions are idle, and refreshes gauges. On shutdown: stop consuming, checkpoint,
 //! flush the producer, commit, return.
+//!
+//! **The whole input or nothing.** Windows are closed and published, and the state
+//! checkpointed, only while this instance holds every partition of both input topics ("in
+//! charge"). Two instances of a group overlap in every rolling deploy, and a crashed
+//! instance's replacement starts while the dead one still holds its partitions (until
+//! `session.timeout.ms`): an instance holding part of the input would publish windows
+//! computed from part of the data. So an instance that is not in charge reads nothing into
+//! its state (what it skips is read again after the next rebalance: nothing is committed
+//! meanwhile), and one that takes charge first restores the group's latest checkpoint,
+//! which the previous holder wrote, and goes on from its offsets. The eager range assignor
+//! (the consumer's default here) reassigns every partition on a rebalance, so reading
+//! resumes at the committed offsets, never past the checkpoint.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Poll, Waker};
@@ -31,7 +44,7 @@ use feedback_loop_core::watermark::Watermark;
 
 use crate::config::LoadedConfig;
 use crate::history::DeadLetterNote;
-use crate::ingest::{Ingest, InputMessage, Verdict};
+use crate::ingest::{Ingest, InputMessage, TopicIndex, Verdict};
 use crate::kafka::client::{self, InputTopics};
 use crate::kafka::consumer::{AssignmentChange, InputConsumer, InputContext};
 use crate::kafka::dead_letter::{DeadLetter, DeadLetterQueue};
@@ -146,6 +159,11 @@ pub async fn run(
     let mut pipeline = Pipeline {
         ingest: Ingest::new(config),
         monitor: loaded.monitor()?,
+        loaded: loaded.clone(),
+        partitions,
+        owned: BTreeSet::new(),
+        in_charge: false,
+        not_in_charge_logged: None,
         watermark: Watermark::new(
             config.window.allowed_lateness.as_millis_i64(),
             config.window.idle_timeout.as_millis_i64(),
@@ -176,9 +194,9 @@ pub async fn run(
     };
     if config.checkpoint.enabled {
         pipeline.checkpoints = Some(Checkpoints::open(config).await?);
-        pipeline.restore(config).await?;
     }
-    // Join the group only now: partitions assigned during a long restore would sit unread.
+    // The latest checkpoint is restored when this instance takes charge of the whole input
+    // (`Pipeline::take_charge`), not now: another instance may write a newer one until then.
     consumer
         .subscribe(&[
             &config.kafka.predictions_topic,
@@ -249,7 +267,11 @@ pub async fn run(
     drop(stream);
     state.running.store(false, Ordering::Relaxed);
     tracing::info!("stopping: writing a checkpoint, flushing the producer, committing");
-    let stored = if config.checkpoint.enabled {
+    let stored = if !pipeline.in_charge {
+        // The state is not the group's (another instance holds part of the input): the
+        // latest checkpoint stands, nothing is committed.
+        false
+    } else if config.checkpoint.enabled {
         pipeline.checkpoint(&consumer).await
     } else {
         true
@@ -308,6 +330,17 @@ impl Checkpoints {
 struct Pipeline {
     ingest: Ingest,
     monitor: Monitor,
+    /// The configuration with its files, for a fresh state.
+    loaded: LoadedConfig,
+    /// The input topics' partition count.
+    partitions: i32,
+    /// The input partitions assigned to this instance.
+    owned: BTreeSet<(TopicIndex, i32)>,
+    /// Whether this instance holds every input partition and its state continues the
+    /// group's (see the module documentation).
+    in_charge: bool,
+    /// When "not in charge" was last logged.
+    not_in_charge_logged: Option<Instant>,
     watermark: Watermark,
     offsets: Offsets,
     /// `None` without checkpoints.
@@ -371,6 +404,10 @@ impl Pipeline {
             return false;
         };
         self.input_counters[usize::from(index)].inc();
+        if !self.in_charge {
+            // Read again, by the instance in charge, after the next rebalance.
+            return false;
+        }
         let partition = (index, message.partition);
         let next = self.offsets.next(index, message.partition);
         let engine = self.monitor.engine_mut();
@@ -435,7 +472,10 @@ impl Pipeline {
         // Without an assignment, silence means nothing (a rebalance, a restart): event time
         // must not move on with the wall clock then. Nor while the cluster is unreachable:
         // what is produced meanwhile arrives when it is back.
-        if !self.state.assigned.load(Ordering::Relaxed) || self.state.broker_trouble() {
+        if !self.in_charge
+            || !self.state.assigned.load(Ordering::Relaxed)
+            || self.state.broker_trouble()
+        {
             return;
         }
         let Some(watermark) = self.watermark.current(now) else {
@@ -462,6 +502,7 @@ impl Pipeline {
                 AssignmentChange::Assigned(list) => {
                     for (topic, partition) in list {
                         if let Some(index) = self.ingest.topic_index(&topic) {
+                            self.owned.insert((index, partition));
                             self.watermark.assign((index, partition), now);
                         }
                     }
@@ -469,11 +510,78 @@ impl Pipeline {
                 AssignmentChange::Revoked(list) => {
                     for (topic, partition) in list {
                         if let Some(index) = self.ingest.topic_index(&topic) {
+                            self.owned.remove(&(index, partition));
                             self.watermark.revoke((index, partition));
                         }
                     }
                 }
             }
+        }
+        let whole = self.owns_whole_input();
+        if whole && !self.in_charge {
+            self.take_charge(now);
+        } else if !whole && self.in_charge {
+            self.in_charge = false;
+            self.state.in_charge.store(false, Ordering::Relaxed);
+            tracing::info!(
+                held = self.owned.len(),
+                of = 2 * self.partitions,
+                "a rebalance: this instance no longer holds every input partition; no \
+                 window is closed or published, no checkpoint written, until it holds them \
+                 all again (then it continues from the latest checkpoint)"
+            );
+            self.not_in_charge_logged = Some(Instant::now());
+        }
+    }
+
+    /// Whether every partition of both input topics is assigned here.
+    fn owns_whole_input(&self) -> bool {
+        (0..2u8).all(|topic| (0..self.partitions).all(|p| self.owned.contains(&(topic, p))))
+    }
+
+    /// This instance now holds the whole input: with checkpoints, it continues from the
+    /// group's latest one (written by whoever held the input last, this instance
+    /// included), from a fresh state when there is none; without, from its own state.
+    fn take_charge(&mut self, now: i64) {
+        if self.checkpoints.is_some() {
+            let config = self.loaded.config.clone();
+            match self.restore(&config) {
+                Ok(()) => {}
+                Err(error) => {
+                    // The state topic cannot be read now: stay out of charge; the next
+                    // assignment change (or tick) tries again.
+                    tracing::warn!(error = %format!("{error:#}"), "restoring the latest checkpoint");
+                    return;
+                }
+            }
+        }
+        self.in_charge = true;
+        self.state.in_charge.store(true, Ordering::Relaxed);
+        self.watermark.restart(now);
+        tracing::info!(
+            partitions = self.partitions,
+            "this instance holds every input partition: it closes and publishes windows"
+        );
+    }
+
+    /// Logs, at most every 30 s, that this instance holds part of the input only.
+    fn note_not_in_charge(&mut self) {
+        if self.in_charge || !self.state.assigned.load(Ordering::Relaxed) {
+            return;
+        }
+        if self
+            .not_in_charge_logged
+            .is_none_or(|at| at.elapsed() >= TOPIC_WAIT_LOG)
+        {
+            tracing::warn!(
+                held = self.owned.len(),
+                of = 2 * self.partitions,
+                "this instance holds part of the input only (another instance of the group \
+                 holds the rest: a rolling deploy, or a crashed instance until \
+                 session.timeout.ms): it waits, reading nothing into its state; one \
+                 instance per consumer group (docs/operations.md)"
+            );
+            self.not_in_charge_logged = Some(Instant::now());
         }
     }
 
@@ -506,6 +614,7 @@ impl Pipeline {
         self.state
             .assigned
             .store(consumer.context().has_assignment(), Ordering::Relaxed);
+        self.note_not_in_charge();
         self.advance(now);
         self.offsets.on_tick(consumer, &self.ingest);
         let telemetry = &self.state.telemetry;
@@ -532,13 +641,24 @@ impl Pipeline {
         }
     }
 
-    /// Loads the latest snapshot of the group and continues from it.
-    async fn restore(&mut self, config: &Config) -> anyhow::Result<()> {
+    /// Loads the latest snapshot of the group and continues from it; without one (or
+    /// with one of another configuration), from a fresh state at the committed offsets.
+    fn restore(&mut self, config: &Config) -> anyhow::Result<()> {
         let Some(checkpoints) = self.checkpoints.as_mut() else {
             return Ok(());
         };
         let store = &mut checkpoints.store;
         let loaded = tokio::task::block_in_place(|| store.load(config))?;
+        // Whatever this process held is replaced: by the snapshot, or by a fresh state.
+        self.monitor = self.loaded.monitor()?;
+        self.offsets = Offsets::new(config.checkpoint.enabled);
+        self.watermark = Watermark::new(
+            config.window.allowed_lateness.as_millis_i64(),
+            config.window.idle_timeout.as_millis_i64(),
+        );
+        for &partition in &self.owned {
+            self.watermark.assign(partition, now_ms());
+        }
         let Some(snapshot) = loaded else {
             tracing::info!("no checkpoint for this group: starting from an empty state");
             return Ok(());
@@ -571,7 +691,8 @@ impl Pipeline {
         let Some(checkpoints) = &self.checkpoints else {
             return false;
         };
-        config.checkpoint.enabled
+        self.in_charge
+            && config.checkpoint.enabled
             && !self.state.broker_trouble()
             // A large state on a slow broker: checkpoints take at most a fifth of the time.
             && checkpoints.last.elapsed() >= checkpoints.interval.max(checkpoints.cost * 4)

@@ -27,6 +27,9 @@ pub struct SharedState {
     pub running: AtomicBool,
     /// True while partitions are assigned.
     pub assigned: AtomicBool,
+    /// True while this instance holds every input partition: it alone closes and publishes
+    /// windows (src/pipeline.rs, "the whole input or nothing").
+    pub in_charge: AtomicBool,
     /// Wall-clock time of the latest "brokers down" error, 0 once the cluster is reachable
     /// again: a message arrived, or the consumer's statistics showed a broker connected since.
     pub broker_error_at: AtomicI64,
@@ -43,6 +46,7 @@ impl SharedState {
             history: Mutex::new(History::new(history_windows)),
             running: AtomicBool::new(false),
             assigned: AtomicBool::new(false),
+            in_charge: AtomicBool::new(false),
             broker_error_at: AtomicI64::new(0),
             loop_at: AtomicI64::new(0),
         })

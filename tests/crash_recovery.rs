@@ -189,3 +189,177 @@ async fn killed_and_restarted_service_publishes_what_replay_prints() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The input records this run of the service has read so far.
+async fn records_read(client: &reqwest::Client, address: &str) -> u64 {
+    common::metric(client, address, "feedback_loop_input_records_total{")
+        .await
+        .unwrap_or(0.0) as u64
+}
+
+/// Waits until the service at `address` has read `n` records (this run), for at most 90 s.
+async fn wait_until_read(client: &reqwest::Client, address: &str, n: u64, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let read = records_read(client, address).await;
+        if read >= n {
+            eprintln!("{what}: {read} records read");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: only {read} of {n} read in 90 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// What an operator does without thinking of it: a crashed pod's replacement starts at once,
+/// while the dead member still holds its partitions (until `session.timeout.ms`), and a
+/// rolling deploy starts the new pod before the old one stops. While an instance holds only
+/// some of the partitions it must not publish windows computed from a part of the data:
+/// every copy of every window on the metrics topic equals replay's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a real Kafka-protocol broker: KAFKA_BOOTSTRAP_SERVERS=host:port cargo test --test crash_recovery -- --ignored (.ci/run does, against tansu)"]
+async fn replacements_that_overlap_the_old_instance_publish_what_replay_prints() {
+    let broker = Broker::start();
+    if !broker.is_real() {
+        panic!("the overlap test needs a real broker: set KAFKA_BOOTSTRAP_SERVERS");
+    }
+    let bootstrap = broker.bootstrap();
+    let t = Topics::unique();
+    t.create(&broker, 3).await;
+    let ports = [
+        common::free_port(),
+        common::free_port(),
+        common::free_port(),
+    ];
+    let dir = std::env::temp_dir().join(unique("overlap"));
+    let mut configs = Vec::new();
+    let mut config = None;
+    // One consumer group: the instances share the input.
+    let group = unique("group");
+    for (i, port) in ports.iter().enumerate() {
+        let toml = ServiceToml::new(&bootstrap, &t)
+            .text("kafka", "group_id", &group)
+            .text("http", "listen", &format!("127.0.0.1:{port}"))
+            .text("join", "max_label_delay", "5s")
+            .text("join", "max_outcome_lead", "2s")
+            .text("window", "size", "10s")
+            .text("window", "allowed_lateness", "1s")
+            .text("window", "idle_timeout", "2s")
+            .text("checkpoint", "interval", "500ms")
+            .append(DEMO_MODELS_TOML);
+        config.get_or_insert_with(|| toml.load());
+        configs.push(toml.write(&dir.join(format!("instance-{i}"))));
+    }
+    let config = config.expect("a configuration");
+    let addresses: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+
+    let messages = common::traffic(5, 500.0, 4_000, 160_000);
+    let (expected, _) = common::replay(&config, &messages);
+    let total = messages.len() as u64;
+    eprintln!("{total} messages, {} records expected", expected.len());
+    let kafka = common::to_kafka(&messages, &t.predictions, &t.outcomes);
+    produce(&bootstrap, &kafka).await;
+    let client = reqwest::Client::new();
+
+    // A reads a fifth, is killed; B starts at once, while A is still a member.
+    let a = start(&configs[0]);
+    wait_until_read(&client, &addresses[0], total / 5, "A").await;
+    std::process::Command::new("kill")
+        .args(["-KILL", &a.id().to_string()])
+        .status()
+        .unwrap();
+    drop(a);
+    let b = start(&configs[1]);
+    // B reads some, is killed too, while A may still be a member; C starts at once.
+    wait_until_read(&client, &addresses[1], total / 10, "B").await;
+    std::process::Command::new("kill")
+        .args(["-KILL", &b.id().to_string()])
+        .status()
+        .unwrap();
+    drop(b);
+    let c = start(&configs[2]);
+    wait_until_read(&client, &addresses[2], total / 3, "C").await;
+    // A rolling deploy: D (on A's port) starts, C is stopped once D has taken part of the
+    // input (a rebalance) and some seconds have passed.
+    let d = start(&configs[0]);
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    std::process::Command::new("kill")
+        .args(["-TERM", &c.id().to_string()])
+        .status()
+        .unwrap();
+    drop(c);
+    let c = d;
+    let last_address = &addresses[0];
+
+    let reader = common::kafka::Reader::new(&bootstrap, &t.metrics, 1);
+    let deadline = Instant::now() + Duration::from_secs(150);
+    let mut published: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    loop {
+        common::collect(
+            &mut published,
+            reader.read_for(Duration::from_secs(3)).await,
+        );
+        if expected.keys().all(|k| published.contains_key(k)) {
+            common::collect(
+                &mut published,
+                reader.read_for(Duration::from_secs(2)).await,
+            );
+            break;
+        }
+        if Instant::now() >= deadline {
+            let body = common::scrape(&client, last_address)
+                .await
+                .unwrap_or_else(|| "metrics unreachable".into());
+            panic!(
+                "after 150 s, {} of {} windows published; the last instance says: {:?}",
+                expected
+                    .keys()
+                    .filter(|k| published.contains_key(*k))
+                    .count(),
+                expected.len(),
+                common::health_lines(&body)
+            );
+        }
+    }
+    std::process::Command::new("kill")
+        .args(["-TERM", &c.id().to_string()])
+        .status()
+        .unwrap();
+    drop(c);
+
+    // Who held what, when: the instances' assignment lines.
+    for (i, config) in configs.iter().enumerate() {
+        let log = std::fs::read_to_string(config.with_file_name("service.log")).unwrap_or_default();
+        for line in log.lines().filter(|l| {
+            l.contains("partitions assigned")
+                || l.contains("revoked")
+                || l.contains("every input partition")
+                || l.contains("part of the input")
+        }) {
+            eprintln!("instance {i}: {line}");
+        }
+    }
+    let check = common::check_published(&expected, &published);
+    eprintln!(
+        "{} windows, {} duplicate copies, {} extra, {} differences",
+        expected.len(),
+        check.duplicates,
+        check.extra.len(),
+        check.problems.len()
+    );
+    assert!(
+        check.extra.is_empty(),
+        "windows replay does not have: {:?}",
+        &check.extra[..check.extra.len().min(5)]
+    );
+    assert!(
+        check.problems.is_empty(),
+        "{} differences (a window published from part of the data?): {:?}",
+        check.problems.len(),
+        &check.problems[..check.problems.len().min(10)]
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
