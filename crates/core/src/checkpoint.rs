@@ -688,7 +688,9 @@ threshold = 0.5
         );
 
         // Shape: both change.
-        let shaping: [(&str, fn(&mut Config)); 7] = [
+        /// A named edit of the configuration.
+        type Edit = (&'static str, fn(&mut Config));
+        let shaping: [Edit; 7] = [
             ("window size", |c| {
                 c.window.size = crate::settings::Duration(std::time::Duration::from_secs(61))
             }),
@@ -718,7 +720,7 @@ threshold = 0.5
         }
 
         // Not shape: only the full one changes.
-        let reading: [(&str, fn(&mut Config)); 5] = [
+        let reading: [Edit; 5] = [
             ("min_window_samples", |c| {
                 c.models[0].drift.min_window_samples += 1
             }),
