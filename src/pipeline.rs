@@ -36,7 +36,7 @@ use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 
-use feedback_loop_core::checkpoint::{config_fingerprint, SnapshotView};
+use feedback_loop_core::checkpoint::{config_fingerprint, shape_fingerprint, SnapshotView};
 use feedback_loop_core::monitor::Monitor;
 use feedback_loop_core::record::{DecodeError, Record, DECODE_BATCH};
 use feedback_loop_core::settings::Config;
@@ -55,7 +55,9 @@ use crate::offsets::Offsets;
 use crate::publisher::Publisher;
 use crate::shared_state::{SharedState, LOOP_STALL_MS};
 use crate::shutdown::Shutdown;
-use crate::telemetry::events::{CheckpointFailed, CheckpointWritten, DeadLettered};
+use crate::telemetry::events::{
+    CheckpointFailed, CheckpointWritten, DeadLettered, StateRestored, StateSetAside,
+};
 use crate::wall_clock::now_ms;
 use crate::webhook::RetrainWebhook;
 
@@ -301,10 +303,14 @@ fn consumer_error(state: &SharedState, error: &KafkaError, last_log: &mut Instan
     }
 }
 
-/// The checkpoint side of the loop: the state topic, the fingerprint of the configuration
-/// that shapes the state (computed once), and the cadence.
+/// The checkpoint side of the loop: the state topic, the fingerprints of the configuration
+/// (computed once), and the cadence.
 struct Checkpoints {
     store: StateStore,
+    /// Of the settings that shape the state: a snapshot with another is not restored.
+    shape: u64,
+    /// Of all the core's settings: a snapshot with another (and the same shape) is restored
+    /// and reconfigured.
     fingerprint: u64,
     snapshot_id: u64,
     interval: Duration,
@@ -317,6 +323,7 @@ impl Checkpoints {
     async fn open(config: &Config) -> anyhow::Result<Checkpoints> {
         Ok(Checkpoints {
             store: StateStore::open(config).await?,
+            shape: shape_fingerprint(config),
             fingerprint: config_fingerprint(config),
             snapshot_id: 0,
             interval: config.checkpoint.interval.0,
@@ -664,24 +671,31 @@ impl Pipeline {
             return Ok(());
         };
         checkpoints.snapshot_id = snapshot.id;
-        if snapshot.config_fingerprint != checkpoints.fingerprint {
-            tracing::warn!(
-                snapshot = snapshot.id,
-                "the configuration changed since the checkpoint: its state is not restored; \
-                 reading resumes at the group's committed offsets with an empty state"
-            );
+        if snapshot.shape_fingerprint != checkpoints.shape {
+            self.state.telemetry.emit(StateSetAside {
+                snapshot: snapshot.id,
+            });
             return Ok(());
         }
+        let reconfigured = snapshot.config_fingerprint != checkpoints.fingerprint;
+        let mut monitor = snapshot.monitor;
+        // Rules and drift decisions that changed apply to the restored state (the
+        // configuration's rules compiled at start: this cannot fail).
+        let changes = if reconfigured {
+            Some(monitor.reconfigure(config)?)
+        } else {
+            None
+        };
         self.offsets.restore(&self.ingest, &snapshot.offsets);
-        self.monitor = snapshot.monitor;
+        self.monitor = monitor;
         self.watermark = snapshot.watermark;
         self.watermark.restart(now_ms());
-        tracing::info!(
-            snapshot = snapshot.id,
-            pending = self.monitor.engine().pending_predictions(),
-            open_windows = self.monitor.engine().open_windows(),
-            "restored the state from the latest checkpoint"
-        );
+        self.state.telemetry.emit(StateRestored {
+            snapshot: snapshot.id,
+            pending_predictions: self.monitor.engine().pending_predictions(),
+            open_windows: self.monitor.engine().open_windows(),
+            changes: changes.as_ref(),
+        });
         Ok(())
     }
 
@@ -727,6 +741,7 @@ impl Pipeline {
         let offsets = self.offsets.by_name(&self.ingest);
         let view = SnapshotView {
             id: checkpoints.snapshot_id + 1,
+            shape_fingerprint: checkpoints.shape,
             config_fingerprint: checkpoints.fingerprint,
             offsets: &offsets,
             monitor: &self.monitor,

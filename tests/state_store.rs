@@ -55,6 +55,7 @@ async fn save(store: &mut StateStore, id: u64, monitor: &Monitor) {
     store
         .save(&SnapshotView {
             id,
+            shape_fingerprint: 8,
             config_fingerprint: 7,
             offsets: &offsets,
             monitor,
@@ -110,6 +111,7 @@ async fn restore_reads_the_latest_complete_snapshot_from_the_end_of_the_topic() 
         .0
         .expect("a snapshot");
     assert_eq!(loaded.id, 2);
+    assert_eq!(loaded.shape_fingerprint, 8);
     assert_eq!(loaded.config_fingerprint, 7);
     assert_eq!(
         loaded.offsets,

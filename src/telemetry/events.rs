@@ -3,6 +3,7 @@
 //! Everything the service reports about its own work goes through here.
 
 use feedback_loop_core::alerts::{AlertEvent, AlertStatus, RetrainTrigger};
+use feedback_loop_core::monitor::Reconfigured;
 
 use super::Telemetry;
 
@@ -156,6 +157,68 @@ impl InternalEvent for CheckpointFailed<'_> {
         tracing::error!(error = %format!("{:#}", self.error),
             "checkpoint failed; offsets not committed");
         telemetry.checkpoint_failures.inc();
+    }
+}
+
+/// Every value of the `outcome` label of `state_restores_total`.
+pub(crate) const RESTORE_OUTCOMES: [&str; 3] = ["restored", "reconfigured", "set_aside"];
+
+/// The snapshot found at start was restored. `changes`: the configuration differs from
+/// the snapshot's in settings that do not shape the state (rules, drift decisions), which
+/// now apply to the restored state.
+pub struct StateRestored<'a> {
+    pub snapshot: u64,
+    pub pending_predictions: usize,
+    pub open_windows: usize,
+    pub changes: Option<&'a Reconfigured>,
+}
+
+impl InternalEvent for StateRestored<'_> {
+    fn emit(self, telemetry: &Telemetry) {
+        let outcome = match self.changes {
+            None => {
+                tracing::info!(
+                    snapshot = self.snapshot,
+                    pending = self.pending_predictions,
+                    open_windows = self.open_windows,
+                    "restored the state from the latest checkpoint"
+                );
+                "restored"
+            }
+            Some(changes) => {
+                tracing::info!(
+                    snapshot = self.snapshot,
+                    pending = self.pending_predictions,
+                    open_windows = self.open_windows,
+                    "restored the state from the latest checkpoint under a changed \
+                     configuration; {changes}"
+                );
+                "reconfigured"
+            }
+        };
+        telemetry.state_restores.with_label_values(&[outcome]).inc();
+    }
+}
+
+/// The snapshot found at start was taken under a configuration that shapes the state
+/// differently: it is not restored.
+pub struct StateSetAside {
+    pub snapshot: u64,
+}
+
+impl InternalEvent for StateSetAside {
+    fn emit(self, telemetry: &Telemetry) {
+        tracing::warn!(
+            snapshot = self.snapshot,
+            "the configuration changed since the checkpoint in a setting that shapes the state \
+             (models, join, window, fields, limits, drift references, detectors, estimation): \
+             its state is not restored; reading resumes at the group's committed offsets with \
+             an empty state"
+        );
+        telemetry
+            .state_restores
+            .with_label_values(&["set_aside"])
+            .inc();
     }
 }
 

@@ -61,6 +61,7 @@ pub struct Telemetry {
     pub checkpoint_failures: IntCounter,
     pub checkpoint_bytes: IntGauge,
     pub checkpoint_seconds: Histogram,
+    pub state_restores: IntCounterVec,
     // rules
     pub alert_firing: GaugeVec,
     pub alerts: IntCounterVec,
@@ -188,6 +189,13 @@ impl Telemetry {
                 )
                 .buckets(vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0])
             )?),
+            state_restores: register!(IntCounterVec::new(
+                opts(
+                    "state_restores_total",
+                    "Snapshots found at start, by outcome: restored (same configuration), reconfigured (restored, then rules or drift decisions changed), set_aside (a setting that shapes the state changed)."
+                ),
+                &["outcome"]
+            )?),
             alert_firing: register!(GaugeVec::new(
                 opts("alert_firing", "1 for each alert currently firing."),
                 &["rule", "model", "version", "segment", "severity"]
@@ -303,6 +311,11 @@ impl Telemetry {
         }
         for event in JOIN_EVENTS {
             self.join_events.with_label_values(&[event]);
+        }
+        if config.checkpoint.enabled {
+            for outcome in events::RESTORE_OUTCOMES {
+                self.state_restores.with_label_values(&[outcome]);
+            }
         }
         // The configuration was validated, rules included: an error here cannot happen, and
         // would only leave these series to appear at their first event.

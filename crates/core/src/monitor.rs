@@ -1,7 +1,7 @@
 //! The whole core as one unit: the engine, and the rules evaluated on the records it emits.
 //! `replay` and the Kafka service both drive a `Monitor`, so they emit the same things.
 
-use crate::alerts::{RuleError, RuleEvent, RuleSet};
+use crate::alerts::{RuleChanges, RuleError, RuleEvent, RuleSet};
 use crate::drift::stream::Baseline;
 use crate::engine::{Engine, EngineConfig};
 use crate::output::{EstimationCheck, MetricsRecord};
@@ -49,6 +49,33 @@ pub enum Output<'a> {
     Check(&'a EstimationCheck),
 }
 
+/// What [`Monitor::reconfigure`] changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reconfigured {
+    /// Models whose drift decision rules (method, threshold, minimum sample, per-feature
+    /// overrides) changed.
+    pub drift_rules: Vec<String>,
+    pub rules: RuleChanges,
+}
+
+impl Reconfigured {
+    /// Nothing that the state carries changed.
+    pub fn is_empty(&self) -> bool {
+        self.drift_rules.is_empty() && self.rules.is_empty()
+    }
+}
+
+impl std::fmt::Display for Reconfigured {
+    /// `rules: added r2; changed r1; drift rules: fraud`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "rules: {}", self.rules)?;
+        if !self.drift_rules.is_empty() {
+            write!(f, "; drift rules changed: {}", self.drift_rules.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Monitor {
     engine: Engine,
@@ -87,6 +114,28 @@ impl Monitor {
         windows: Vec<Vec<crate::engine::ReferenceRow>>,
     ) {
         self.engine.set_estimation_reference(model, windows);
+    }
+
+    /// Applies `config` to a restored monitor whose state it does not shape (same
+    /// [`crate::checkpoint::shape_fingerprint`]): the state (join store, open windows, drift
+    /// references and samples, detectors, estimation) is kept and the new settings apply
+    /// from the next window that closes: the drift decision rules, and the rules rebuilt
+    /// from `config.rules`, carrying over the state of each rule whose definition is
+    /// unchanged ([`RuleSet::carry_over`]). On an error (a rule that does not compile) the
+    /// monitor is unchanged.
+    pub fn reconfigure(&mut self, config: &Config) -> Result<Reconfigured, RuleError> {
+        let rules = RuleSet::new(&config.rules, &config.models)?;
+        let changed = self.engine.reconfigure(&EngineConfig::from_config(config));
+        let old = std::mem::replace(&mut self.rules, rules);
+        let rule_changes = self.rules.carry_over(old);
+        Ok(Reconfigured {
+            drift_rules: changed
+                .into_iter()
+                .filter_map(|model| config.models.get(model as usize))
+                .map(|model| model.name.clone())
+                .collect(),
+            rules: rule_changes,
+        })
     }
 
     pub fn engine(&self) -> &Engine {

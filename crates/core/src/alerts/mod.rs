@@ -198,6 +198,56 @@ pub(crate) struct CompiledRule {
     pub(crate) segment: Option<BTreeMap<String, String>>,
 }
 
+/// How a rule set differs from the restored one it took over ([`RuleSet::carry_over`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuleChanges {
+    /// Rules that did not exist (configuration order).
+    pub added: Vec<String>,
+    /// Rules of the same name whose definition changed (configuration order): they start
+    /// with no state.
+    pub changed: Vec<String>,
+    /// Rules that no longer exist (their earlier order).
+    pub removed: Vec<String>,
+    /// (rule, alert id) of the alerts that were firing under a removed or changed rule:
+    /// dropped, no `resolved` event follows.
+    pub dropped_alerts: Vec<(String, String)>,
+}
+
+impl RuleChanges {
+    /// No rule was added, changed or removed.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.changed.is_empty() && self.removed.is_empty()
+    }
+}
+
+impl std::fmt::Display for RuleChanges {
+    /// `added r2; changed r1; removed r3 (dropped firing alert <id>)`, or `unchanged`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        for (verb, names) in [
+            ("added", &self.added),
+            ("changed", &self.changed),
+            ("removed", &self.removed),
+        ] {
+            if !names.is_empty() {
+                parts.push(format!("{verb} {}", names.join(", ")));
+            }
+        }
+        if parts.is_empty() {
+            parts.push("unchanged".to_string());
+        }
+        if !self.dropped_alerts.is_empty() {
+            let ids: Vec<&str> = self
+                .dropped_alerts
+                .iter()
+                .map(|(_, id)| id.as_str())
+                .collect();
+            parts.push(format!("dropped firing alerts {}", ids.join(", ")));
+        }
+        f.write_str(&parts.join("; "))
+    }
+}
+
 /// A firing alert for the Prometheus gauge: (rule, model, model_version, segment, severity).
 pub type FiringAlert<'a> = (
     &'a str,
@@ -364,6 +414,50 @@ impl RuleSet {
             .series
             .retain(|rule, _| self.rules.iter().any(|compiled| &compiled.name == rule));
         self.state = state;
+    }
+
+    /// Takes over the state of `old` (a restored rule set, compiled from an earlier
+    /// configuration of the same models) for the rules whose definition is unchanged
+    /// (same name, same compiled definition): their series (consecutive crossing windows,
+    /// firing alerts with their ids) continue. A new rule, or a rule whose definition
+    /// changed, starts with no state. The retrain cooldowns (per model) are kept. A firing
+    /// alert of a removed or changed rule is dropped without a `resolved` event (no window
+    /// resolved it); it is listed in [`RuleChanges::dropped_alerts`] so the caller can say
+    /// so.
+    pub fn carry_over(&mut self, mut old: RuleSet) -> RuleChanges {
+        let mut changes = RuleChanges::default();
+        let mut state = RuleState {
+            series: BTreeMap::new(),
+            cooldowns: std::mem::take(&mut old.state.cooldowns),
+        };
+        for rule in &self.rules {
+            match old.rules.iter().find(|earlier| earlier.name == rule.name) {
+                None => changes.added.push(rule.name.clone()),
+                Some(earlier) if earlier == rule => {
+                    if let Some(series) = old.state.series.remove(&rule.name) {
+                        state.series.insert(rule.name.clone(), series);
+                    }
+                }
+                Some(_) => changes.changed.push(rule.name.clone()),
+            }
+        }
+        for earlier in &old.rules {
+            if !self.rules.iter().any(|rule| rule.name == earlier.name) {
+                changes.removed.push(earlier.name.clone());
+            }
+        }
+        // What is left of the old series belongs to removed or changed rules.
+        for (rule, series_of_rule) in old.state.series {
+            for series in series_of_rule.into_values() {
+                if let Some(episode) = series.firing {
+                    changes
+                        .dropped_alerts
+                        .push((rule.clone(), episode.alert_id));
+                }
+            }
+        }
+        self.state = state;
+        changes
     }
 
     /// Evaluates one record (a batch of one; see [`RuleSet::evaluate_batch`]).

@@ -517,6 +517,18 @@ impl DriftEngine {
         }
     }
 
+    /// Replaces the `drifted` decision rules of `model` (its `[models.drift]` method,
+    /// threshold, minimum sample and per-feature overrides) on a restored engine: the
+    /// summaries, samples and references do not depend on them (`Monitor::reconfigure`).
+    pub fn set_rules(&mut self, model: u16, rule: DriftRule, feature_rules: &[DriftRule]) {
+        if let Some(m) = self.models.get_mut(model as usize) {
+            if m.spec.feature_rules.len() == feature_rules.len() {
+                m.spec.rule = rule;
+                m.spec.feature_rules = feature_rules.to_vec();
+            }
+        }
+    }
+
     fn series(&mut self, model: u16, version: u16) -> Option<&mut SeriesState> {
         let m = self.models.get_mut(model as usize)?;
         while m.series.len() <= version as usize {

@@ -315,6 +315,26 @@ impl Engine {
         self.estimation.set_reference(model, windows);
     }
 
+    /// Applies the settings of `config` that do not shape the state to a restored engine:
+    /// the drift decision rules (`[models.drift]` method, threshold, `min_window_samples`,
+    /// per-feature overrides). Everything else in `config` must equal what the engine was
+    /// built with (the caller compares [`crate::checkpoint::shape_fingerprint`]s). Returns
+    /// the indices of the models whose rules changed.
+    pub fn reconfigure(&mut self, config: &EngineConfig) -> Vec<u16> {
+        let mut changed = Vec::new();
+        for (model, (old, new)) in self.config.drift.iter_mut().zip(&config.drift).enumerate() {
+            if old.rule == new.rule && old.feature_rules == new.feature_rules {
+                continue;
+            }
+            old.rule = new.rule;
+            old.feature_rules.clone_from(&new.feature_rules);
+            self.drift
+                .set_rules(model as u16, new.rule, &new.feature_rules);
+            changed.push(model as u16);
+        }
+        changed
+    }
+
     pub fn watermark(&self) -> i64 {
         self.watermark
     }
