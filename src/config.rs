@@ -796,6 +796,24 @@ feature = ["a"]
     }
 
     #[test]
+    fn cooperative_assignment_is_refused_by_key() {
+        let error = from_toml_str(&format!(
+            "[kafka.consumer]\n\"partition.assignment.strategy\" = \"cooperative-sticky\"\n{MINIMAL}"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("kafka.consumer.\"partition.assignment.strategy\"")
+                && error.contains("cooperative"),
+            "{error}"
+        );
+        from_toml_str(&format!(
+            "[kafka.consumer]\n\"partition.assignment.strategy\" = \"roundrobin\"\n{MINIMAL}"
+        ))
+        .expect("an eager assignor is fine");
+    }
+
+    #[test]
     fn consumer_and_producer_properties_go_to_that_client_only() {
         let config = from_toml_str(&format!(
             "[kafka.client]\n\"socket.timeout.ms\" = 1000\n             [kafka.consumer]\n\"session.timeout.ms\" = 6000\n\"enable.auto.offset.store\" = true\n             [kafka.producer]\n\"linger.ms\" = 20\n\"socket.timeout.ms\" = 2000\n{MINIMAL}"

@@ -424,6 +424,23 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        // The service relies on eager rebalancing: after a rebalance every partition is
+        // read again from the committed offsets (src/pipeline.rs, "the whole input or
+        // nothing").
+        for (table, properties) in [
+            ("kafka.client", &self.kafka.client),
+            ("kafka.consumer", &self.kafka.consumer),
+        ] {
+            if let Some(value) = properties.get("partition.assignment.strategy") {
+                if value.0.contains("cooperative") {
+                    problems.push(ConfigError::invalid(
+                        format!("{table}.\"partition.assignment.strategy\""),
+                        "cooperative assignment is not supported: use \"range\" (the default) \
+                         or \"roundrobin\" (docs/operations.md, \"Overlapping instances\")",
+                    ));
+                }
+            }
+        }
         for (key, value) in [
             (
                 "limits.max_versions_per_model",
