@@ -72,24 +72,29 @@ impl ExactSum {
             self.special += x;
             return;
         }
+        let partials = &mut self.partials;
+        let len = partials.len();
         let mut x = x;
         let mut kept = 0;
-        for i in 0..self.partials.len() {
-            let (hi, lo) = two_sum(x, self.partials[i]);
-            if lo != 0.0 {
-                self.partials[kept] = lo;
-                kept += 1;
-            }
+        for i in 0..len {
+            let (hi, lo) = two_sum(x, partials[i]);
+            // Branch-free: write the error in place (kept ≤ i), keep it if non-zero.
+            partials[kept] = lo;
+            kept += usize::from(lo != 0.0);
             x = hi;
         }
         if !x.is_finite() {
             // The running sum overflowed: from here on it is ±∞ (see the module docs).
             self.special += x;
-            self.partials.clear();
+            partials.clear();
             return;
         }
-        self.partials.truncate(kept);
-        self.partials.push(x);
+        if kept < len {
+            partials[kept] = x;
+            partials.truncate(kept + 1);
+        } else {
+            partials.push(x);
+        }
     }
 
     /// Adds the exact product `a · b` (both parts of its error-free split), barring
