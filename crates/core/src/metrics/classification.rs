@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use hashbrown::HashMap;
 
 use crate::exact_sum::ExactSum;
-
 use crate::output::{Averages, ClassMetrics, ClassificationMetrics, ConfusionMatrixOut, Prf};
 
 /// Clipping bound of probabilities in log loss: float64 machine epsilon, as scikit-learn.
