@@ -10,7 +10,8 @@
 //! - [`record`]: decoding predictions and outcomes from JSON (with its own JSON reader).
 //! - `join`: the interval join store; `window`: tumbling windows and their aggregates;
 //!   [`watermark`]: event time over the input partitions.
-//! - [`metrics`]: classification and regression metrics; [`drift`]: two-sample tests,
+//! - [`metrics`]: classification and regression metrics, their float sums kept exact by
+//!   [`exact_sum`] (order-independent, for merging partial windows); [`drift`]: two-sample tests,
 //!   references, samples, streaming detectors.
 //! - [`estimation`]: performance estimation without labels (NannyML's CBPE).
 //! - [`engine`]: join + windows + metrics + drift, emitting [`output`] records;
@@ -24,6 +25,7 @@ pub mod checkpoint;
 pub mod drift;
 pub mod engine;
 pub mod estimation;
+pub mod exact_sum;
 mod interner;
 pub(crate) mod join;
 pub mod metrics;

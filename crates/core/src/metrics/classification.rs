@@ -1,11 +1,13 @@
 //! Classification quality: a confusion matrix and score sums, mergeable, and the
 //! scikit-learn definitions (zero_division = 0) of accuracy, precision, recall, F1, ROC AUC,
-//! log loss and Brier score computed from them.
+//! log loss and Brier score computed from them. The score sums are exact
+//! ([`ExactSum`]): merged in any order, they give the same metrics to the bit.
 
 use std::collections::BTreeMap;
 
 use hashbrown::HashMap;
 
+use crate::exact_sum::ExactSum;
 use crate::output::{Averages, ClassMetrics, ClassificationMetrics, ConfusionMatrixOut, Prf};
 
 /// Clipping bound of probabilities in log loss: float64 machine epsilon, as scikit-learn.
@@ -98,19 +100,40 @@ impl BinaryPair {
 }
 
 /// Sums over the scored pairs of a window, for log loss, Brier score and ROC AUC.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct ScoreAggregate {
     /// Pairs with a usable score.
     pub scored: u64,
     /// Pairs without one: the score metrics are then undefined for the window.
     pub unscored: u64,
-    pub log_loss_sum: f64,
-    pub brier_sum: f64,
+    pub log_loss_sum: ExactSum,
+    pub brier_sum: ExactSum,
     /// Binary only: (probability of the positive class, actual is positive), for ROC AUC.
     /// Exact, so it grows with the window: 16 bytes per scored pair.
     pub ranked: Vec<(f64, bool)>,
     /// Whether the Brier score and ROC AUC apply (binary models).
     pub binary: bool,
+}
+
+/// The same pairs, in whatever order they were added or merged.
+impl PartialEq for ScoreAggregate {
+    fn eq(&self, other: &ScoreAggregate) -> bool {
+        let sorted = |s: &ScoreAggregate| {
+            let mut ranked: Vec<(u64, bool)> = s
+                .ranked
+                .iter()
+                .map(|&(p, positive)| (p.to_bits(), positive))
+                .collect();
+            ranked.sort_unstable();
+            ranked
+        };
+        self.scored == other.scored
+            && self.unscored == other.unscored
+            && self.log_loss_sum == other.log_loss_sum
+            && self.brier_sum == other.brier_sum
+            && self.binary == other.binary
+            && sorted(self) == sorted(other)
+    }
 }
 
 impl ScoreAggregate {
@@ -123,8 +146,8 @@ impl ScoreAggregate {
     pub(crate) fn add_binary_pair(&mut self, pair: &BinaryPair) {
         self.binary = true;
         self.scored += 1;
-        self.log_loss_sum += pair.log_loss;
-        self.brier_sum += pair.brier;
+        self.log_loss_sum.add(pair.log_loss);
+        self.brier_sum.add(pair.brier);
         self.ranked.push((pair.p, pair.actual_positive));
     }
 
@@ -132,7 +155,7 @@ impl ScoreAggregate {
     pub(crate) fn add_multiclass(&mut self, p_actual: f64) {
         let q = p_actual.clamp(LOG_LOSS_EPS, 1.0 - LOG_LOSS_EPS);
         self.scored += 1;
-        self.log_loss_sum += -q.ln();
+        self.log_loss_sum.add(-q.ln());
     }
 
     pub(crate) fn add_unscored(&mut self) {
@@ -142,8 +165,8 @@ impl ScoreAggregate {
     pub fn merge(&mut self, other: &ScoreAggregate) {
         self.scored += other.scored;
         self.unscored += other.unscored;
-        self.log_loss_sum += other.log_loss_sum;
-        self.brier_sum += other.brier_sum;
+        self.log_loss_sum.merge(&other.log_loss_sum);
+        self.brier_sum.merge(&other.brier_sum);
         self.ranked.extend_from_slice(&other.ranked);
         self.binary |= other.binary;
     }
@@ -154,11 +177,11 @@ impl ScoreAggregate {
 
     pub fn log_loss(&self) -> Option<f64> {
         self.complete()
-            .then(|| self.log_loss_sum / self.scored as f64)
+            .then(|| self.log_loss_sum.value() / self.scored as f64)
     }
 
     pub fn brier(&self) -> Option<f64> {
-        (self.complete() && self.binary).then(|| self.brier_sum / self.scored as f64)
+        (self.complete() && self.binary).then(|| self.brier_sum.value() / self.scored as f64)
     }
 
     /// ROC AUC as the Mann-Whitney statistic with tied scores counted half, which equals
@@ -361,6 +384,40 @@ mod tests {
         }
         // sklearn.metrics.roc_auc_score([0,1,0,1,0], [0.1,0.4,0.35,0.8,0.4]) == 0.916666...
         assert!((s.roc_auc().unwrap() - 0.9166666666666666).abs() < 1e-12);
+    }
+
+    fn score_bits(s: &ScoreAggregate) -> [Option<u64>; 3] {
+        [s.log_loss(), s.brier(), s.roc_auc()].map(|v| v.map(f64::to_bits))
+    }
+
+    proptest::proptest! {
+        /// Scored pairs split into parts and merged in any order: the same log loss,
+        /// Brier score and ROC AUC to the bit as one pass (naive float sums differ).
+        #[test]
+        fn split_and_merged_in_any_order_is_bit_identical(
+            pairs in proptest::collection::vec(
+                (proptest::prop_oneof![0.0f64..1.0, 0.0f64..1e-12, proptest::strategy::Just(0.5), proptest::strategy::Just(1.0)],
+                 proptest::bool::ANY),
+                1..120),
+            assignment in proptest::collection::vec(0usize..5, 120),
+            order in proptest::sample::subsequence(vec![0usize, 1, 2, 3, 4], 5),
+            rotate in 0usize..5,
+        ) {
+            let mut all = ScoreAggregate::default();
+            let mut parts = vec![ScoreAggregate::default(); 5];
+            for (i, &(p, y)) in pairs.iter().enumerate() {
+                all.add_binary(p, y);
+                parts[assignment[i]].add_binary(p, y);
+            }
+            let mut order = order;
+            order.rotate_left(rotate);
+            let mut merged = ScoreAggregate::default();
+            for &i in &order {
+                merged.merge(&parts[i]);
+            }
+            proptest::prop_assert_eq!(score_bits(&merged), score_bits(&all));
+            proptest::prop_assert_eq!(&merged, &all);
+        }
     }
 
     #[test]
