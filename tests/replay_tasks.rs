@@ -1,6 +1,6 @@
 //! `replay --tasks N`: the partitioned engine (task shards, partial windows, a finalizer)
 //! prints byte for byte what one engine prints, on the examples and on a generated stream
-//! with drift, alerts and retrain triggers; and says by name what it cannot run.
+//! with drift, alerts, retrain triggers and performance estimation (estimates and checks).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -83,7 +83,7 @@ fn the_examples_replay_the_same_with_any_number_of_tasks() {
 }
 
 #[test]
-fn a_generated_stream_with_drift_and_alerts_replays_the_same_with_any_number_of_tasks() {
+fn a_generated_stream_with_drift_alerts_and_estimation_replays_the_same_with_any_number_of_tasks() {
     let dir = temp_dir("replay-tasks");
     let status = Command::new(env!("CARGO_BIN_EXE_feedback-loop"))
         .args(["generate", "--output-dir"])
@@ -92,20 +92,11 @@ fn a_generated_stream_with_drift_and_alerts_replays_the_same_with_any_number_of_
         .status()
         .expect("runs generate");
     assert!(status.success());
-    // The demo's configuration without performance estimation (not partitioned yet).
-    let demo = feedback_loop::demo::DEMO_TOML;
-    let start = demo
-        .find("[models.estimation]")
-        .expect("the demo estimates");
-    let end = start + demo[start..].find("[[models]]").expect("a model follows");
+    // The demo's configuration: CBPE on `fraud`, rules with a retrain trigger.
     let config = dir.join("config.toml");
-    std::fs::write(&config, format!("{}{}", &demo[..start], &demo[end..])).unwrap();
-    let (ok, out, stderr) = replay(
-        &config,
-        &dir.join("predictions.jsonl"),
-        &dir.join("outcomes.jsonl"),
-        1,
-    );
+    std::fs::write(&config, feedback_loop::demo::DEMO_TOML).unwrap();
+    let (predictions, outcomes) = (dir.join("predictions.jsonl"), dir.join("outcomes.jsonl"));
+    let (ok, out, stderr) = replay(&config, &predictions, &outcomes, 1);
     assert!(ok, "{stderr}");
     let text = String::from_utf8_lossy(&out);
     assert!(
@@ -116,27 +107,13 @@ fn a_generated_stream_with_drift_and_alerts_replays_the_same_with_any_number_of_
         text.contains("feedback-loop.retrain.v1"),
         "and a retrain trigger"
     );
-    assert_same_for_every_split(
-        &config,
-        &dir.join("predictions.jsonl"),
-        &dir.join("outcomes.jsonl"),
-        500,
-    );
-}
-
-#[test]
-fn estimation_is_refused_by_name_when_partitioned() {
-    let dir = temp_dir("replay-tasks-estimation");
-    let config = dir.join("config.toml");
-    std::fs::write(&config, feedback_loop::demo::DEMO_TOML).unwrap();
-    let empty = dir.join("empty.jsonl");
-    std::fs::write(&empty, "").unwrap();
-    let (ok, _, stderr) = replay(&config, &empty, &empty, 2);
-    assert!(!ok);
     assert!(
-        stderr.contains("--tasks")
-            && stderr.contains("model `fraud`")
-            && stderr.contains("[models.estimation]"),
-        "{stderr}"
+        text.contains("\"estimated\":{"),
+        "windows carry CBPE estimates"
     );
+    assert!(
+        text.contains("feedback-loop.estimation-check.v1"),
+        "and estimation checks"
+    );
+    assert_same_for_every_split(&config, &predictions, &outcomes, 500);
 }

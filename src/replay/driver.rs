@@ -48,6 +48,11 @@ impl Driver {
         for (model, baseline) in &loaded.baselines {
             finalizer.monitor_mut().set_baseline(*model, baseline);
         }
+        for (model, windows) in &loaded.estimation_references {
+            finalizer
+                .monitor_mut()
+                .set_estimation_reference(*model, windows.clone());
+        }
         Ok(Driver::Partitioned {
             shards,
             clocks: vec![i64::MIN; tasks as usize],
@@ -111,6 +116,7 @@ impl Driver {
                 let mut all = Emitted::default();
                 for shard in shards.iter_mut() {
                     let emitted = hand_over(finalizer, shard.finish())?;
+                    all.due_after_end = emitted.due_after_end;
                     all.metrics.extend(emitted.metrics);
                     all.checks.extend(emitted.checks);
                     all.events.extend(emitted.events);

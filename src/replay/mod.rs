@@ -9,9 +9,9 @@
 //! `.jsonl.gz` or `.jsonl.zst` ([`input`]). A line that does not decode keeps its place in
 //! its file: it is ordered with the valid line before it. After each record the watermark
 //! becomes `largest event time - allowed_lateness`; at the end every window closes.
-//! Metrics records go to `out` as JSON lines, each estimation check (schema
-//! `feedback-loop.estimation-check.v1`) right after the records of the window whose close
-//! made it due, each window's alert events and retrain triggers right after its records
+//! Metrics records go to `out` as JSON lines, with the estimation checks (schema
+//! `feedback-loop.estimation-check.v1`) in the order they are due (docs/semantics.md,
+//! "Output order"), each step's alert events and retrain triggers right after its records
 //! (every line carries its `schema`); bad lines are
 //! reported on `diagnostics` (the first `REPORTED_ERRORS_PER_FILE` of each file, then a
 //! count).

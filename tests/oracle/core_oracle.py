@@ -378,7 +378,9 @@ class Engine:
         self.windows = defaultdict(Window)
         self.closed_upto = -math.inf  # every window with end <= this is closed
         self.snapshot = {}  # window start -> {model: versions seen when it closed}
-        self.versions_seen = {m: set() for m in cfg.models}
+        # Versions with activity in a closed window: what a window with only model-level
+        # counts reports (event time only, as the partitioned engine's finalizer knows it).
+        self.closed_versions = {m: set() for m in cfg.models}
         self.stats = defaultdict(int)
         # drift: first-windows references, detectors, and what each window saw when it closed
         self.first = defaultdict(list)  # (model, version) -> predictions of its first windows
@@ -424,10 +426,8 @@ class Engine:
         cfg = self.cfg
         if p["ts"] < self.wm:
             self.stats["late"] += 1
-            self.versions_seen[p["model"]].add(p["version"])
             self.add_version(self.max_ts, p, "late")
             return
-        self.versions_seen[p["model"]].add(p["version"])
         key = (p["id"], p["model"], p["version"])
         already_joined = any(
             (p["model"], p["version"]) in self.stored[oseq]["joined"]
@@ -621,7 +621,12 @@ class Engine:
                 if w + cfg.size <= upto and w not in self.snapshot:
                     self.fill_references(w)
                     self.feed_detectors(w)
-                    self.snapshot[w] = {m: set(v) for m, v in self.versions_seen.items()}
+                    for m in self.closed_versions:
+                        self.closed_versions[m] |= {
+                            v for (mm, v), sl in self.windows[w].series.items()
+                            if mm == m and sl.active()
+                        }
+                    self.snapshot[w] = {m: set(v) for m, v in self.closed_versions.items()}
                     self.close_state[w] = {
                         "first_complete": {k for k, v in self.first.items()
                                            if len(v) >= ref_size(cfg.models[k[0]])},

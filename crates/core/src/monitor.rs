@@ -16,6 +16,16 @@ pub struct Emitted {
     /// them).
     pub checks: Vec<EstimationCheck>,
     pub events: Vec<RuleEvent>,
+    /// When, after its end, a window's metrics records are due (its close) and when its
+    /// estimation check is (every prediction joined or expired), in ms: the output order.
+    pub due_after_end: DueAfterEnd,
+}
+
+/// See [`Emitted::due_after_end`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DueAfterEnd {
+    pub metrics: i64,
+    pub checks: i64,
 }
 
 impl Emitted {
@@ -23,19 +33,24 @@ impl Emitted {
         self.metrics.is_empty() && self.checks.is_empty() && self.events.is_empty()
     }
 
-    /// The metrics records and checks in output order: each window's metrics records,
-    /// then the checks of windows up to that one that are due (a check is due when its
-    /// window closes with `attribute_to = "prediction"`, later with `"outcome"`), then
-    /// the remaining checks.
+    /// The metrics records and checks in output order: by the time each is due (a
+    /// window's records at its close, its check once every prediction of it is joined or
+    /// expired: at the close with `attribute_to = "prediction"`, `max_label_delay` after
+    /// the end with `"outcome"`), records before checks due at the same time. An order of
+    /// event time only: one watermark step past several closes gives the same lines as
+    /// one step per close (and the partitioned engine the same as a single one).
     pub fn records_in_order(&self) -> Vec<Output<'_>> {
         let mut out = Vec::with_capacity(self.metrics.len() + self.checks.len());
         let mut checks = self.checks.iter().peekable();
+        let due = self.due_after_end;
         for window in self.metrics.chunk_by(|a, b| a.window == b.window) {
-            out.extend(window.iter().map(Output::Metrics));
-            let start = window[0].window.start;
-            while let Some(check) = checks.next_if(|c| c.window.start <= start) {
+            let close = window[0].window.end.saturating_add(due.metrics);
+            while let Some(check) =
+                checks.next_if(|c| c.window.end.saturating_add(due.checks) < close)
+            {
                 out.push(Output::Check(check));
             }
+            out.extend(window.iter().map(Output::Metrics));
         }
         out.extend(checks.map(Output::Check));
         out
@@ -171,6 +186,7 @@ impl Monitor {
             metrics,
             checks: self.engine.take_estimation_checks(),
             events,
+            due_after_end: self.engine.due_after_end(),
         }
     }
 }

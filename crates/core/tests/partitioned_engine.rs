@@ -1,10 +1,11 @@
-//! The partitioned engine against the single engine (what `replay` runs): the input's
+//! The partitioned engine against the single engine (what `replay` runs), with drift,
+//! detectors, rules and performance estimation (estimates and checks): the input's
 //! join keys hashed into P tasks, each task's engine shard fed its share in the input's
 //! order, the shards' partials and markers handed to a finalizer in a random interleaving
 //! (each task's own order kept, as a Kafka partition keeps it), some partials re-sent as a
 //! restored task would. The records and rule events must be byte-identical.
 
-use feedback_loop_core::monitor::{Emitted, Monitor};
+use feedback_loop_core::monitor::{Emitted, Monitor, Output};
 use feedback_loop_core::partition::{Finalizer, Receipt, TaskShard, TaskStep};
 use feedback_loop_core::record::{Decoder, Envelope, Input, Record};
 use feedback_loop_core::settings::Config;
@@ -37,12 +38,19 @@ min_window_samples = 20
 adwin = { enabled = true }
 ddm = { enabled = true }
 page_hinkley = { enabled = true }
+[models.estimation]
+method = "cbpe"
+reference_size = 200
 
 [[models]]
 name = "intent"
 task = "multiclass"
 features = ["length", "lang"]
 reference = "previous"
+[models.estimation]
+method = "cbpe"
+calibration = "none"
+reference_size = 150
 
 [[models]]
 name = "eta"
@@ -227,9 +235,12 @@ struct Published {
 
 impl Published {
     fn add(&mut self, emitted: Emitted) {
-        for record in emitted.metrics {
-            self.metrics
-                .push(serde_json::to_string(&record).expect("records encode"));
+        for line in emitted.records_in_order() {
+            let json = match line {
+                Output::Metrics(record) => serde_json::to_string(record),
+                Output::Check(check) => serde_json::to_string(check),
+            };
+            self.metrics.push(json.expect("records encode"));
         }
         for event in emitted.events {
             self.events
@@ -355,6 +366,15 @@ fn one_task_is_the_single_engine() {
     let want = single(&config, &lines);
     assert!(want.metrics.len() > 100, "a stream with windows");
     assert!(!want.events.is_empty(), "a stream that fires rules");
+    for (what, needle) in [
+        ("CBPE estimates", "\"estimated\":{\"method\""),
+        ("estimation checks", "feedback-loop.estimation-check.v1"),
+    ] {
+        assert!(
+            want.metrics.iter().any(|m| m.contains(needle)),
+            "a stream with {what}"
+        );
+    }
     assert_same(&want, &partitioned(&config, &lines, 1, 1), "1 task");
 }
 

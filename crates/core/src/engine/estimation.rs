@@ -146,6 +146,67 @@ impl Row {
     }
 }
 
+/// A row by names: what a task of the partitioned engine hands over (`crate::partition`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NamedRow {
+    pub predicted: String,
+    pub score: f64,
+    pub class_scores: Vec<(String, f64)>,
+}
+
+impl NamedRow {
+    fn of(row: &Row, names: &Interner) -> NamedRow {
+        NamedRow {
+            predicted: names.name(row.predicted).to_string(),
+            score: row.score,
+            class_scores: row
+                .class_scores
+                .iter()
+                .map(|&(c, s)| (names.name(c).to_string(), s))
+                .collect(),
+        }
+    }
+
+    /// The row with this engine's label ids (`None` past the label table's capacity).
+    fn row(&self, names: &mut Interner) -> Option<Row> {
+        Some(Row {
+            predicted: names.id(&self.predicted)?,
+            score: self.score,
+            class_scores: self
+                .class_scores
+                .iter()
+                .map(|(c, s)| Some((names.id(c)?, *s)))
+                .collect::<Option<Vec<_>>>()?,
+        })
+    }
+}
+
+/// One (model, version)'s estimation rows of one window by prediction time, by names:
+/// the predictions' rows and the labels joined so far (with whether each pair's time is
+/// before the window's close), or, handed over later, the labels joined after it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EstimationRows {
+    pub rows: Vec<NamedRow>,
+    /// (row, actual label, before the window's close).
+    pub labelled: Vec<(NamedRow, String, bool)>,
+}
+
+/// A row with its actual's label id and whether the pair's time is before its window's
+/// close.
+type LabelledRow = (Row, u32, bool);
+
+/// A task's estimation input, kept raw per window until handed over.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct TaskRows {
+    /// (window start, model, version) -> rows and labels, until the window is handed over.
+    open: BTreeMap<(i64, u16, u16), RawWindow>,
+    /// Labels of windows handed over already, until every prediction of the window is
+    /// joined or expired (end + `join.max_label_delay`).
+    late: BTreeMap<(i64, u16, u16), Vec<LabelledRow>>,
+    /// Start of the last window handed over.
+    handed: Option<i64>,
+}
+
 /// Rows of one window while the reference is being collected.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct RawWindow {
@@ -401,6 +462,9 @@ pub(crate) struct EstimationState {
     models: Vec<Option<ModelEstimation>>,
     /// Start of the last window the engine closed: later pairs of it are not added.
     last_closed: Option<i64>,
+    /// A task's engine: rows and labels are kept raw and handed over, not estimated.
+    #[serde(default)]
+    task: Option<TaskRows>,
 }
 
 impl EstimationState {
@@ -422,6 +486,112 @@ impl EstimationState {
         EstimationState {
             models,
             last_closed: None,
+            task: None,
+        }
+    }
+
+    /// Makes this the estimation state of a task's engine (see [`TaskRows`]).
+    pub(crate) fn for_task(&mut self) {
+        self.task = Some(TaskRows::default());
+    }
+
+    /// A task hands window `start` over: the rows and labels of it (and of any earlier
+    /// window), by (model, version), named.
+    pub(crate) fn take_window(
+        &mut self,
+        start: i64,
+        names: &Interner,
+    ) -> Vec<(u16, u16, EstimationRows)> {
+        let Some(task) = self.task.as_mut() else {
+            return Vec::new();
+        };
+        task.handed = Some(task.handed.map_or(start, |h| h.max(start)));
+        let later = task.open.split_off(&(start.saturating_add(1), 0, 0));
+        let taken = std::mem::replace(&mut task.open, later);
+        taken
+            .into_iter()
+            .map(|((_, model, version), raw)| {
+                let rows = EstimationRows {
+                    rows: raw.rows.iter().map(|r| NamedRow::of(r, names)).collect(),
+                    labelled: raw
+                        .labelled
+                        .iter()
+                        .map(|(r, actual, before)| {
+                            (
+                                NamedRow::of(r, names),
+                                names.name(*actual).to_string(),
+                                *before,
+                            )
+                        })
+                        .collect(),
+                };
+                (model, version, rows)
+            })
+            .collect()
+    }
+
+    /// A task's labels joined after their window was handed over, of the windows whose
+    /// predictions are all joined or expired at `watermark` (end + `max_label_delay`):
+    /// by (window start, model, version), named.
+    pub(crate) fn take_late_labels(
+        &mut self,
+        watermark: i64,
+        spec: &TumblingWindows,
+        max_label_delay: i64,
+        names: &Interner,
+    ) -> Vec<(i64, u16, u16, EstimationRows)> {
+        let Some(task) = self.task.as_mut() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        while let Some(entry) = task.late.first_entry() {
+            let (start, model, version) = *entry.key();
+            if spec.end_of(start).saturating_add(max_label_delay) > watermark {
+                break;
+            }
+            let labels = entry.remove();
+            out.push((
+                start,
+                model,
+                version,
+                EstimationRows {
+                    rows: Vec::new(),
+                    labelled: labels
+                        .iter()
+                        .map(|(r, actual, before)| {
+                            (
+                                NamedRow::of(r, names),
+                                names.name(*actual).to_string(),
+                                *before,
+                            )
+                        })
+                        .collect(),
+                },
+            ));
+        }
+        out
+    }
+
+    /// A finalizer adds a task's rows of window `start` (at the window's close) or its
+    /// late labels (once the window is complete).
+    pub(crate) fn merge_rows(
+        &mut self,
+        model: u16,
+        version: u16,
+        start: i64,
+        rows: &EstimationRows,
+        names: &mut Interner,
+    ) {
+        for named in &rows.rows {
+            if let Some(row) = named.row(names) {
+                self.add_row(model, version, start, row, names);
+            }
+        }
+        for (named, actual, before_close) in &rows.labelled {
+            let (Some(row), Some(actual)) = (named.row(names), names.id(actual)) else {
+                continue;
+            };
+            self.add_label(model, version, start, row, actual, *before_close, names);
         }
     }
 
@@ -450,6 +620,22 @@ impl EstimationState {
             return;
         };
         let Some(row) = Row::of(m.task, payload) else {
+            return;
+        };
+        if let Some(task) = self.task.as_mut() {
+            task.open
+                .entry((start, model, version))
+                .or_default()
+                .rows
+                .push(row);
+            return;
+        }
+        self.add_row(model, version, start, row, names);
+    }
+
+    /// [`EstimationState::observe_prediction`] with the row made.
+    fn add_row(&mut self, model: u16, version: u16, start: i64, row: Row, names: &Interner) {
+        let Some(Some(m)) = self.models.get_mut(model as usize) else {
             return;
         };
         let last_closed = self.last_closed;
@@ -493,6 +679,40 @@ impl EstimationState {
             return;
         };
         let Some(row) = Row::of(m.task, payload) else {
+            return;
+        };
+        if let Some(task) = self.task.as_mut() {
+            if task.handed.is_some_and(|h| start <= h) {
+                task.late.entry((start, model, version)).or_default().push((
+                    row,
+                    actual,
+                    before_close,
+                ));
+            } else {
+                task.open
+                    .entry((start, model, version))
+                    .or_default()
+                    .labelled
+                    .push((row, actual, before_close));
+            }
+            return;
+        }
+        self.add_label(model, version, start, row, actual, before_close, names);
+    }
+
+    /// [`EstimationState::observe_joined`] with the row made.
+    #[allow(clippy::too_many_arguments)]
+    fn add_label(
+        &mut self,
+        model: u16,
+        version: u16,
+        start: i64,
+        row: Row,
+        actual: u32,
+        before_close: bool,
+        names: &Interner,
+    ) {
+        let Some(Some(m)) = self.models.get_mut(model as usize) else {
             return;
         };
         let last_closed = self.last_closed;
@@ -541,8 +761,12 @@ impl EstimationState {
         watermark: i64,
         spec: &TumblingWindows,
         max_label_delay: i64,
+        close_wait: i64,
         names: &Interner,
     ) {
+        if self.task.is_some() {
+            return; // a task hands its rows over; the finalizer fits and estimates
+        }
         for m in self.models.iter_mut().flatten() {
             let Some(size) = m.spec.reference_size else {
                 continue;
@@ -558,6 +782,9 @@ impl EstimationState {
                 else {
                     continue;
                 };
+                // The start of the window that completed the reference, if this call
+                // completes it.
+                let mut completed_by = None;
                 while *pairs < size {
                     let Some((&start, _)) = windows.first_key_value() else {
                         break;
@@ -571,6 +798,7 @@ impl EstimationState {
                     if window.labelled.is_empty() {
                         continue;
                     }
+                    completed_by = Some(start);
                     *pairs += window.labelled.len();
                     let mut rows: Vec<ReferenceRow> = window
                         .labelled
@@ -586,6 +814,12 @@ impl EstimationState {
                 if *pairs < size {
                     continue;
                 }
+                // The fit is due when the completing window is complete; the windows that
+                // close at or after that time get estimates, whatever steps the watermark
+                // took (one step past several closes, or one per close).
+                let fit_at = completed_by.map_or(watermark, |start| {
+                    spec.end_of(start).saturating_add(max_label_delay)
+                });
                 let fit = Fitted::fit(task, &positive, mode, reference);
                 let mut next = fitted_phase(fit, reference);
                 if let Phase::Fitted {
@@ -600,7 +834,9 @@ impl EstimationState {
                         names,
                     };
                     for (&start, raw) in windows.iter() {
-                        if self.last_closed.is_some_and(|c| start <= c) {
+                        if spec.end_of(start).saturating_add(close_wait) < fit_at
+                            || self.last_closed.is_some_and(|c| start <= c)
+                        {
                             continue;
                         }
                         let mut window = fitted.new_window();

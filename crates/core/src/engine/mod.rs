@@ -10,8 +10,8 @@ mod partial;
 
 use std::collections::BTreeMap;
 
-pub use estimation::{decode_reference, EstimationSpec, ReferenceRow};
-pub use partial::{PartialError, QualityPartial, SeriesPartial, WindowPartial};
+pub use estimation::{decode_reference, EstimationRows, EstimationSpec, NamedRow, ReferenceRow};
+pub use partial::{PartialError, PartialKind, QualityPartial, SeriesPartial, WindowPartial};
 
 use crate::drift::fnv1a64;
 use crate::drift::stream::{Baseline, DriftEngine, ModelDriftSpec, SeriesOutput};
@@ -692,13 +692,14 @@ impl Engine {
         if !self.expire_until(watermark) {
             return Vec::new();
         }
+        let wait = self.close_wait();
         self.estimation.advance(
             watermark,
             &self.windows_spec,
             self.config.max_label_delay,
+            wait,
             &self.labels,
         );
-        let wait = self.close_wait();
         let mut records = Vec::new();
         while let Some((&start, _)) = self.windows.first_key_value() {
             let end = self.windows_spec.end_of(start);
@@ -760,6 +761,14 @@ impl Engine {
             self.join.advance(watermark, &mut attribution!(self));
         }
         true
+    }
+
+    /// When a window's records and its estimation check are due, after its end.
+    pub fn due_after_end(&self) -> crate::monitor::DueAfterEnd {
+        crate::monitor::DueAfterEnd {
+            metrics: self.close_wait(),
+            checks: self.config.max_label_delay,
+        }
     }
 
     /// How long after its end a window closes: with `attribute_to = "prediction"`, once

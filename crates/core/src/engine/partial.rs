@@ -10,16 +10,30 @@
 
 use std::collections::BTreeMap;
 
-use super::{version_name, Engine, EngineConfig};
+use super::{version_name, Engine, EngineConfig, EstimationRows};
 use crate::drift::stream::DriftPartial;
 use crate::interner::Interner;
 use crate::metrics::{ConfusionMatrix, RegressionAggregate, ScoreAggregate};
 use crate::settings::Task;
 use crate::window::{ModelCounts, Quality, SeriesCounts, SeriesKey, SeriesWindow};
 
+/// What a partial holds, and so when the finalizer takes it in.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub enum PartialKind {
+    /// A window the task passed: due when the window closes.
+    Window,
+    /// Performance-estimation labels of a window handed over before, joined since: due
+    /// when every prediction of the window is joined or expired (end +
+    /// `join.max_label_delay`), for its estimation check.
+    LateLabels,
+}
+
 /// One model's share of one window from one task.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct WindowPartial {
+    pub kind: PartialKind,
     pub model: String,
     pub window_start: i64,
     /// The model's series in the window, by (version, segment).
@@ -27,6 +41,9 @@ pub struct WindowPartial {
     /// Counts that belong to the model rather than to a version (outcomes, orphans…).
     pub model_counts: Option<ModelCounts>,
     pub drift: Option<DriftPartial>,
+    /// Performance estimation (`[models.estimation]`): (version, rows and labels of the
+    /// window by prediction time), by version.
+    pub estimation: Vec<(String, EstimationRows)>,
 }
 
 /// A series' aggregates in a [`WindowPartial`].
@@ -60,37 +77,21 @@ pub enum PartialError {
     UnknownSegment { model: String, dimension: u16 },
     #[error("a partial of model `{model}` holds another kind of quality aggregate than the model's task")]
     KindMismatch { model: String },
-    #[error("model `{model}`: performance estimation ([models.estimation]) does not run in the partitioned engine yet")]
-    Estimation { model: String },
-}
-
-impl EngineConfig {
-    /// Whether the partitioned engine can run this configuration.
-    pub fn check_partitionable(&self) -> Result<(), PartialError> {
-        for (spec, estimation) in self.models.iter().zip(&self.estimation) {
-            if estimation.is_some() {
-                return Err(PartialError::Estimation {
-                    model: spec.name.clone(),
-                });
-            }
-        }
-        Ok(())
-    }
 }
 
 impl Engine {
     /// The engine of a task: an engine whose windows are handed over
     /// ([`Engine::advance_task_watermark`]), never closed.
     pub fn for_task(config: EngineConfig) -> Result<Engine, PartialError> {
-        config.check_partitionable()?;
-        Ok(Engine::new(config))
+        let mut engine = Engine::new(config);
+        engine.estimation.for_task();
+        Ok(engine)
     }
 
     /// The engine of a finalizer: its windows come from partials
     /// ([`Engine::merge_partial`]). The tasks applied the limits on versions, labels and
     /// segment values, each to its share; their union is kept whole here.
     pub fn for_finalizer(config: EngineConfig) -> Result<Engine, PartialError> {
-        config.check_partitionable()?;
         let mut engine = Engine::new(config);
         for model in &mut engine.models {
             model.versions = Interner::with_capacity_limit(usize::MAX);
@@ -126,11 +127,13 @@ impl Engine {
             });
             let mut partials: BTreeMap<u16, WindowPartial> = BTreeMap::new();
             let new = |model: u16| WindowPartial {
+                kind: PartialKind::Window,
                 model: models[model as usize].spec.name.clone(),
                 window_start: start,
                 series: Vec::new(),
                 model_counts: None,
                 drift: None,
+                estimation: Vec::new(),
             };
             for id in window.series_ids() {
                 let Some(series) = window.series(id) else {
@@ -183,13 +186,63 @@ impl Engine {
             for (model, drift) in drift {
                 partials.entry(model).or_insert_with(|| new(model)).drift = Some(drift);
             }
+            for (model, version, rows) in self.estimation.take_window(start, &self.labels) {
+                let version = version_name(&models[model as usize], version).to_string();
+                partials
+                    .entry(model)
+                    .or_insert_with(|| new(model))
+                    .estimation
+                    .push((version, rows));
+            }
             for mut p in partials.into_values() {
                 p.series
                     .sort_by(|a, b| (&a.version, &a.segment).cmp(&(&b.version, &b.segment)));
+                p.estimation.sort_by(|a, b| a.0.cmp(&b.0));
                 out.push(p);
             }
         }
+        // Estimation labels joined after their window was handed over, once the window
+        // is complete: one partial per (window, model).
+        let late = self.estimation.take_late_labels(
+            watermark,
+            &self.windows_spec,
+            self.config.max_label_delay,
+            &self.labels,
+        );
+        let mut by_window: BTreeMap<(i64, u16), WindowPartial> = BTreeMap::new();
+        for (start, model, version, rows) in late {
+            let state = &self.models[model as usize];
+            by_window
+                .entry((start, model))
+                .or_insert_with(|| WindowPartial {
+                    kind: PartialKind::LateLabels,
+                    model: state.spec.name.clone(),
+                    window_start: start,
+                    series: Vec::new(),
+                    model_counts: None,
+                    drift: None,
+                    estimation: Vec::new(),
+                })
+                .estimation
+                .push((version_name(state, version).to_string(), rows));
+        }
+        for mut p in by_window.into_values() {
+            p.estimation.sort_by(|a, b| a.0.cmp(&b.0));
+            out.push(p);
+        }
         out
+    }
+
+    /// When the finalizer takes a partial in: at its window's close, or, for late labels,
+    /// once every prediction of the window is joined or expired.
+    pub fn due_of(&self, partial: &WindowPartial) -> i64 {
+        match partial.kind {
+            PartialKind::Window => self.close_of(partial.window_start),
+            PartialKind::LateLabels => self
+                .windows_spec
+                .end_of(partial.window_start)
+                .saturating_add(self.config.max_label_delay),
+        }
     }
 
     /// When the window starting at `start` closes: the watermark that passes its end,
@@ -242,6 +295,15 @@ impl Engine {
         let task = self.models[model].spec.task;
         let start = partial.window_start;
         let model_id = model as u16;
+        for (version, rows) in &partial.estimation {
+            let version = self.models[model].versions.id(version).unwrap_or(0) as u16;
+            self.estimation
+                .merge_rows(model_id, version, start, rows, &mut self.labels);
+        }
+        if partial.kind == PartialKind::LateLabels {
+            // Only labels: the window itself is closed.
+            return Ok(());
+        }
         for series in &partial.series {
             let state = &mut self.models[model];
             // Unbounded interners (`for_finalizer`): an id is always given.

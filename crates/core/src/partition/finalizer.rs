@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::Marker;
 use crate::alerts::RuleError;
-use crate::engine::{Engine, EngineConfig, PartialError, WindowPartial};
+use crate::engine::{Engine, EngineConfig, PartialError, PartialKind, WindowPartial};
 use crate::monitor::{Emitted, Monitor};
 use crate::settings::Config;
 
@@ -34,6 +34,9 @@ pub enum FinalizerError {
     Rules(#[from] RuleError),
 }
 
+/// One due partial's slots: task -> model -> the task's partial (a resend replaces it).
+type TaskSlots = BTreeMap<u32, BTreeMap<String, WindowPartial>>;
+
 /// See the module documentation.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Finalizer {
@@ -42,8 +45,9 @@ pub struct Finalizer {
     /// The latest watermark of every task (`None` until its first marker).
     watermarks: Vec<Option<i64>>,
     idle: Vec<bool>,
-    /// Open windows: start -> task -> model -> the task's partial.
-    slots: BTreeMap<i64, BTreeMap<u32, BTreeMap<String, WindowPartial>>>,
+    /// Partials not taken in yet: (due, window start, kind) -> task -> model -> the
+    /// task's partial.
+    slots: BTreeMap<(i64, i64, PartialKind), TaskSlots>,
     /// The watermark the windows are closed through.
     watermark: i64,
     /// Partials dropped because their window had closed.
@@ -82,7 +86,8 @@ impl Finalizer {
         self.stale
     }
 
-    /// Windows with at least one partial that have not closed yet.
+    /// Partials waiting for their window to close (or, for late labels, to complete), by
+    /// (window, kind).
     pub fn open_windows(&self) -> usize {
         self.slots.len()
     }
@@ -95,13 +100,14 @@ impl Finalizer {
     ) -> Result<Receipt, FinalizerError> {
         self.check_task(task)?;
         self.monitor.engine().check_partial(&partial)?;
-        if self.monitor.engine().close_of(partial.window_start) <= self.watermark {
+        let due = self.monitor.engine().due_of(&partial);
+        if due <= self.watermark {
             self.stale += 1;
             return Ok(Receipt::Stale);
         }
         let slot = self
             .slots
-            .entry(partial.window_start)
+            .entry((due, partial.window_start, partial.kind))
             .or_default()
             .entry(task)
             .or_default();
@@ -133,7 +139,7 @@ impl Finalizer {
         }
         self.watermark = watermark;
         while let Some(entry) = self.slots.first_entry() {
-            if self.monitor.engine().close_of(*entry.key()) > watermark {
+            if entry.key().0 > watermark {
                 break;
             }
             // Task order, then model order: the merge order is fixed (and the merge
