@@ -154,13 +154,7 @@ fn advance(
     subject: Subject<'_>,
     value: Option<f64>,
 ) -> Option<AlertEvent> {
-    let label = || {
-        series_label(
-            subject.model(),
-            subject.model_version(),
-            subject.segment(),
-        )
-    };
+    let label = || series_label(subject.model(), subject.model_version(), subject.segment());
     let window_start = subject.window().start_text();
     if let Some(episode) = &series.firing {
         let value = value?; // no data: stays firing
@@ -180,7 +174,14 @@ fn advance(
             rule.threshold,
             window_start,
         );
-        let alert = alert_event(rule, subject, AlertStatus::Resolved, value, episode, summary);
+        let alert = alert_event(
+            rule,
+            subject,
+            AlertStatus::Resolved,
+            value,
+            episode,
+            summary,
+        );
         series.firing = None;
         series.consecutive = 0;
         return Some(alert);

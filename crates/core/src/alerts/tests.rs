@@ -746,14 +746,20 @@ fn a_check_rule_fires_after_for_windows_on_the_absolute_error_and_resolves() {
     // is the rule and that check's record id.
     let id = id.replace(&minute(2), &minute(3));
     assert_eq!(fired.alert_id, id);
-    assert_eq!(fired.record_id, format!("fraud/-/{}/estimation-check", minute(3)));
+    assert_eq!(
+        fired.record_id,
+        format!("fraud/-/{}/estimation-check", minute(3))
+    );
     assert_eq!(fired.metric, "estimation_check.metrics.accuracy.abs_error");
     assert_eq!(fired.value, 0.08);
     assert_eq!(fired.fired_at, minute(4));
     assert!(fired.segment.is_none());
     let resolved = alerts(&per_window[5])[0];
     assert_eq!(resolved.alert_id, id);
-    assert_eq!(resolved.record_id, format!("fraud/-/{}/estimation-check", minute(5)));
+    assert_eq!(
+        resolved.record_id,
+        format!("fraud/-/{}/estimation-check", minute(5))
+    );
     assert!(set.state().series.is_empty(), "{:?}", set.state());
     // The retrain trigger of the firing window.
     let fired_triggers = triggers(&per_window[3]);
@@ -811,7 +817,10 @@ fn metrics_and_check_rules_do_not_see_each_others_records() {
     let fired = alerts(&events);
     assert_eq!(fired.len(), 1);
     assert_eq!(fired[0].rule, "f1-drop");
-    assert_eq!(fired[0].alert_id, format!("f1-drop/fraud/1.0/{}", minute(1)));
+    assert_eq!(
+        fired[0].alert_id,
+        format!("f1-drop/fraud/1.0/{}", minute(1))
+    );
     // Both retrain rules fired for fraud; the check's window (0) came first, its trigger
     // started the cooldown, so the metrics rule's firing in window 1 (within 1h) has none.
     assert!(triggers(&events).is_empty());
@@ -830,9 +839,11 @@ fn check_paths_are_checked_at_load() {
         message.contains(r#"rule "accuracy-check": unknown metric path "estimation_check.metrics.accuracy.abs_error""#),
         "{message}"
     );
-    let RuleError::Rule { problem, .. } =
-        RuleSet::new(&[check_rule(json!({"model": "price"}))], &models_with_estimation())
-            .expect_err("invalid");
+    let RuleError::Rule { problem, .. } = RuleSet::new(
+        &[check_rule(json!({"model": "price"}))],
+        &models_with_estimation(),
+    )
+    .expect_err("invalid");
     assert_eq!(problem.field(), "metric");
     // A classification model without [models.estimation].
     let message = error(json!({"model": "churn"}), &models_with_estimation());
@@ -841,7 +852,10 @@ fn check_paths_are_checked_at_load() {
         "{message}"
     );
     let message = error(json!({"model": "*"}), &models());
-    assert!(message.contains("none has [models.estimation]"), "{message}");
+    assert!(
+        message.contains("none has [models.estimation]"),
+        "{message}"
+    );
     // An unknown leaf or metric.
     for metric in [
         "estimation_check.metrics.accuracy.value",
@@ -849,7 +863,10 @@ fn check_paths_are_checked_at_load() {
         "estimation_check.accuracy.error",
     ] {
         let message = error(json!({"metric": metric}), &models_with_estimation());
-        assert!(message.contains("unknown metric path"), "{metric}: {message}");
+        assert!(
+            message.contains("unknown metric path"),
+            "{metric}: {message}"
+        );
     }
     // Checks are not segmented.
     let RuleError::Rule { problem, .. } = RuleSet::new(

@@ -13,9 +13,9 @@ use std::borrow::Cow;
 use std::fmt;
 
 use super::{
-    Averages, CheckMetric, CheckMetrics, ClassMetrics, ClassificationMetrics, Counts,
-    DetectorOut, DetectorsOut, DriftOut, DriftValue, EstimatedMetric, EstimatedMetrics,
-    EstimationCheck, MetricsRecord, Prf, RegressionMetrics,
+    Averages, CheckMetric, CheckMetrics, ClassMetrics, ClassificationMetrics, Counts, DetectorOut,
+    DetectorsOut, DriftOut, DriftValue, EstimatedMetric, EstimatedMetrics, EstimationCheck,
+    MetricsRecord, Prf, RegressionMetrics,
 };
 use crate::settings::Task;
 
@@ -578,12 +578,9 @@ mod tests {
         assert!(MetricPath::parse("classification.per_class..f1", Task::Binary, &[]).is_none());
         assert!(MetricPath::parse("estimated.metrics.f1.value", Task::Regression, &[]).is_none());
         assert!(MetricPath::parse("estimated.metrics.mae.value", Task::Binary, &[]).is_none());
-        assert!(MetricPath::parse(
-            "estimation_check.metrics.f1.error",
-            Task::Regression,
-            &[]
-        )
-        .is_none());
+        assert!(
+            MetricPath::parse("estimation_check.metrics.f1.error", Task::Regression, &[]).is_none()
+        );
         assert!(
             MetricPath::parse("estimation_check.metrics.f1.value", Task::Binary, &[]).is_none()
         );
