@@ -12,7 +12,7 @@
 //! it changes nothing.
 //!
 //! A rule on an estimation-check path (`estimation_check.metrics.…`) runs the same machine
-//! over the checks instead of the metrics records ([`Subject`]): the sample size is the
+//! over the checks instead of the metrics records (`Subject`): the sample size is the
 //! check's `labeled` count, the series has no segment, and its alert ids are
 //! `<rule>/<check record_id>` of the firing check.
 
