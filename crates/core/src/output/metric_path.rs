@@ -647,6 +647,26 @@ mod tests {
         assert_eq!(estimated.check_value(&check), None);
     }
 
+    /// Snapshots hold compiled rules, so their paths in bincode (checkpoint.rs). `Check` is
+    /// the last variant: the paths of the metrics record encode as they did before it
+    /// existed (variant index, then the leaf), so SNAPSHOT_VERSION did not change with it.
+    #[test]
+    fn the_encoding_of_metrics_record_paths_is_unchanged_by_check_paths() {
+        let encode = |text| {
+            bincode::serialize(&MetricPath::parse(text, Task::Binary, &[]).expect(text))
+                .expect("encodes")
+        };
+        // `Estimated` is variant 8, metric 3 (f1), leaf 0 (value).
+        let mut estimated = 8u32.to_le_bytes().to_vec();
+        estimated.extend(3u64.to_le_bytes());
+        estimated.extend(0u64.to_le_bytes());
+        assert_eq!(encode("estimated.metrics.f1.value"), estimated);
+        let mut check = 9u32.to_le_bytes().to_vec();
+        check.extend(0u64.to_le_bytes());
+        check.extend(3u64.to_le_bytes());
+        assert_eq!(encode("estimation_check.metrics.accuracy.abs_error"), check);
+    }
+
     #[test]
     fn every_catalog_pattern_parses() {
         let features = vec!["<feature>".to_string()];
