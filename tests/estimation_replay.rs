@@ -1,7 +1,7 @@
 //! Replay with `[models.estimation]` (docs/estimation.md): the multiclass example model
 //! `intent` gets an `estimated` object once its reference is fitted, the other model's
-//! records are byte for byte those of a run without the section, and a rule can watch an
-//! estimated metric.
+//! records are byte for byte those of a run without the section, a rule can watch an
+//! estimated metric, and a rule can watch the estimation check's error.
 
 use serde_json::Value;
 
@@ -167,4 +167,90 @@ fn replay_emits_one_estimation_check_per_estimated_window_after_its_labels() {
             check["record_id"]
         );
     }
+}
+
+/// A rule on the check's error (issue 18): `abs_error >= 0` crosses on every check with a
+/// defined accuracy, so it fires on the first check with `labeled >= min_samples`.
+const CHECK_RULE: &str = r#"
+[[rules]]
+name = "intent-accuracy-check"
+model = "intent"
+metric = "estimation_check.metrics.accuracy.abs_error"
+op = ">="
+threshold = 0.0
+min_samples = 1
+"#;
+
+#[test]
+fn a_rule_on_the_estimation_check_fires_on_the_check_after_its_line() {
+    let with = replay(&format!("{ESTIMATION}{CHECK_RULE}"));
+    let without = replay(ESTIMATION);
+    let parse = |l: &String| serde_json::from_str::<Value>(l).expect("JSON line");
+    let lines: Vec<Value> = with.iter().map(parse).collect();
+    // Records, checks and the other rule's events are those of the run without the rule.
+    let not_the_rule = |lines: &[String]| -> Vec<String> {
+        lines
+            .iter()
+            .filter(|l| parse(l)["rule"] != "intent-accuracy-check")
+            .cloned()
+            .collect()
+    };
+    assert_eq!(not_the_rule(&with), without);
+
+    let events: Vec<(usize, &Value)> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v["rule"] == "intent-accuracy-check")
+        .collect();
+    assert_eq!(events.len(), 1, "fires once, never resolves (|error| >= 0)");
+    let (at, alert) = events[0];
+    assert_eq!(alert["schema"], "feedback-loop.alert.v1");
+    assert_eq!(alert["status"], "firing");
+    assert_eq!(
+        alert["metric"],
+        "estimation_check.metrics.accuracy.abs_error"
+    );
+    let (check_at, check) = lines
+        .iter()
+        .enumerate()
+        .find(|(_, v)| {
+            v["schema"] == "feedback-loop.estimation-check.v1"
+                && v["metrics"]["accuracy"]["abs_error"].is_number()
+        })
+        .expect("a check with an accuracy error");
+    assert_eq!(alert["record_id"], check["record_id"]);
+    assert_eq!(alert["window"], check["window"]);
+    assert_eq!(alert["value"], check["metrics"]["accuracy"]["abs_error"]);
+    let record_id = check["record_id"].as_str().expect("a record id");
+    assert!(record_id.ends_with("/estimation-check"), "{record_id}");
+    assert_eq!(
+        alert["alert_id"],
+        format!("intent-accuracy-check/{record_id}")
+    );
+    // After the check's line, and after every record and check of the step that emitted it.
+    assert!(at > check_at, "event at {at}, check at {check_at}");
+    for line in &lines[check_at + 1..at] {
+        assert!(
+            line["schema"] == "feedback-loop.metrics.v1"
+                || line["schema"] == "feedback-loop.estimation-check.v1"
+                || line["schema"] == "feedback-loop.alert.v1"
+                || line["schema"] == "feedback-loop.retrain.v1",
+            "{line}"
+        );
+    }
+    // Every check carries abs_error = |error|.
+    for v in lines
+        .iter()
+        .filter(|v| v["schema"] == "feedback-loop.estimation-check.v1")
+    {
+        for metric in ["accuracy", "precision", "recall", "f1", "roc_auc"] {
+            let m = &v["metrics"][metric];
+            assert_eq!(
+                m["abs_error"].as_f64(),
+                m["error"].as_f64().map(f64::abs),
+                "{metric}"
+            );
+        }
+    }
+    assert_eq!(with, replay(&format!("{ESTIMATION}{CHECK_RULE}")));
 }

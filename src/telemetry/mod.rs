@@ -542,6 +542,9 @@ impl Telemetry {
                     let metric = path.group_name().unwrap_or_default();
                     set(&self.estimated, &[model, version, metric, leaf], value)
                 }
+                // Leaves of the estimation check: `for_each_metric` walks metrics records
+                // only (the check's error is `observe_check`'s gauge).
+                MetricGroup::Check(_) => {}
             }
         });
         if let Some(c) = &record.classification {

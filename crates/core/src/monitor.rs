@@ -8,13 +8,16 @@ use crate::output::{EstimationCheck, MetricsRecord};
 use crate::settings::Config;
 
 /// What one watermark step emitted: the closed windows' records, the estimation checks
-/// that became due, then the rule events the records caused.
+/// that became due, then the rule events the records caused, then those the checks caused.
 #[derive(Debug, Default)]
 pub struct Emitted {
     pub metrics: Vec<MetricsRecord>,
-    /// `feedback-loop.estimation-check.v1` records, in window order (rules do not see
-    /// them).
+    /// `feedback-loop.estimation-check.v1` records, in window order (only rules on
+    /// `estimation_check.…` paths see them).
     pub checks: Vec<EstimationCheck>,
+    /// The events of the metrics records (window by window), then those of the checks
+    /// (window by window): a check rule's event comes after every record and check of the
+    /// step.
     pub events: Vec<RuleEvent>,
     /// When, after its end, a window's metrics records are due (its close) and when its
     /// estimation check is (every prediction joined or expired), in ms: the output order.
@@ -177,14 +180,21 @@ impl Monitor {
         self.evaluate(metrics)
     }
 
+    /// The rules see the closed windows' records one window at a time, then the checks
+    /// that became due one window at a time (a check's window closed earlier: its event
+    /// follows the records' events).
     fn evaluate(&mut self, metrics: Vec<MetricsRecord>) -> Emitted {
         let mut events = Vec::new();
         for window in metrics.chunk_by(|a, b| a.window == b.window) {
             events.extend(self.rules.evaluate_batch(window));
         }
+        let checks = self.engine.take_estimation_checks();
+        for window in checks.chunk_by(|a, b| a.window == b.window) {
+            events.extend(self.rules.evaluate_checks(window));
+        }
         Emitted {
             metrics,
-            checks: self.engine.take_estimation_checks(),
+            checks,
             events,
             due_after_end: self.engine.due_after_end(),
         }

@@ -25,8 +25,10 @@ pub enum AlertStatus {
 pub struct AlertEvent {
     pub schema: String,
     /// `<rule>/<model>/<version or ->/<episode start>[/<dimension>=<value>…]`, where the
-    /// episode start is the window start of the window in which the alert fired. Shared by
-    /// the firing and the resolved event of one episode.
+    /// episode start is the window start of the window in which the alert fired; for a rule
+    /// on an estimation-check path, `<rule>/<record id of the firing check>`
+    /// (`…/<episode start>/estimation-check`). Shared by the firing and the resolved event
+    /// of one episode.
     pub alert_id: String,
     pub status: AlertStatus,
     pub rule: String,
@@ -43,7 +45,8 @@ pub struct AlertEvent {
     pub value: f64,
     /// The window that caused this event.
     pub window: WindowBounds,
-    /// The metrics record that caused this event.
+    /// The record that caused this event: a metrics record, or for a rule on an
+    /// `estimation_check.…` path, an estimation check (`…/estimation-check`).
     pub record_id: String,
     pub summary: String,
     /// The window end at which the episode fired (the same on the resolved event).

@@ -10,6 +10,11 @@
 //! is muted: no state change at all. A window where the metric has no value does not cross
 //! and does not resolve; before firing it resets the consecutive count to 0, while firing
 //! it changes nothing.
+//!
+//! A rule on an estimation-check path (`estimation_check.metrics.…`) runs the same machine
+//! over the checks instead of the metrics records (`Subject`): the sample size is the
+//! check's `labeled` count, the series has no segment, and its alert ids are
+//! `<rule>/<check record_id>` of the firing check.
 
 use std::collections::BTreeMap;
 
@@ -19,7 +24,65 @@ use super::events::{
     alert_id, plural_windows, series_label, AlertEvent, AlertStatus, ALERT_SCHEMA,
 };
 use super::CompiledRule;
-use crate::output::MetricsRecord;
+use crate::output::{EstimationCheck, MetricsRecord, WindowBounds};
+
+/// What a rule is evaluated on: a window's metrics record, or a window's estimation check
+/// (emitted later, once the window's labels are in). A rule reads one kind only: that of its
+/// metric path.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Subject<'a> {
+    Metrics(&'a MetricsRecord),
+    Check(&'a EstimationCheck),
+}
+
+impl<'a> Subject<'a> {
+    pub(crate) fn model(self) -> &'a str {
+        match self {
+            Subject::Metrics(r) => &r.model,
+            Subject::Check(c) => &c.model,
+        }
+    }
+
+    fn model_version(self) -> Option<&'a str> {
+        match self {
+            Subject::Metrics(r) => r.model_version.as_deref(),
+            Subject::Check(c) => c.model_version.as_deref(),
+        }
+    }
+
+    fn segment(self) -> Option<&'a BTreeMap<String, String>> {
+        match self {
+            Subject::Metrics(r) => r.segment.as_ref(),
+            Subject::Check(_) => None,
+        }
+    }
+
+    pub(crate) fn window(self) -> WindowBounds {
+        match self {
+            Subject::Metrics(r) => r.window,
+            Subject::Check(c) => c.window,
+        }
+    }
+
+    fn record_id(self) -> &'a str {
+        match self {
+            Subject::Metrics(r) => &r.record_id,
+            Subject::Check(c) => &c.record_id,
+        }
+    }
+
+    /// What `min_samples` is compared with: `counts.joined`, or the check's `labeled`.
+    fn samples(self) -> u64 {
+        match self {
+            Subject::Metrics(r) => r.counts.joined,
+            Subject::Check(c) => c.labeled,
+        }
+    }
+
+    fn is_check(self) -> bool {
+        matches!(self, Subject::Check(_))
+    }
+}
 
 /// State of one (rule, model, model_version, segment) series.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -44,8 +107,8 @@ pub struct Episode {
 }
 
 /// Key of a series within a rule: `[model, version, segment]` as JSON, unambiguous.
-fn series_key(record: &MetricsRecord) -> String {
-    serde_json::to_string(&(&record.model, &record.model_version, &record.segment))
+fn series_key(subject: Subject<'_>) -> String {
+    serde_json::to_string(&(subject.model(), subject.model_version(), subject.segment()))
         .unwrap_or_default()
 }
 
@@ -55,27 +118,30 @@ fn series_key(record: &MetricsRecord) -> String {
 pub(crate) fn step(
     rule: &CompiledRule,
     series_of_rule: &mut BTreeMap<String, SeriesState>,
-    record: &MetricsRecord,
+    subject: Subject<'_>,
 ) -> Option<AlertEvent> {
-    let path = rule.models.get(&record.model)?;
-    if rule.segment != record.segment {
+    let path = rule.models.get(subject.model())?;
+    if path.is_check() != subject.is_check() || rule.segment.as_ref() != subject.segment() {
         return None;
     }
-    if record.counts.joined < rule.min_samples {
+    if subject.samples() < rule.min_samples {
         return None; // muted: no state change at all
     }
-    let value = path.value(record);
-    let key = series_key(record);
+    let value = match subject {
+        Subject::Metrics(record) => path.value(record),
+        Subject::Check(check) => path.check_value(check),
+    };
+    let key = series_key(subject);
     let series = series_of_rule
         .entry(key.clone())
         .or_insert_with(|| SeriesState {
-            model: record.model.clone(),
-            model_version: record.model_version.clone(),
-            segment: record.segment.clone(),
+            model: subject.model().to_string(),
+            model_version: subject.model_version().map(str::to_string),
+            segment: subject.segment().cloned(),
             consecutive: 0,
             firing: None,
         });
-    let alert = advance(rule, series, record, value);
+    let alert = advance(rule, series, subject, value);
     if series.firing.is_none() && series.consecutive == 0 {
         series_of_rule.remove(&key);
     }
@@ -85,17 +151,11 @@ pub(crate) fn step(
 fn advance(
     rule: &CompiledRule,
     series: &mut SeriesState,
-    record: &MetricsRecord,
+    subject: Subject<'_>,
     value: Option<f64>,
 ) -> Option<AlertEvent> {
-    let label = || {
-        series_label(
-            &record.model,
-            record.model_version.as_deref(),
-            record.segment.as_ref(),
-        )
-    };
-    let window_start = record.window.start_text();
+    let label = || series_label(subject.model(), subject.model_version(), subject.segment());
+    let window_start = subject.window().start_text();
     if let Some(episode) = &series.firing {
         let value = value?; // no data: stays firing
         if !rule
@@ -114,7 +174,14 @@ fn advance(
             rule.threshold,
             window_start,
         );
-        let alert = alert_event(rule, record, AlertStatus::Resolved, value, episode, summary);
+        let alert = alert_event(
+            rule,
+            subject,
+            AlertStatus::Resolved,
+            value,
+            episode,
+            summary,
+        );
         series.firing = None;
         series.consecutive = 0;
         return Some(alert);
@@ -127,15 +194,20 @@ fn advance(
                 return None;
             }
             let episode = Episode {
-                alert_id: alert_id(
-                    &rule.name,
-                    &record.model,
-                    record.model_version.as_deref(),
-                    record.segment.as_ref(),
-                    &window_start,
-                ),
+                alert_id: match subject {
+                    Subject::Metrics(record) => alert_id(
+                        &rule.name,
+                        &record.model,
+                        record.model_version.as_deref(),
+                        record.segment.as_ref(),
+                        &window_start,
+                    ),
+                    // The check's record id ends in `/estimation-check`: distinct from
+                    // any metrics alert's id.
+                    Subject::Check(check) => format!("{}/{}", rule.name, check.record_id),
+                },
                 started_at: window_start.clone(),
-                fired_at: record.window.end_text(),
+                fired_at: subject.window().end_text(),
             };
             let summary = format!(
                 "{}: {} = {} {} {} for {} {} (window {})",
@@ -148,7 +220,7 @@ fn advance(
                 plural_windows(series.consecutive),
                 window_start,
             );
-            let alert = alert_event(rule, record, AlertStatus::Firing, value, &episode, summary);
+            let alert = alert_event(rule, subject, AlertStatus::Firing, value, &episode, summary);
             series.firing = Some(episode);
             Some(alert)
         }
@@ -162,7 +234,7 @@ fn advance(
 
 fn alert_event(
     rule: &CompiledRule,
-    record: &MetricsRecord,
+    subject: Subject<'_>,
     status: AlertStatus,
     value: f64,
     episode: &Episode,
@@ -174,16 +246,16 @@ fn alert_event(
         status,
         rule: rule.name.clone(),
         severity: rule.severity.clone(),
-        model: record.model.clone(),
-        model_version: record.model_version.clone(),
-        segment: record.segment.clone(),
+        model: subject.model().to_string(),
+        model_version: subject.model_version().map(str::to_string),
+        segment: subject.segment().cloned(),
         metric: rule.metric.clone(),
         op: rule.op,
         threshold: rule.threshold,
         resolve_threshold: rule.resolve_threshold,
         value,
-        window: record.window,
-        record_id: record.record_id.clone(),
+        window: subject.window(),
+        record_id: subject.record_id().to_string(),
         summary,
         fired_at: episode.fired_at.clone(),
     }

@@ -1,5 +1,6 @@
-//! Alert and retrain rules: turns metrics records (`feedback-loop.metrics.v1`) into alert
-//! events (`feedback-loop.alert.v1`, firing then resolved) and retrain triggers
+//! Alert and retrain rules: turns metrics records (`feedback-loop.metrics.v1`), and for
+//! rules on `estimation_check.…` paths estimation checks
+//! (`feedback-loop.estimation-check.v1`), into alert events (`feedback-loop.alert.v1`, firing then resolved) and retrain triggers
 //! (`feedback-loop.retrain.v1`).
 //!
 //! - It is part of the core: no I/O and no clock. Time is the event time of the records
@@ -29,9 +30,9 @@ pub use events::{
 pub use hysteresis::{Episode, SeriesState};
 pub use retrain::RetrainCooldown;
 
-use crate::output::{MetricPath, MetricsRecord};
+use crate::output::{EstimationCheck, MetricPath, MetricsRecord};
 use crate::settings::{Duration, ModelConfig, RuleConfig};
-use hysteresis::step;
+use hysteresis::{step, Subject};
 use retrain::{retrain_triggers, FiredRetrain};
 
 /// A rule or model that cannot be loaded. The message names the rule (or model).
@@ -77,6 +78,18 @@ pub enum RuleProblem {
     )]
     SegmentDimensionInNoModel(String),
     #[error(
+        "metric path \"{metric}\" reads the estimation check, which model \"{model}\" does \
+         not have (it has no [models.estimation])"
+    )]
+    CheckWithoutEstimation { metric: String, model: String },
+    #[error(
+        "metric path \"{0}\" reads the estimation check, which no model for which it is \
+         valid has (none has [models.estimation])"
+    )]
+    CheckInNoModel(String),
+    #[error("estimation checks are not segmented: a rule on \"{0}\" cannot have a segment")]
+    SegmentOnCheck(String),
+    #[error(
         "segment must name exactly one dimension (segment records carry one dimension each), \
          got {0}"
     )]
@@ -89,7 +102,9 @@ impl RuleProblem {
         match self {
             RuleProblem::EmptyName | RuleProblem::DuplicateName => "name",
             RuleProblem::UnknownModel(_) => "model",
-            RuleProblem::UnknownMetricPath(_) => "metric",
+            RuleProblem::UnknownMetricPath(_)
+            | RuleProblem::CheckWithoutEstimation { .. }
+            | RuleProblem::CheckInNoModel(_) => "metric",
             RuleProblem::UnknownOperator(_) => "op",
             RuleProblem::NotFinite { field } => field,
             RuleProblem::ResolveThresholdWrongSide { .. } => "resolve_threshold",
@@ -97,7 +112,8 @@ impl RuleProblem {
             RuleProblem::InvalidCooldown(_) => "cooldown",
             RuleProblem::UnknownSegmentDimension { .. }
             | RuleProblem::SegmentDimensionInNoModel(_)
-            | RuleProblem::SegmentDimensionCount(_) => "segment",
+            | RuleProblem::SegmentDimensionCount(_)
+            | RuleProblem::SegmentOnCheck(_) => "segment",
         }
     }
 }
@@ -328,12 +344,30 @@ fn compile(rule: &RuleConfig, models: &[ModelConfig]) -> Result<CompiledRule, Ru
         found
     };
     let mut with_path = Vec::new();
+    let mut without_estimation = None;
     for model in candidates {
         if let Some(path) = MetricPath::parse(&rule.metric, model.task, &model.features) {
+            // Only models with `[models.estimation]` have checks.
+            if path.is_check() && model.estimation.is_none() {
+                if !wildcard {
+                    return Err(error(RuleProblem::CheckWithoutEstimation {
+                        metric: rule.metric.clone(),
+                        model: model.name.clone(),
+                    }));
+                }
+                without_estimation = Some(model);
+                continue;
+            }
+            if path.is_check() && segment.is_some() {
+                return Err(error(RuleProblem::SegmentOnCheck(rule.metric.clone())));
+            }
             with_path.push((model, path));
         }
     }
     if with_path.is_empty() {
+        if without_estimation.is_some() {
+            return Err(error(RuleProblem::CheckInNoModel(rule.metric.clone())));
+        }
         return Err(error(RuleProblem::UnknownMetricPath(rule.metric.clone())));
     }
     let mut compiled_models = BTreeMap::new();
@@ -470,12 +504,27 @@ impl RuleSet {
     /// emits at most one retrain trigger per model. Events come out in record order, rules in
     /// configuration order, then the triggers in order of their first evidence.
     pub(crate) fn evaluate_batch(&mut self, records: &[MetricsRecord]) -> Vec<RuleEvent> {
+        self.evaluate_subjects(records.iter().map(Subject::Metrics))
+    }
+
+    /// Evaluates the estimation checks of one window (as the engine emits them, once the
+    /// window's predictions are all joined or expired) with the rules on
+    /// `estimation_check.…` paths, like [`RuleSet::evaluate_batch`] does with metrics
+    /// records: the other rules do not see them.
+    pub(crate) fn evaluate_checks(&mut self, checks: &[EstimationCheck]) -> Vec<RuleEvent> {
+        self.evaluate_subjects(checks.iter().map(Subject::Check))
+    }
+
+    fn evaluate_subjects<'a>(
+        &mut self,
+        subjects: impl Iterator<Item = Subject<'a>>,
+    ) -> Vec<RuleEvent> {
         let mut events = Vec::new();
         let mut fired_retrain = Vec::new();
-        for record in records {
+        for subject in subjects {
             for rule in &self.rules {
                 let series = self.state.series.entry(rule.name.clone()).or_default();
-                if let Some(alert) = step(rule, series, record) {
+                if let Some(alert) = step(rule, series, subject) {
                     if rule.retrain && alert.status == AlertStatus::Firing {
                         fired_retrain.push(FiredRetrain {
                             model: alert.model.clone(),

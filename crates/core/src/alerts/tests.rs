@@ -640,3 +640,268 @@ fn alert_json_has_the_contract_fields() {
     );
     assert_eq!(per_window[1][0].kafka_key(), "fraud");
 }
+
+// Rules on the estimation check (`estimation_check.metrics.…`, issue 18).
+
+/// `models()` with `[models.estimation]` on `fraud` (binary) only.
+fn models_with_estimation() -> Vec<ModelConfig> {
+    let mut models = models();
+    models[0].estimation =
+        Some(serde_json::from_value(json!({ "method": "cbpe" })).expect("estimation config"));
+    models
+}
+
+fn check_rule(fields: Value) -> RuleConfig {
+    let mut base = json!({
+        "name": "accuracy-check", "model": "fraud",
+        "metric": "estimation_check.metrics.accuracy.abs_error", "op": ">",
+        "threshold": 0.05, "resolve_threshold": 0.03, "min_samples": 50, "for_windows": 2,
+        "retrain": true, "cooldown": "1h"
+    });
+    for (key, value) in fields.as_object().expect("fields") {
+        base[key] = value.clone();
+    }
+    rule(base)
+}
+
+/// The check of `fraud` for window `index`: accuracy `error` (`estimated − realized`)
+/// and `labeled` of 100 estimated predictions.
+fn check(index: u32, error: f64, labeled: u64) -> EstimationCheck {
+    use crate::output::{CheckMetric, CheckMetrics};
+    let metric = CheckMetric {
+        estimated: Some(0.8 + error),
+        realized: Some(0.8),
+        error: Some(error),
+        abs_error: Some(error.abs()),
+        sampling_error: Some(0.01),
+        lower: Some(0.77 + error),
+        upper: Some(0.83 + error),
+        within_band: Some(error.abs() <= 0.03),
+    };
+    let start = parse_rfc3339(&minute(index)).expect("a time");
+    EstimationCheck {
+        schema: "feedback-loop.estimation-check.v1".to_string(),
+        record_id: format!("fraud/-/{}/estimation-check", minute(index)),
+        model: "fraud".to_string(),
+        model_version: None,
+        window: crate::output::WindowBounds {
+            start,
+            end: start + 60_000,
+        },
+        n: 100,
+        labeled,
+        unlabeled: 100 - labeled,
+        metrics: CheckMetrics {
+            accuracy: metric.clone(),
+            precision: metric.clone(),
+            recall: metric.clone(),
+            f1: metric.clone(),
+            roc_auc: metric,
+        },
+    }
+}
+
+fn check_set(configs: &[RuleConfig]) -> RuleSet {
+    RuleSet::new(configs, &models_with_estimation()).expect("valid rules")
+}
+
+/// One check per window: (accuracy error, labeled).
+fn run_checks(set: &mut RuleSet, checks: &[(f64, u64)]) -> Vec<Vec<RuleEvent>> {
+    checks
+        .iter()
+        .enumerate()
+        .map(|(index, (error, labeled))| {
+            set.evaluate_checks(&[check(index as u32, *error, *labeled)])
+        })
+        .collect()
+}
+
+#[test]
+fn a_check_rule_fires_after_for_windows_on_the_absolute_error_and_resolves() {
+    let mut set = check_set(&[check_rule(json!({}))]);
+    // |error|: negative errors count; 0.04 is between the thresholds: stays firing.
+    let per_window = run_checks(
+        &mut set,
+        &[
+            (0.06, 100),
+            (0.01, 100),
+            (-0.07, 100),
+            (0.08, 100),
+            (-0.04, 100),
+            (0.02, 100),
+        ],
+    );
+    assert_eq!(
+        statuses(&per_window),
+        vec![vec![], vec![], vec![], vec![Firing], vec![], vec![Resolved]]
+    );
+    let fired = alerts(&per_window[3])[0];
+    let id = format!("accuracy-check/fraud/-/{}/estimation-check", minute(2));
+    assert_ne!(
+        fired.alert_id,
+        format!("accuracy-check/fraud/-/{}", minute(2)),
+        "distinct from a metrics alert's id"
+    );
+    // The episode starts in the window where it fired (the 2nd crossing, window 3); the id
+    // is the rule and that check's record id.
+    let id = id.replace(&minute(2), &minute(3));
+    assert_eq!(fired.alert_id, id);
+    assert_eq!(
+        fired.record_id,
+        format!("fraud/-/{}/estimation-check", minute(3))
+    );
+    assert_eq!(fired.metric, "estimation_check.metrics.accuracy.abs_error");
+    assert_eq!(fired.value, 0.08);
+    assert_eq!(fired.fired_at, minute(4));
+    assert!(fired.segment.is_none());
+    let resolved = alerts(&per_window[5])[0];
+    assert_eq!(resolved.alert_id, id);
+    assert_eq!(
+        resolved.record_id,
+        format!("fraud/-/{}/estimation-check", minute(5))
+    );
+    assert!(set.state().series.is_empty(), "{:?}", set.state());
+    // The retrain trigger of the firing window.
+    let fired_triggers = triggers(&per_window[3]);
+    assert_eq!(fired_triggers.len(), 1);
+    assert_eq!(fired_triggers[0].evidence[0].record_id, fired.record_id);
+    assert_eq!(fired_triggers[0].rules, vec!["accuracy-check".to_string()]);
+}
+
+#[test]
+fn a_check_rule_is_muted_below_min_samples_labeled() {
+    let mut set = check_set(&[check_rule(json!({}))]);
+    // 49 labeled < min_samples 50: ignored, the streak is not broken.
+    let per_window = run_checks(&mut set, &[(0.1, 50), (0.0, 49), (0.1, 50)]);
+    assert_eq!(statuses(&per_window), vec![vec![], vec![], vec![Firing]]);
+    // While firing, a muted window does not resolve.
+    let later = set.evaluate_checks(&[check(3, 0.0, 10)]);
+    assert!(later.is_empty());
+    assert_eq!(set.firing_alerts().count(), 1);
+}
+
+#[test]
+fn a_check_rule_on_a_boolean_leaf_and_on_the_signed_error() {
+    let mut set = check_set(&[
+        check_rule(json!({
+            "name": "outside", "metric": "estimation_check.metrics.f1.within_band",
+            "op": "==", "threshold": 0.0, "resolve_threshold": null, "for_windows": 1,
+            "retrain": false
+        })),
+        check_rule(json!({
+            "name": "over", "metric": "estimation_check.metrics.f1.error",
+            "op": ">", "threshold": 0.05, "resolve_threshold": 0.05, "for_windows": 1,
+            "retrain": false
+        })),
+    ]);
+    let events = set.evaluate_checks(&[check(0, -0.1, 100)]);
+    let fired: Vec<&str> = alerts(&events).iter().map(|a| a.rule.as_str()).collect();
+    // An estimate under the realized value is outside the band, not over.
+    assert_eq!(fired, vec!["outside"]);
+}
+
+#[test]
+fn metrics_and_check_rules_do_not_see_each_others_records() {
+    let mut set = check_set(&[f1_rule(), check_rule(json!({"for_windows": 1}))]);
+    // A check does nothing to the metrics rule's streak, a record nothing to the check rule.
+    assert!(set.evaluate(&typed(&record(0, 0.5))).is_empty());
+    let events = set.evaluate_checks(&[check(0, 0.5, 100)]);
+    assert_eq!(
+        alerts(&events)
+            .iter()
+            .map(|a| a.rule.as_str())
+            .collect::<Vec<_>>(),
+        vec!["accuracy-check"]
+    );
+    let events = set.evaluate(&typed(&record(1, 0.5)));
+    let fired = alerts(&events);
+    assert_eq!(fired.len(), 1);
+    assert_eq!(fired[0].rule, "f1-drop");
+    assert_eq!(
+        fired[0].alert_id,
+        format!("f1-drop/fraud/1.0/{}", minute(1))
+    );
+    // Both retrain rules fired for fraud; the check's window (0) came first, its trigger
+    // started the cooldown, so the metrics rule's firing in window 1 (within 1h) has none.
+    assert!(triggers(&events).is_empty());
+}
+
+#[test]
+fn check_paths_are_checked_at_load() {
+    let error = |fields: Value, models: &[ModelConfig]| {
+        RuleSet::new(&[check_rule(fields)], models)
+            .expect_err("invalid")
+            .to_string()
+    };
+    // Wrong task: the regression model has no check path.
+    let message = error(json!({"model": "price"}), &models_with_estimation());
+    assert!(
+        message.contains(r#"rule "accuracy-check": unknown metric path "estimation_check.metrics.accuracy.abs_error""#),
+        "{message}"
+    );
+    let RuleError::Rule { problem, .. } = RuleSet::new(
+        &[check_rule(json!({"model": "price"}))],
+        &models_with_estimation(),
+    )
+    .expect_err("invalid");
+    assert_eq!(problem.field(), "metric");
+    // A classification model without [models.estimation].
+    let message = error(json!({"model": "churn"}), &models_with_estimation());
+    assert!(
+        message.contains(r#"model "churn" does not have (it has no [models.estimation])"#),
+        "{message}"
+    );
+    let message = error(json!({"model": "*"}), &models());
+    assert!(
+        message.contains("none has [models.estimation]"),
+        "{message}"
+    );
+    // An unknown leaf or metric.
+    for metric in [
+        "estimation_check.metrics.accuracy.value",
+        "estimation_check.metrics.mae.error",
+        "estimation_check.accuracy.error",
+    ] {
+        let message = error(json!({"metric": metric}), &models_with_estimation());
+        assert!(
+            message.contains("unknown metric path"),
+            "{metric}: {message}"
+        );
+    }
+    // Checks are not segmented.
+    let RuleError::Rule { problem, .. } = RuleSet::new(
+        &[check_rule(json!({"segment": {"channel": "web"}}))],
+        &models_with_estimation(),
+    )
+    .expect_err("invalid");
+    assert_eq!(problem.field(), "segment");
+    // "*" keeps the models with estimation only.
+    let set = check_set(&[check_rule(json!({"model": "*"}))]);
+    let applies: Vec<&str> = set.rule_models().map(|(_, model, _)| model).collect();
+    assert_eq!(applies, vec!["fraud"]);
+}
+
+#[test]
+fn a_check_rule_state_round_trips_and_carries_over() {
+    let mut set = check_set(&[check_rule(json!({}))]);
+    run_checks(&mut set, &[(0.1, 100)]);
+    let state = set.state().clone();
+    assert_eq!(state.series["accuracy-check"].len(), 1);
+    let mut restored = check_set(&[check_rule(json!({}))]);
+    restored.restore(serde_json::from_value(serde_json::to_value(&state).unwrap()).unwrap());
+    let events = restored.evaluate_checks(&[check(1, 0.1, 100)]);
+    assert_eq!(statuses(&[events]), vec![vec![Firing]]);
+    // carry_over: an unchanged check rule keeps its firing episode; the same name on
+    // another path (a changed rule) starts with none.
+    let mut same = check_set(&[check_rule(json!({}))]);
+    let changes = same.carry_over(restored.clone());
+    assert!(changes.is_empty(), "{changes}");
+    assert_eq!(same.firing_alerts().count(), 1);
+    let mut other = check_set(&[check_rule(
+        json!({"metric": "estimation_check.metrics.f1.abs_error"}),
+    )]);
+    let changes = other.carry_over(restored);
+    assert_eq!(changes.changed, vec!["accuracy-check".to_string()]);
+    assert_eq!(changes.dropped_alerts.len(), 1);
+    assert!(changes.dropped_alerts[0].1.ends_with("/estimation-check"));
+}

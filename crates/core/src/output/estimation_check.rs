@@ -5,8 +5,10 @@
 //! Why a record of its own: the estimate is emitted when the window closes, often before
 //! its labels; only later can it be judged. This record is the place where CBPE's
 //! assumptions (calibrated scores, no concept drift) are seen to fail: `error` grows and
-//! `realized` leaves `[lower, upper]`. It is not a metrics record, so rules (which read
-//! metrics records) do not watch it; Prometheus exports `error` as
+//! `realized` leaves `[lower, upper]`. Rules watch it through the paths
+//! `estimation_check.metrics.<metric>.<field>` (docs/rules.md): they are evaluated on each
+//! check when it is emitted (up to `join.max_label_delay` after its window), with the
+//! check's `labeled` count as the sample size. Prometheus also exports `error` as
 //! `feedback_loop_model_estimation_error`.
 
 use serde::{Deserialize, Serialize};
@@ -54,6 +56,9 @@ pub struct CheckMetric {
     pub realized: Option<f64>,
     /// `estimated − realized`.
     pub error: Option<f64>,
+    /// `|estimated − realized|`: what a rule watches to catch an error of either sign
+    /// (`estimation_check.metrics.<metric>.abs_error > 0.05`).
+    pub abs_error: Option<f64>,
     /// The estimate's standard error (for `n` rows).
     pub sampling_error: Option<f64>,
     pub lower: Option<f64>,
@@ -66,10 +71,12 @@ impl From<&MetricEstimate> for CheckMetric {
     fn from(m: &MetricEstimate) -> Self {
         let (estimated, realized) = (finite(m.value), finite(m.realized));
         let (lower, upper) = (finite(m.lower), finite(m.upper));
+        let error = estimated.zip(realized).map(|(e, r)| e - r);
         CheckMetric {
             estimated,
             realized,
-            error: estimated.zip(realized).map(|(e, r)| e - r),
+            error,
+            abs_error: error.map(f64::abs),
             sampling_error: finite(m.sampling_error),
             lower,
             upper,

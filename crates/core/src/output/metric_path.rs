@@ -1,6 +1,7 @@
 //! Metric paths: the numeric leaves of a metrics record, by their dotted names
 //! (`counts.label_coverage`, `classification.f1`, `drift.features.amount.psi`,
-//! `detectors.adwin.drift`, …).
+//! `detectors.adwin.drift`, …), and of an estimation-check record
+//! (`estimation_check.metrics.accuracy.abs_error`, read by [`MetricPath::check_value`]).
 //!
 //! The tables below are the only list of metric names. [`for_each_metric`] walks a record
 //! with them (Prometheus gauges), [`MetricPath::parse`] resolves a rule's path with them
@@ -12,8 +13,9 @@ use std::borrow::Cow;
 use std::fmt;
 
 use super::{
-    Averages, ClassMetrics, ClassificationMetrics, Counts, DetectorOut, DetectorsOut, DriftOut,
-    DriftValue, EstimatedMetric, EstimatedMetrics, MetricsRecord, Prf, RegressionMetrics,
+    Averages, CheckMetric, CheckMetrics, ClassMetrics, ClassificationMetrics, Counts, DetectorOut,
+    DetectorsOut, DriftOut, DriftValue, EstimatedMetric, EstimatedMetrics, EstimationCheck,
+    MetricsRecord, Prf, RegressionMetrics,
 };
 use crate::settings::Task;
 
@@ -158,6 +160,26 @@ const ESTIMATE: &[Leaf<EstimatedMetric>] = &[
     ("realized_sampling_error", |m| m.realized_sampling_error),
 ];
 
+/// The metrics of an estimation check (`estimation_check.metrics.<name>`).
+const CHECKED: &[Part<CheckMetrics, CheckMetric>] = &[
+    ("accuracy", |m| &m.accuracy),
+    ("precision", |m| &m.precision),
+    ("recall", |m| &m.recall),
+    ("f1", |m| &m.f1),
+    ("roc_auc", |m| &m.roc_auc),
+];
+
+const CHECK: &[Leaf<CheckMetric>] = &[
+    ("estimated", |m| m.estimated),
+    ("realized", |m| m.realized),
+    ("error", |m| m.error),
+    ("abs_error", |m| m.abs_error),
+    ("sampling_error", |m| m.sampling_error),
+    ("lower", |m| m.lower),
+    ("upper", |m| m.upper),
+    ("within_band", |m| m.within_band.and_then(flag)),
+];
+
 /// Which part of the record a metric is in.
 #[derive(
     Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
@@ -178,6 +200,10 @@ pub enum MetricGroup<'a> {
     Detector(usize),
     /// `estimated.metrics.<accuracy|precision|recall|f1|roc_auc>`, by index in that list.
     Estimated(usize),
+    /// `estimation_check.metrics.<accuracy|precision|recall|f1|roc_auc>`, by index in that
+    /// list: a leaf of the estimation-check record, not of the metrics record. (Last, so
+    /// that the encoding of the other variants is unchanged.)
+    Check(usize),
 }
 
 /// A metric of a record: its group and the index of its leaf in the group's table.
@@ -201,18 +227,20 @@ impl<'a> MetricPath<'a> {
             MetricGroup::Feature(_) | MetricGroup::DriftGroup(_) => DRIFT[self.leaf].0,
             MetricGroup::Detector(_) => DETECTOR[self.leaf].0,
             MetricGroup::Estimated(_) => ESTIMATE[self.leaf].0,
+            MetricGroup::Check(_) => CHECK[self.leaf].0,
         }
     }
 
     /// For `Average` paths, `micro`, `macro` or `weighted`; for `DriftGroup` paths,
     /// `prediction`, `label` or `score`; for `Detector` paths, the detector's name; for
-    /// `Estimated` paths, the estimated metric's name.
+    /// `Estimated` and `Check` paths, the estimated metric's name.
     pub fn group_name(&self) -> Option<&'static str> {
         match self.group {
             MetricGroup::Average(i) => Some(AVERAGES[i].0),
             MetricGroup::DriftGroup(i) => Some(DRIFT_GROUPS[i].0),
             MetricGroup::Detector(i) => Some(DETECTORS[i].0),
             MetricGroup::Estimated(i) => Some(ESTIMATED[i].0),
+            MetricGroup::Check(i) => Some(CHECKED[i].0),
             _ => None,
         }
     }
@@ -229,6 +257,7 @@ impl<'a> MetricPath<'a> {
             MetricGroup::DriftGroup(i) => MetricGroup::DriftGroup(i),
             MetricGroup::Detector(i) => MetricGroup::Detector(i),
             MetricGroup::Estimated(i) => MetricGroup::Estimated(i),
+            MetricGroup::Check(i) => MetricGroup::Check(i),
         };
         MetricPath {
             group,
@@ -303,11 +332,34 @@ impl<'a> MetricPath<'a> {
             let metric = ESTIMATED.iter().position(|(n, _)| *n == metric)?;
             return leaf(ESTIMATE, name).map(|i| at(MetricGroup::Estimated(metric), i));
         }
+        if let Some(rest) = path.strip_prefix("estimation_check.metrics.") {
+            if !task.is_classification() {
+                return None;
+            }
+            let (metric, name) = rest.split_once('.')?;
+            let metric = CHECKED.iter().position(|(n, _)| *n == metric)?;
+            return leaf(CHECK, name).map(|i| at(MetricGroup::Check(metric), i));
+        }
         None
     }
 
+    /// Whether the path reads an estimation-check record ([`MetricPath::check_value`])
+    /// rather than a metrics record ([`MetricPath::value`]).
+    pub fn is_check(&self) -> bool {
+        matches!(self.group, MetricGroup::Check(_))
+    }
+
+    /// The metric's value in an estimation check: `None` for a path of the metrics record
+    /// or when the check has no such value (a null or a non-finite number).
+    pub fn check_value(&self, check: &EstimationCheck) -> Option<f64> {
+        let MetricGroup::Check(metric) = self.group else {
+            return None;
+        };
+        (CHECK[self.leaf].1)((CHECKED[metric].1)(&check.metrics)).filter(|v| v.is_finite())
+    }
+
     /// The metric's value in `record`: `None` when the record has no such value (a null,
-    /// a missing part, or a non-finite number).
+    /// a missing part, or a non-finite number), and for a path of the estimation check.
     pub fn value(&self, record: &MetricsRecord) -> Option<f64> {
         let value = match &self.group {
             MetricGroup::Counts => (COUNTS[self.leaf].1)(&record.counts),
@@ -343,6 +395,7 @@ impl<'a> MetricPath<'a> {
                 let estimated = record.estimated.as_ref()?;
                 (ESTIMATE[self.leaf].1)((ESTIMATED[*metric].1)(&estimated.metrics))
             }
+            MetricGroup::Check(_) => None,
         };
         value.filter(|v| v.is_finite())
     }
@@ -366,6 +419,9 @@ impl fmt::Display for MetricPath<'_> {
             }
             MetricGroup::Estimated(metric) => {
                 write!(f, "estimated.metrics.{}.{leaf}", ESTIMATED[*metric].0)
+            }
+            MetricGroup::Check(metric) => {
+                write!(f, "estimation_check.metrics.{}.{leaf}", CHECKED[*metric].0)
             }
         }
     }
@@ -480,6 +536,13 @@ pub fn catalog() -> Vec<(String, &'static str)> {
             "classification",
         );
     }
+    for (metric, _) in CHECKED {
+        add(
+            &format!("estimation_check.metrics.{metric}"),
+            names(CHECK),
+            "classification",
+        );
+    }
     paths
 }
 
@@ -501,6 +564,8 @@ mod tests {
             "detectors.page_hinkley.detections",
             "estimated.metrics.f1.value",
             "estimated.metrics.roc_auc.alert",
+            "estimation_check.metrics.accuracy.abs_error",
+            "estimation_check.metrics.roc_auc.within_band",
         ] {
             let path = MetricPath::parse(text, Task::Binary, &features)
                 .unwrap_or_else(|| panic!("{text}"));
@@ -513,6 +578,93 @@ mod tests {
         assert!(MetricPath::parse("classification.per_class..f1", Task::Binary, &[]).is_none());
         assert!(MetricPath::parse("estimated.metrics.f1.value", Task::Regression, &[]).is_none());
         assert!(MetricPath::parse("estimated.metrics.mae.value", Task::Binary, &[]).is_none());
+        assert!(
+            MetricPath::parse("estimation_check.metrics.f1.error", Task::Regression, &[]).is_none()
+        );
+        assert!(
+            MetricPath::parse("estimation_check.metrics.f1.value", Task::Binary, &[]).is_none()
+        );
+    }
+
+    #[test]
+    fn check_paths_read_checks_and_not_metrics_records() {
+        use crate::output::{CheckMetric, CheckMetrics, EstimationCheck};
+        let metric = |error: f64, within: bool| CheckMetric {
+            estimated: Some(0.8 + error),
+            realized: Some(0.8),
+            error: Some(error),
+            abs_error: Some(error.abs()),
+            sampling_error: Some(0.01),
+            lower: Some(0.77 + error),
+            upper: Some(0.83 + error),
+            within_band: Some(within),
+        };
+        let check = EstimationCheck {
+            schema: "feedback-loop.estimation-check.v1".to_string(),
+            record_id: "m/-/2026-01-01T00:00:00Z/estimation-check".to_string(),
+            model: "m".to_string(),
+            model_version: None,
+            window: crate::output::WindowBounds {
+                start: 0,
+                end: 60_000,
+            },
+            n: 10,
+            labeled: 10,
+            unlabeled: 0,
+            metrics: CheckMetrics {
+                accuracy: metric(-0.25, false),
+                precision: metric(0.0, true),
+                recall: metric(0.0, true),
+                f1: metric(0.0, true),
+                roc_auc: CheckMetric {
+                    error: Some(f64::NAN),
+                    ..metric(0.0, true)
+                },
+            },
+        };
+        let parse = |text| MetricPath::parse(text, Task::Binary, &[]).expect(text);
+        let abs = parse("estimation_check.metrics.accuracy.abs_error");
+        assert!(abs.is_check());
+        assert_eq!(abs.check_value(&check), Some(0.25));
+        assert_eq!(
+            parse("estimation_check.metrics.accuracy.error").check_value(&check),
+            Some(-0.25)
+        );
+        assert_eq!(
+            parse("estimation_check.metrics.accuracy.within_band").check_value(&check),
+            Some(0.0)
+        );
+        assert_eq!(
+            parse("estimation_check.metrics.f1.within_band").check_value(&check),
+            Some(1.0)
+        );
+        assert_eq!(
+            parse("estimation_check.metrics.roc_auc.error").check_value(&check),
+            None
+        );
+        let estimated = parse("estimated.metrics.accuracy.value");
+        assert!(!estimated.is_check());
+        assert_eq!(estimated.check_value(&check), None);
+    }
+
+    /// Snapshots hold compiled rules, so their paths in bincode (checkpoint.rs). `Check` is
+    /// the last variant: the paths of the metrics record encode as they did before it
+    /// existed (variant index, then the leaf), so SNAPSHOT_VERSION did not change with it.
+    #[test]
+    fn the_encoding_of_metrics_record_paths_is_unchanged_by_check_paths() {
+        let encode = |text| {
+            bincode::serialize(&MetricPath::parse(text, Task::Binary, &[]).expect(text))
+                .expect("encodes")
+        };
+        // `Estimated` is variant 8, metric 3 (f1), leaf 0 (value).
+        let mut estimated = 8u32.to_le_bytes().to_vec();
+        estimated.extend(3u64.to_le_bytes());
+        estimated.extend(0u64.to_le_bytes());
+        assert_eq!(encode("estimated.metrics.f1.value"), estimated);
+        let mut check = 9u32.to_le_bytes().to_vec();
+        check.extend(0u64.to_le_bytes());
+        check.extend(3u64.to_le_bytes());
+        assert_eq!(encode("estimation_check.metrics.accuracy.abs_error"), check);
     }
 
     #[test]
