@@ -183,20 +183,31 @@ impl Monitor {
     /// The rules see the closed windows' records one window at a time, then the checks
     /// that became due one window at a time (a check's window closed earlier: its event
     /// follows the records' events).
+    /// The rules over a step's records and checks, one window at a time, in the order
+    /// they are due (as [`Emitted::records_in_order`] writes them): the events come out
+    /// in an order of event time, whatever steps the watermark took.
     fn evaluate(&mut self, metrics: Vec<MetricsRecord>) -> Emitted {
         let mut events = Vec::new();
+        let checks = self.engine.take_estimation_checks();
+        let due = self.engine.due_after_end();
+        let mut check_windows = checks.chunk_by(|a, b| a.window == b.window).peekable();
         for window in metrics.chunk_by(|a, b| a.window == b.window) {
+            let close = window[0].window.end.saturating_add(due.metrics);
+            while let Some(checked) =
+                check_windows.next_if(|c| c[0].window.end.saturating_add(due.checks) < close)
+            {
+                events.extend(self.rules.evaluate_checks(checked));
+            }
             events.extend(self.rules.evaluate_batch(window));
         }
-        let checks = self.engine.take_estimation_checks();
-        for window in checks.chunk_by(|a, b| a.window == b.window) {
-            events.extend(self.rules.evaluate_checks(window));
+        for checked in check_windows {
+            events.extend(self.rules.evaluate_checks(checked));
         }
         Emitted {
             metrics,
             checks,
             events,
-            due_after_end: self.engine.due_after_end(),
+            due_after_end: due,
         }
     }
 }

@@ -81,6 +81,14 @@ threshold = 2.0
 min_samples = 5
 
 [[rules]]
+name = "estimate-off"
+model = "fraud"
+metric = "estimation_check.metrics.accuracy.abs_error"
+op = ">"
+threshold = 0.02
+min_samples = 20
+
+[[rules]]
 name = "amount-drift"
 model = "fraud"
 metric = "drift.features.amount.drifted"
@@ -366,6 +374,10 @@ fn one_task_is_the_single_engine() {
     let want = single(&config, &lines);
     assert!(want.metrics.len() > 100, "a stream with windows");
     assert!(!want.events.is_empty(), "a stream that fires rules");
+    assert!(
+        want.events.iter().any(|e| e.contains("estimate-off")),
+        "and a rule on the estimation checks"
+    );
     for (what, needle) in [
         ("CBPE estimates", "\"estimated\":{\"method\""),
         ("estimation checks", "feedback-loop.estimation-check.v1"),
