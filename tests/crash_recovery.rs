@@ -8,13 +8,11 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::kafka::{produce, unique, Broker};
 use common::service_toml::{ServiceToml, Topics};
 use feedback_loop::traffic::{SplitMix64, DEMO_MODELS_TOML};
-use serde_json::Value;
 
 /// Starts the service; every run appends to one log beside the configuration.
 fn start(config: &std::path::Path) -> common::Service {
@@ -122,96 +120,26 @@ async fn killed_and_restarted_service_publishes_what_replay_prints() {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let status = std::process::Command::new("kill")
-            .args(["-KILL", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        common::signal(&child, "KILL");
         drop(child);
     }
 
     // The last run drains everything; idle partitions then let every window close.
     let last = start(&config_path);
     let reader = common::kafka::Reader::new(&bootstrap, &metrics, 1);
-    let deadline = Instant::now() + Duration::from_secs(150);
-    let mut published: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    loop {
-        common::collect(
-            &mut published,
-            reader.read_for(Duration::from_secs(3)).await,
-        );
-        if expected.keys().all(|k| published.contains_key(k)) {
-            // Anything still in flight (a last re-publication) arrives too.
-            common::collect(
-                &mut published,
-                reader.read_for(Duration::from_secs(2)).await,
-            );
-            break;
-        }
-        if Instant::now() >= deadline {
-            // Say whether the service did not close the windows or the reader missed them.
-            let body = common::scrape(&client, &address)
-                .await
-                .unwrap_or_else(|| "metrics unreachable".into());
-            panic!(
-                "after 150 s, {} of {} windows published; the service says: {:?}",
-                expected
-                    .keys()
-                    .filter(|k| published.contains_key(*k))
-                    .count(),
-                expected.len(),
-                common::health_lines(&body)
-            );
-        }
-    }
-    std::process::Command::new("kill")
-        .args(["-TERM", &last.id().to_string()])
-        .status()
-        .unwrap();
+    // Say whether the service did not close the windows or the reader missed them.
+    let published = common::read_until_published(
+        &reader,
+        &expected,
+        Duration::from_secs(150),
+        &client,
+        &address,
+    )
+    .await;
+    common::signal(&last, "TERM");
     drop(last);
-
-    let check = common::check_published(&expected, &published);
-    assert!(
-        check.extra.is_empty(),
-        "windows replay does not have: {:?}",
-        &check.extra[..check.extra.len().min(5)]
-    );
-    eprintln!(
-        "{} windows, {} duplicate copies (same content)",
-        expected.len(),
-        check.duplicates
-    );
-    assert!(
-        check.problems.is_empty(),
-        "{} differences: {:?}",
-        check.problems.len(),
-        &check.problems[..check.problems.len().min(10)]
-    );
+    common::assert_every_copy_as_expected(&expected, &published);
     let _ = std::fs::remove_dir_all(dir);
-}
-
-/// The input records this run of the service has read so far.
-async fn records_read(client: &reqwest::Client, address: &str) -> u64 {
-    common::metric(client, address, "feedback_loop_input_records_total{")
-        .await
-        .unwrap_or(0.0) as u64
-}
-
-/// Waits until the service at `address` has read `n` records (this run), for at most 90 s.
-async fn wait_until_read(client: &reqwest::Client, address: &str, n: u64, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let read = records_read(client, address).await;
-        if read >= n {
-            eprintln!("{what}: {read} records read");
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: only {read} of {n} read in 90 s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// What an operator does without thinking of it: a crashed pod's replacement starts at once,
@@ -266,100 +194,42 @@ async fn replacements_that_overlap_the_old_instance_publish_what_replay_prints()
 
     // A reads a fifth, is killed; B starts at once, while A is still a member.
     let a = start(&configs[0]);
-    wait_until_read(&client, &addresses[0], total / 5, "A").await;
-    std::process::Command::new("kill")
-        .args(["-KILL", &a.id().to_string()])
-        .status()
-        .unwrap();
+    common::wait_until_read(&client, &addresses[0], total / 5, "A").await;
+    common::signal(&a, "KILL");
     drop(a);
     let b = start(&configs[1]);
     // B reads some, is killed too, while A may still be a member; C starts at once.
-    wait_until_read(&client, &addresses[1], total / 10, "B").await;
-    std::process::Command::new("kill")
-        .args(["-KILL", &b.id().to_string()])
-        .status()
-        .unwrap();
+    common::wait_until_read(&client, &addresses[1], total / 10, "B").await;
+    common::signal(&b, "KILL");
     drop(b);
     let c = start(&configs[2]);
-    wait_until_read(&client, &addresses[2], total / 3, "C").await;
+    common::wait_until_read(&client, &addresses[2], total / 3, "C").await;
     // A rolling deploy: D (on A's port) starts, C is stopped once D has taken part of the
     // input (a rebalance) and some seconds have passed.
     let d = start(&configs[0]);
     tokio::time::sleep(Duration::from_secs(12)).await;
-    std::process::Command::new("kill")
-        .args(["-TERM", &c.id().to_string()])
-        .status()
-        .unwrap();
+    common::signal(&c, "TERM");
     drop(c);
     let c = d;
     let last_address = &addresses[0];
 
     let reader = common::kafka::Reader::new(&bootstrap, &t.metrics, 1);
-    let deadline = Instant::now() + Duration::from_secs(150);
-    let mut published: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    loop {
-        common::collect(
-            &mut published,
-            reader.read_for(Duration::from_secs(3)).await,
-        );
-        if expected.keys().all(|k| published.contains_key(k)) {
-            common::collect(
-                &mut published,
-                reader.read_for(Duration::from_secs(2)).await,
-            );
-            break;
-        }
-        if Instant::now() >= deadline {
-            let body = common::scrape(&client, last_address)
-                .await
-                .unwrap_or_else(|| "metrics unreachable".into());
-            panic!(
-                "after 150 s, {} of {} windows published; the last instance says: {:?}",
-                expected
-                    .keys()
-                    .filter(|k| published.contains_key(*k))
-                    .count(),
-                expected.len(),
-                common::health_lines(&body)
-            );
-        }
-    }
-    std::process::Command::new("kill")
-        .args(["-TERM", &c.id().to_string()])
-        .status()
-        .unwrap();
+    let published = common::read_until_published(
+        &reader,
+        &expected,
+        Duration::from_secs(150),
+        &client,
+        last_address,
+    )
+    .await;
+    common::signal(&c, "TERM");
     drop(c);
-
     // Who held what, when: the instances' assignment lines.
     for (i, config) in configs.iter().enumerate() {
-        let log = std::fs::read_to_string(config.with_file_name("service.log")).unwrap_or_default();
-        for line in log.lines().filter(|l| {
-            l.contains("partitions assigned")
-                || l.contains("revoked")
-                || l.contains("every input partition")
-                || l.contains("part of the input")
-        }) {
+        for line in common::assignment_lines(config) {
             eprintln!("instance {i}: {line}");
         }
     }
-    let check = common::check_published(&expected, &published);
-    eprintln!(
-        "{} windows, {} duplicate copies, {} extra, {} differences",
-        expected.len(),
-        check.duplicates,
-        check.extra.len(),
-        check.problems.len()
-    );
-    assert!(
-        check.extra.is_empty(),
-        "windows replay does not have: {:?}",
-        &check.extra[..check.extra.len().min(5)]
-    );
-    assert!(
-        check.problems.is_empty(),
-        "{} differences (a window published from part of the data?): {:?}",
-        check.problems.len(),
-        &check.problems[..check.problems.len().min(10)]
-    );
+    common::assert_every_copy_as_expected(&expected, &published);
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -6,13 +6,11 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::kafka::{produce, unique, Broker};
 use common::service_toml::{ServiceToml, Topics};
 use feedback_loop::traffic::DEMO_MODELS_TOML;
-use serde_json::Value;
 
 fn start(config: &std::path::Path) -> common::Service {
     let mut command = common::service_command(config);
@@ -21,27 +19,6 @@ fn start(config: &std::path::Path) -> common::Service {
         "warn,feedback_loop::pipeline=info,feedback_loop::kafka::consumer=info",
     );
     common::Service::spawn(command, &config.with_file_name("service.log"))
-}
-
-async fn records_read(client: &reqwest::Client, address: &str) -> u64 {
-    common::metric(client, address, "feedback_loop_input_records_total{")
-        .await
-        .unwrap_or(0.0) as u64
-}
-
-/// The lines of an instance's log that say what it held.
-fn assignment_lines(config: &std::path::Path) -> Vec<String> {
-    std::fs::read_to_string(config.with_file_name("service.log"))
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| {
-            l.contains("partitions assigned")
-                || l.contains("partitions revoked")
-                || l.contains("input partition")
-                || l.contains("part of the input")
-        })
-        .map(str::to_string)
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,7 +73,7 @@ async fn a_rolling_deploy_publishes_only_windows_of_the_whole_input() {
     produce(&bootstrap, first).await;
     let a = start(&configs[0]);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while records_read(&client, &addresses[0]).await < first.len() as u64 {
+    while common::records_read(&client, &addresses[0]).await < first.len() as u64 {
         assert!(
             Instant::now() < deadline,
             "the first instance did not read the first part"
@@ -107,7 +84,7 @@ async fn a_rolling_deploy_publishes_only_windows_of_the_whole_input() {
     let b = start(&configs[1]);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let split = assignment_lines(&configs[1])
+        let split = common::assignment_lines(&configs[1])
             .iter()
             .any(|l| l.contains("partitions assigned"));
         if split {
@@ -122,70 +99,25 @@ async fn a_rolling_deploy_publishes_only_windows_of_the_whole_input() {
     // The rest of the traffic arrives while they share the input.
     produce(&bootstrap, rest).await;
     tokio::time::sleep(Duration::from_secs(6)).await;
-    std::process::Command::new("kill")
-        .args(["-TERM", &a.id().to_string()])
-        .status()
-        .unwrap();
+    common::signal(&a, "TERM");
     drop(a);
 
     let reader = common::kafka::Reader::new(&bootstrap, &t.metrics, 1);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut published: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    loop {
-        common::collect(
-            &mut published,
-            reader.read_for(Duration::from_secs(3)).await,
-        );
-        if expected.keys().all(|k| published.contains_key(k)) {
-            common::collect(
-                &mut published,
-                reader.read_for(Duration::from_secs(2)).await,
-            );
-            break;
-        }
-        if Instant::now() >= deadline {
-            let body = common::scrape(&client, &addresses[1])
-                .await
-                .unwrap_or_else(|| "metrics unreachable".into());
-            panic!(
-                "after 120 s, {} of {} windows published; the second instance says: {:?}",
-                expected
-                    .keys()
-                    .filter(|k| published.contains_key(*k))
-                    .count(),
-                expected.len(),
-                common::health_lines(&body)
-            );
-        }
-    }
-    std::process::Command::new("kill")
-        .args(["-TERM", &b.id().to_string()])
-        .status()
-        .unwrap();
+    let published = common::read_until_published(
+        &reader,
+        &expected,
+        Duration::from_secs(120),
+        &client,
+        &addresses[1],
+    )
+    .await;
+    common::signal(&b, "TERM");
     drop(b);
     for (i, config) in configs.iter().enumerate() {
-        for line in assignment_lines(config) {
+        for line in common::assignment_lines(config) {
             eprintln!("instance {i}: {line}");
         }
     }
-    let check = common::check_published(&expected, &published);
-    eprintln!(
-        "{} windows, {} duplicate copies, {} extra, {} differences",
-        expected.len(),
-        check.duplicates,
-        check.extra.len(),
-        check.problems.len()
-    );
-    assert!(
-        check.extra.is_empty(),
-        "windows replay does not have: {:?}",
-        &check.extra[..check.extra.len().min(5)]
-    );
-    assert!(
-        check.problems.is_empty(),
-        "{} differences (windows published from part of the data): {:?}",
-        check.problems.len(),
-        &check.problems[..check.problems.len().min(6)]
-    );
+    common::assert_every_copy_as_expected(&expected, &published);
     let _ = std::fs::remove_dir_all(dir);
 }

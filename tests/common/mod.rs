@@ -317,6 +317,124 @@ pub fn check_published(
     }
 }
 
+/// Sends `signal` ("KILL", "TERM") to a service process.
+pub fn signal(service: &Service, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([format!("-{signal}"), service.id().to_string()])
+        .status()
+        .expect("runs kill");
+    assert!(status.success(), "kill -{signal} {}", service.id());
+}
+
+/// The input records a running service has read since it started
+/// (`feedback_loop_input_records_total`).
+pub async fn records_read(client: &reqwest::Client, address: &str) -> u64 {
+    metric(client, address, "feedback_loop_input_records_total{")
+        .await
+        .unwrap_or(0.0) as u64
+}
+
+/// Waits until the service at `address` has read `n` records, for at most 90 s.
+pub async fn wait_until_read(client: &reqwest::Client, address: &str, n: u64, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    loop {
+        let read = records_read(client, address).await;
+        if read >= n {
+            eprintln!("{what}: {read} records read");
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: only {read} of {n} read in 90 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// The lines of a service's log (`service.log` beside its configuration) that say which
+/// partitions it held and whether it was in charge of the whole input.
+pub fn assignment_lines(config: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(config.with_file_name("service.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| {
+            l.contains("partitions assigned")
+                || l.contains("partitions revoked")
+                || l.contains("input partition")
+                || l.contains("part of the input")
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// Reads the metrics topic until every expected window is published (every copy kept), for
+/// at most `limit`; on timeout, fails with what the service at `address` says.
+pub async fn read_until_published(
+    reader: &kafka::Reader,
+    expected: &BTreeMap<String, Value>,
+    limit: std::time::Duration,
+    client: &reqwest::Client,
+    address: &str,
+) -> BTreeMap<String, Vec<Value>> {
+    let deadline = std::time::Instant::now() + limit;
+    let mut published: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    loop {
+        collect(
+            &mut published,
+            reader.read_for(std::time::Duration::from_secs(3)).await,
+        );
+        if expected.keys().all(|k| published.contains_key(k)) {
+            // Anything still in flight (a last re-publication) arrives too.
+            collect(
+                &mut published,
+                reader.read_for(std::time::Duration::from_secs(2)).await,
+            );
+            return published;
+        }
+        if std::time::Instant::now() >= deadline {
+            let body = scrape(client, address)
+                .await
+                .unwrap_or_else(|| "metrics unreachable".into());
+            panic!(
+                "after {limit:?}, {} of {} windows published; the service says: {:?}",
+                expected
+                    .keys()
+                    .filter(|k| published.contains_key(*k))
+                    .count(),
+                expected.len(),
+                health_lines(&body)
+            );
+        }
+    }
+}
+
+/// Every copy of every published window equals the expected record, and nothing else was
+/// published.
+pub fn assert_every_copy_as_expected(
+    expected: &BTreeMap<String, Value>,
+    published: &BTreeMap<String, Vec<Value>>,
+) {
+    let check = check_published(expected, published);
+    eprintln!(
+        "{} windows, {} duplicate copies (same content), {} extra, {} differences",
+        expected.len(),
+        check.duplicates,
+        check.extra.len(),
+        check.problems.len()
+    );
+    assert!(
+        check.extra.is_empty(),
+        "windows replay does not have: {:?}",
+        &check.extra[..check.extra.len().min(5)]
+    );
+    assert!(
+        check.problems.is_empty(),
+        "{} differences (a window published from part of the data?): {:?}",
+        check.problems.len(),
+        &check.problems[..check.problems.len().min(10)]
+    );
+}
+
 /// `replay` over inputs in memory under `config`: its output lines.
 pub fn replay_lines(
     config: feedback_loop_core::settings::Config,
