@@ -10,7 +10,7 @@ use feedback_loop_core::settings::KafkaConfig;
 
 use crate::kafka::producer::OutputProducer;
 use crate::shared_state::SharedState;
-use crate::telemetry::events::{AlertEmitted, RetrainTriggered};
+use crate::telemetry::events::{AlertEmitted, EstimationFitFailed, RetrainTriggered};
 use crate::webhook::RetrainWebhook;
 
 pub struct Publisher {
@@ -48,6 +48,9 @@ impl Publisher {
     /// `rules` is the rule state after the step (for the `alert_firing` gauge).
     pub(crate) fn publish(&self, emitted: Emitted, rules: &RuleSet) {
         let telemetry = &self.state.telemetry;
+        for failure in &emitted.fit_failures {
+            telemetry.emit(EstimationFitFailed { failure });
+        }
         for event in &emitted.events {
             let json = match event.to_json() {
                 Ok(json) => json,

@@ -120,6 +120,7 @@ impl Driver {
                     all.metrics.extend(emitted.metrics);
                     all.checks.extend(emitted.checks);
                     all.events.extend(emitted.events);
+                    all.fit_failures.extend(emitted.fit_failures);
                 }
                 Ok(all)
             }

@@ -49,6 +49,21 @@ pub struct ReplaySummary {
     pub checks: usize,
 }
 
+/// Says on `diagnostics` which performance-estimation fits failed (that version gets no
+/// estimates).
+fn report_fit_failures(emitted: &Emitted, diagnostics: &mut impl Write) -> anyhow::Result<()> {
+    for f in &emitted.fit_failures {
+        writeln!(
+            diagnostics,
+            "estimation: model {} version {}: the fit failed, no estimates: {}",
+            f.model,
+            f.model_version.as_deref().unwrap_or("-"),
+            f.error
+        )?;
+    }
+    Ok(())
+}
+
 /// Runs the core over the two inputs in memory and writes the metrics records.
 pub fn replay(
     loaded: &LoadedConfig,
@@ -181,9 +196,12 @@ pub fn replay_into(
                 line.index + 1
             )?;
         }
+        report_fit_failures(&emitted, diagnostics)?;
         write(emitted, &mut summary)?;
     }
-    write(driver.finish()?, &mut summary)?;
+    let emitted = driver.finish()?;
+    report_fit_failures(&emitted, diagnostics)?;
+    write(emitted, &mut summary)?;
     out.flush()?;
     Ok(summary)
 }

@@ -258,6 +258,28 @@ impl InternalEvent for RetrainTriggered<'_> {
     }
 }
 
+/// A performance-estimation fit failed: that model version gets no estimates.
+pub struct EstimationFitFailed<'a> {
+    pub failure: &'a feedback_loop_core::output::EstimationFitFailure,
+}
+
+impl InternalEvent for EstimationFitFailed<'_> {
+    fn emit(self, telemetry: &Telemetry) {
+        let f = self.failure;
+        tracing::warn!(
+            model = %f.model,
+            version = f.model_version.as_deref().unwrap_or("-"),
+            error = %f.error,
+            "performance estimation: the fit failed; this version gets no estimates \
+             (docs/estimation.md)"
+        );
+        telemetry
+            .estimation_fit_failures
+            .with_label_values(&[f.model.as_str()])
+            .inc();
+    }
+}
+
 /// One attempt to deliver a retrain trigger to the webhook, and how it went.
 pub enum WebhookAttempt<'a> {
     Delivered {

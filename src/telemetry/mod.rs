@@ -66,6 +66,7 @@ pub struct Telemetry {
     pub alert_firing: GaugeVec,
     pub alerts: IntCounterVec,
     pub retrain_triggers: IntCounterVec,
+    pub estimation_fit_failures: IntCounterVec,
     pub webhook_deliveries: IntCounterVec,
     // model quality, latest window
     quality: GaugeVec,
@@ -204,6 +205,13 @@ impl Telemetry {
                 opts("alerts_total", "Alert events emitted, by status (firing, resolved)."),
                 &["rule", "model", "status"]
             )?),
+            estimation_fit_failures: register!(IntCounterVec::new(
+                opts(
+                    "estimation_fit_failures_total",
+                    "Performance-estimation fits that failed (that version gets no estimates), by model."
+                ),
+                &["model"]
+            )?),
             retrain_triggers: register!(IntCounterVec::new(
                 opts("retrain_triggers_total", "Retrain triggers emitted."),
                 &["model"]
@@ -311,6 +319,10 @@ impl Telemetry {
         }
         for event in JOIN_EVENTS {
             self.join_events.with_label_values(&[event]);
+        }
+        for model in config.models.iter().filter(|m| m.estimation.is_some()) {
+            self.estimation_fit_failures
+                .with_label_values(&[model.name.as_str()]);
         }
         if config.checkpoint.enabled {
             for outcome in events::RESTORE_OUTCOMES {

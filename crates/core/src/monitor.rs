@@ -22,6 +22,9 @@ pub struct Emitted {
     /// When, after its end, a window's metrics records are due (its close) and when its
     /// estimation check is (every prediction joined or expired), in ms: the output order.
     pub due_after_end: DueAfterEnd,
+    /// Performance-estimation fits that failed in this step (not output records: the
+    /// shell logs and counts them).
+    pub fit_failures: Vec<crate::output::EstimationFitFailure>,
 }
 
 /// See [`Emitted::due_after_end`].
@@ -33,7 +36,10 @@ pub struct DueAfterEnd {
 
 impl Emitted {
     pub fn is_empty(&self) -> bool {
-        self.metrics.is_empty() && self.checks.is_empty() && self.events.is_empty()
+        self.metrics.is_empty()
+            && self.checks.is_empty()
+            && self.events.is_empty()
+            && self.fit_failures.is_empty()
     }
 
     /// The metrics records and checks in output order: by the time each is due (a
@@ -208,6 +214,7 @@ impl Monitor {
             checks,
             events,
             due_after_end: due,
+            fit_failures: self.engine.take_estimation_failures(),
         }
     }
 }

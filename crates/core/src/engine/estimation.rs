@@ -415,6 +415,10 @@ struct ModelEstimation {
     /// `reference = { file = … }`: the decoded file, in windows.
     file: Option<Vec<Vec<ReferenceRow>>>,
     versions: BTreeMap<u16, Phase>,
+    /// Fits that failed since the last [`EstimationState::take_failures`]: (version,
+    /// why). Reported once, not state.
+    #[serde(skip)]
+    failures: Vec<(u16, String)>,
 }
 
 impl ModelEstimation {
@@ -434,6 +438,9 @@ impl ModelEstimation {
                 ),
                 (None, None) => return None,
             };
+            if let Phase::Failed { error } = &phase {
+                self.failures.push((version, error.clone()));
+            }
             self.versions.insert(version, phase);
         }
         self.versions.get_mut(&version)
@@ -480,6 +487,7 @@ impl EstimationState {
                     positive: m.positive_class.clone().unwrap_or_default(),
                     file: None,
                     versions: BTreeMap::new(),
+                    failures: Vec::new(),
                 })
             })
             .collect();
@@ -773,7 +781,8 @@ impl EstimationState {
             };
             let (task, mode) = (m.task, m.spec.mode);
             let positive = m.positive.clone();
-            for phase in m.versions.values_mut() {
+            let failures = &mut m.failures;
+            for (&version, phase) in m.versions.iter_mut() {
                 let Phase::Collecting {
                     windows,
                     reference,
@@ -822,6 +831,9 @@ impl EstimationState {
                 });
                 let fit = Fitted::fit(task, &positive, mode, reference);
                 let mut next = fitted_phase(fit, reference);
+                if let Phase::Failed { error } = &next {
+                    failures.push((version, error.clone()));
+                }
                 if let Phase::Fitted {
                     fitted,
                     windows: accumulators,
@@ -951,6 +963,21 @@ impl EstimationState {
             }
         }
         out.sort_by_key(|&(model, version, start, _)| (start, model, version));
+        out
+    }
+
+    /// The fits that failed since the last call: (model, version, why), each once.
+    pub(crate) fn take_failures(&mut self) -> Vec<(u16, u16, String)> {
+        let mut out = Vec::new();
+        for (model, m) in self.models.iter_mut().enumerate() {
+            if let Some(m) = m {
+                out.extend(
+                    m.failures
+                        .drain(..)
+                        .map(|(version, why)| (model as u16, version, why)),
+                );
+            }
+        }
         out
     }
 
@@ -1397,8 +1424,14 @@ mod tests {
         }
         records.extend(engine.finish());
         assert!(records.iter().all(|r| r.estimated.is_none()));
-        let failure = engine.estimation.failure(0, 0).expect("failed");
+        let failure = engine.estimation.failure(0, 0).expect("failed").to_string();
         assert!(failure.contains("\"c\""), "{failure}");
+        // Reported once, by name.
+        let reported = engine.take_estimation_failures();
+        assert_eq!(reported.len(), 1, "{reported:?}");
+        assert_eq!(reported[0].model, "m");
+        assert_eq!(reported[0].error, failure);
+        assert!(engine.take_estimation_failures().is_empty());
     }
 
     /// A binary stream whose labels arrive one window after their predictions, one in

@@ -788,6 +788,24 @@ impl Engine {
         std::mem::take(&mut self.checks)
     }
 
+    /// The performance-estimation fits that failed since the last call (a version gets no
+    /// estimates then; docs/estimation.md), each reported once.
+    pub fn take_estimation_failures(&mut self) -> Vec<crate::output::EstimationFitFailure> {
+        self.estimation
+            .take_failures()
+            .into_iter()
+            .map(|(model, version, error)| {
+                let state = &self.models[model as usize];
+                let version = version_name(state, version);
+                crate::output::EstimationFitFailure {
+                    model: state.spec.name.clone(),
+                    model_version: (!version.is_empty()).then(|| version.to_string()),
+                    error,
+                }
+            })
+            .collect()
+    }
+
     /// End of input: everything pending expires, every window closes.
     pub fn finish(&mut self) -> Vec<MetricsRecord> {
         self.advance_watermark(i64::MAX)

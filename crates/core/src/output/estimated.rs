@@ -106,3 +106,13 @@ impl EstimatedOut {
         }
     }
 }
+
+/// A performance-estimation fit that failed (e.g. a multiclass class that has scores but
+/// is never an actual in the reference): that model version gets no estimates. Not an
+/// output record: the service logs and counts it, `replay` says it on stderr.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EstimationFitFailure {
+    pub model: String,
+    pub model_version: Option<String>,
+    pub error: String,
+}

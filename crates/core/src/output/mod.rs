@@ -14,7 +14,9 @@ pub use drift::{
     finite, CategoricalDrift, DetectorOut, DetectorsOut, DriftOut, DriftValue, NumericDrift,
     TestResult,
 };
-pub use estimated::{EstimatedMetric, EstimatedMetrics, EstimatedOut, EstimationReferenceOut};
+pub use estimated::{
+    EstimatedMetric, EstimatedMetrics, EstimatedOut, EstimationFitFailure, EstimationReferenceOut,
+};
 pub use estimation_check::{CheckMetric, CheckMetrics, EstimationCheck};
 pub use metric_path::{for_each_metric, MetricPath};
 
