@@ -50,20 +50,43 @@ impl Emitted {
     /// one step per close (and the partitioned engine the same as a single one).
     pub fn records_in_order(&self) -> Vec<Output<'_>> {
         let mut out = Vec::with_capacity(self.metrics.len() + self.checks.len());
-        let mut checks = self.checks.iter().peekable();
-        let due = self.due_after_end;
-        for window in self.metrics.chunk_by(|a, b| a.window == b.window) {
-            let close = window[0].window.end.saturating_add(due.metrics);
-            while let Some(check) =
-                checks.next_if(|c| c.window.end.saturating_add(due.checks) < close)
-            {
-                out.push(Output::Check(check));
+        for group in in_due_order(&self.metrics, &self.checks, self.due_after_end) {
+            match group {
+                Due::Window(records) => out.extend(records.iter().map(Output::Metrics)),
+                Due::Checks(checks) => out.extend(checks.iter().map(Output::Check)),
             }
-            out.extend(window.iter().map(Output::Metrics));
         }
-        out.extend(checks.map(Output::Check));
         out
     }
+}
+
+/// One window's metrics records, or one window's estimation checks.
+enum Due<'a> {
+    Window(&'a [MetricsRecord]),
+    Checks(&'a [EstimationCheck]),
+}
+
+/// A step's records and checks by window, in the order they are due (a window's records
+/// at its close, its checks at its end + `due.checks`; records first at equal times). Both
+/// inputs are in window order. The one order the output and the rules follow.
+fn in_due_order<'a>(
+    metrics: &'a [MetricsRecord],
+    checks: &'a [EstimationCheck],
+    due: DueAfterEnd,
+) -> Vec<Due<'a>> {
+    let mut out = Vec::new();
+    let mut checks = checks.chunk_by(|a, b| a.window == b.window).peekable();
+    for window in metrics.chunk_by(|a, b| a.window == b.window) {
+        let close = window[0].window.end.saturating_add(due.metrics);
+        while let Some(checked) =
+            checks.next_if(|c| c[0].window.end.saturating_add(due.checks) < close)
+        {
+            out.push(Due::Checks(checked));
+        }
+        out.push(Due::Window(window));
+    }
+    out.extend(checks.map(Due::Checks));
+    out
 }
 
 /// A line of output: a metrics record or an estimation check.
@@ -196,18 +219,11 @@ impl Monitor {
         let mut events = Vec::new();
         let checks = self.engine.take_estimation_checks();
         let due = self.engine.due_after_end();
-        let mut check_windows = checks.chunk_by(|a, b| a.window == b.window).peekable();
-        for window in metrics.chunk_by(|a, b| a.window == b.window) {
-            let close = window[0].window.end.saturating_add(due.metrics);
-            while let Some(checked) =
-                check_windows.next_if(|c| c[0].window.end.saturating_add(due.checks) < close)
-            {
-                events.extend(self.rules.evaluate_checks(checked));
-            }
-            events.extend(self.rules.evaluate_batch(window));
-        }
-        for checked in check_windows {
-            events.extend(self.rules.evaluate_checks(checked));
+        for group in in_due_order(&metrics, &checks, due) {
+            events.extend(match group {
+                Due::Window(records) => self.rules.evaluate_batch(records),
+                Due::Checks(checked) => self.rules.evaluate_checks(checked),
+            });
         }
         Emitted {
             metrics,

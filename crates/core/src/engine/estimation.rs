@@ -195,6 +195,20 @@ pub struct EstimationRows {
 /// close.
 type LabelledRow = (Row, u32, bool);
 
+/// Labelled rows by names, as a task hands them over.
+fn named_labels(labelled: &[LabelledRow], names: &Interner) -> Vec<(NamedRow, String, bool)> {
+    labelled
+        .iter()
+        .map(|(row, actual, before)| {
+            (
+                NamedRow::of(row, names),
+                names.name(*actual).to_string(),
+                *before,
+            )
+        })
+        .collect()
+}
+
 /// A task's estimation input, kept raw per window until handed over.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct TaskRows {
@@ -521,17 +535,7 @@ impl EstimationState {
             .map(|((_, model, version), raw)| {
                 let rows = EstimationRows {
                     rows: raw.rows.iter().map(|r| NamedRow::of(r, names)).collect(),
-                    labelled: raw
-                        .labelled
-                        .iter()
-                        .map(|(r, actual, before)| {
-                            (
-                                NamedRow::of(r, names),
-                                names.name(*actual).to_string(),
-                                *before,
-                            )
-                        })
-                        .collect(),
+                    labelled: named_labels(&raw.labelled, names),
                 };
                 (model, version, rows)
             })
@@ -564,16 +568,7 @@ impl EstimationState {
                 version,
                 EstimationRows {
                     rows: Vec::new(),
-                    labelled: labels
-                        .iter()
-                        .map(|(r, actual, before)| {
-                            (
-                                NamedRow::of(r, names),
-                                names.name(*actual).to_string(),
-                                *before,
-                            )
-                        })
-                        .collect(),
+                    labelled: named_labels(&labels, names),
                 },
             ));
         }

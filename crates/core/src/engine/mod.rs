@@ -701,34 +701,27 @@ impl Engine {
             &self.labels,
         );
         let mut records = Vec::new();
-        while let Some((&start, _)) = self.windows.first_key_value() {
-            let end = self.windows_spec.end_of(start);
-            if end.saturating_add(wait) > watermark {
-                break;
+        while let Some((start, window)) = self.next_closed_window(watermark) {
+            let keys = self.record_keys(&window);
+            let series: Vec<(u16, u16)> = keys
+                .iter()
+                .filter(|(k, _)| k.segment.is_none() && k.version != UNSEEN_VERSION)
+                .map(|(k, _)| (k.model, k.version))
+                .collect();
+            let mut drift = self.drift.close(start, &series);
+            let mut estimated = self.estimation.close(start, &self.labels);
+            for &(model, version) in &series {
+                let closed = &mut self.models[model as usize].closed_versions;
+                *crate::window::grow(closed, version as usize, || false) = true;
             }
-            if let Some(window) = self.windows.remove(&start) {
-                self.stats.windows_closed += 1;
-                let keys = self.record_keys(&window);
-                let series: Vec<(u16, u16)> = keys
-                    .iter()
-                    .filter(|(k, _)| k.segment.is_none() && k.version != UNSEEN_VERSION)
-                    .map(|(k, _)| (k.model, k.version))
-                    .collect();
-                let mut drift = self.drift.close(start, &series);
-                let mut estimated = self.estimation.close(start, &self.labels);
-                for &(model, version) in &series {
-                    let closed = &mut self.models[model as usize].closed_versions;
-                    *crate::window::grow(closed, version as usize, || false) = true;
-                }
-                self.emit(
-                    start,
-                    &window,
-                    keys,
-                    &mut drift,
-                    &mut estimated,
-                    &mut records,
-                );
-            }
+            self.emit(
+                start,
+                &window,
+                keys,
+                &mut drift,
+                &mut estimated,
+                &mut records,
+            );
         }
         for (model, version, start, estimates) in
             self.estimation
@@ -769,6 +762,19 @@ impl Engine {
             metrics: self.close_wait(),
             checks: self.config.max_label_delay,
         }
+    }
+
+    /// Removes the earliest open window if `watermark` has passed its close (counted in
+    /// `windows_closed`); `None` otherwise. Closing (a single engine) and handing over (a
+    /// task) take windows through this.
+    fn next_closed_window(&mut self, watermark: i64) -> Option<(i64, Window)> {
+        let (&start, _) = self.windows.first_key_value()?;
+        if self.close_of(start) > watermark {
+            return None;
+        }
+        let window = self.windows.remove(&start)?;
+        self.stats.windows_closed += 1;
+        Some((start, window))
     }
 
     /// How long after its end a window closes: with `attribute_to = "prediction"`, once

@@ -111,16 +111,8 @@ impl Engine {
         if !self.expire_until(watermark) {
             return Vec::new();
         }
-        let wait = self.close_wait();
         let mut out = Vec::new();
-        while let Some((&start, _)) = self.windows.first_key_value() {
-            if self.windows_spec.end_of(start).saturating_add(wait) > watermark {
-                break;
-            }
-            let Some(window) = self.windows.remove(&start) else {
-                break;
-            };
-            self.stats.windows_closed += 1;
+        while let Some((start, window)) = self.next_closed_window(watermark) {
             let models = &self.models;
             let drift = self.drift.take_partials(start, |model, version| {
                 version_name(&models[model as usize], version).to_string()
