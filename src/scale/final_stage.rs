@@ -111,6 +111,7 @@ impl FinalStage {
                 }
                 AssignmentChange::Revoked(_) => {
                     if self.held.take().is_some() {
+                        self.state.telemetry.forget_models();
                         tracing::info!(
                             "finalizer: the partials topic was revoked; another instance \
                              finalizes from the latest checkpoint"
