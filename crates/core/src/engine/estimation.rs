@@ -1595,4 +1595,25 @@ mod tests {
         .expect_err("regression");
         assert!(err.to_string().contains("models[0].estimation"), "{err}");
     }
+
+    #[test]
+    fn auc_sample_defaults_and_is_validated_under_its_key() {
+        let spec = |c: &Config| EstimationSpec::from_config(&c.models[0]).expect("estimates");
+        let c = config("binary", "method = \"cbpe\"\n");
+        assert_eq!(
+            spec(&c).auc_sample,
+            crate::settings::DEFAULT_ESTIMATION_AUC_SAMPLE
+        );
+        let c = config("binary", "method = \"cbpe\"\nauc_sample = 2500\n");
+        assert_eq!(spec(&c).auc_sample, 2500);
+        let err = Config::from_toml_for_tests(
+            "[[models]]\nname = \"m\"\ntask = \"binary\"\npositive_class = \"1\"\n\
+             [models.estimation]\nmethod = \"cbpe\"\nauc_sample = 99\n",
+        )
+        .expect_err("too small");
+        assert!(
+            err.to_string().contains("models[0].estimation.auc_sample"),
+            "{err}"
+        );
+    }
 }

@@ -93,6 +93,12 @@ impl BinaryRealizedWindow {
         self.tp + self.fp + self.fn_ + self.tn
     }
 
+    /// The ROC AUC sample of the labelled rows.
+    #[cfg(test)]
+    pub(crate) fn scored(&self) -> &AucSample<(f64, bool)> {
+        &self.scored
+    }
+
     /// `[accuracy, precision, recall, f1, roc_auc]`; precision/recall/f1 are NaN when the
     /// labels or the predictions take a single value, ROC AUC when the labels do.
     pub fn metrics(&self) -> [f64; 5] {
