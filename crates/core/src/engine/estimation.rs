@@ -16,7 +16,10 @@
 //!   become estimation windows.
 //! - **fitted**: rows are pushed into their window's accumulator as they arrive, labels are
 //!   added as pairs join; when the engine closes a window, its estimates go in the
-//!   unsegmented record of the same window bounds.
+//!   unsegmented record of the same window bounds. An accumulator is sums plus ROC AUC
+//!   samples of at most `auc_sample` rows, keyed by the hash of each row's join id (the
+//!   prediction's, or the joined outcome's: the same id), so the finalizer of the
+//!   partitioned engine, adding the tasks' rows in any order, keeps the same rows.
 //! - **failed**: the fit failed (e.g. a multiclass class that is never an actual in the
 //!   reference); no estimates for that version.
 //!
