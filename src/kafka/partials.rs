@@ -9,24 +9,21 @@
 //! finalizer reassembles it even when two instances interleave messages of one task (the
 //! old owner's last deliveries and the new owner's first, after a rebalance).
 //!
-//! The finalizer reads it in its own consumer group, `<kafka.group_id>.final`: the member
-//! holding the partition finalizes; the others stand by.
+//! The finalizer reads it without a consumer group: it runs on the instance that holds task
+//! 0, from the offset of its checkpoint.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::Context;
-use rdkafka::client::ClientContext;
-use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::StreamConsumer;
 use rdkafka::producer::{FutureRecord, Producer as _};
-use rdkafka::topic_partition_list::TopicPartitionList;
 
 use feedback_loop_core::partition::TaskMessage;
 use feedback_loop_core::settings::Config;
 
 use crate::kafka::client;
-use crate::kafka::consumer::AssignmentChange;
 use crate::kafka::log_limit::{Producer, QuietContext};
 
 /// Bytes before a chunk's payload: instance id, sequence, task, index, count.
@@ -223,86 +220,24 @@ impl PartialsReader {
     }
 }
 
-/// The finalizer consumer's context: assignment changes for the loop to apply.
-#[derive(Default)]
-pub(crate) struct FinalContext {
-    changes: Mutex<Vec<AssignmentChange>>,
-    changed: AtomicBool,
-}
+/// The finalizer's reader of the partials topic: no consumer group (the finalizer runs
+/// where task 0 runs, see `crate::scale`), assigned the partition by hand at the offset its
+/// checkpoint names.
+pub(crate) type FinalConsumer = StreamConsumer<QuietContext>;
 
-pub(crate) type FinalConsumer = StreamConsumer<FinalContext>;
-
-impl FinalContext {
-    pub(crate) fn take_changes(&self) -> Vec<AssignmentChange> {
-        if !self.changed.swap(false, Ordering::AcqRel) {
-            return Vec::new();
-        }
-        self.changes
-            .lock()
-            .map(|mut c| std::mem::take(&mut *c))
-            .unwrap_or_default()
-    }
-
-    fn push_change(&self, change: AssignmentChange) {
-        if let Ok(mut changes) = self.changes.lock() {
-            changes.push(change);
-            self.changed.store(true, Ordering::Release);
-        }
-    }
-}
-
-fn partitions(list: &TopicPartitionList) -> Vec<(String, i32)> {
-    list.elements()
-        .iter()
-        .map(|e| (e.topic().to_string(), e.partition()))
-        .collect()
-}
-
-impl ClientContext for FinalContext {
-    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
-        QuietContext.log(level, fac, log_message);
-    }
-}
-
-impl ConsumerContext for FinalContext {
-    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(list) = rebalance {
-            tracing::info!(partitions = ?partitions(list), "finalizer: partials revoked");
-            self.push_change(AssignmentChange::Revoked(partitions(list)));
-        }
-    }
-
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Assign(list) => {
-                tracing::info!(partitions = ?partitions(list), "finalizer: partials assigned");
-                self.push_change(AssignmentChange::Assigned(partitions(list)));
-            }
-            Rebalance::Revoke(_) => {}
-            Rebalance::Error(e) => tracing::warn!(error = %e, "finalizer: rebalance error"),
-        }
-    }
-}
-
-/// The finalizer's consumer, in group `<kafka.group_id>.final`, subscribed to the partials
-/// topic.
 pub(crate) fn final_consumer(config: &Config) -> anyhow::Result<FinalConsumer> {
-    use rdkafka::consumer::Consumer;
-    let consumer: FinalConsumer = client::other_consumer(config)
+    client::other_consumer(config)
+        // Required by librdkafka; no group is joined (the partition is assigned) and no
+        // offset committed (the checkpoint holds it).
         .set("group.id", format!("{}.final", config.kafka.group_id))
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
         .set(
             "fetch.max.bytes",
             (4 * config.checkpoint.chunk_bytes + 1024 * 1024).to_string(),
         )
-        .create_with_context(FinalContext::default())
-        .context("creating the finalizer's consumer")?;
-    consumer
-        .subscribe(&[&config.scale.partials_topic])
-        .context("subscribing to the partials topic")?;
-    Ok(consumer)
+        .create_with_context(QuietContext)
+        .context("creating the finalizer's reader")
 }
 
 #[cfg(test)]

@@ -1,22 +1,24 @@
-//! The finalizer's side of an instance (`scale.mode = "partitioned"`): a member of the
-//! consumer group `<kafka.group_id>.final` over the partials topic. The member that holds
-//! the topic's partition runs the [`Finalizer`]: it takes the tasks' partials and markers
-//! in the topic's order, and publishes what closes (metrics records, estimation checks,
-//! alerts, retrain triggers, the models' Prometheus gauges). The other members stand by.
+//! The finalizer's side of an instance (`scale.mode = "partitioned"`): it runs on the
+//! instance that holds task 0 (partition 0 of both inputs), so that the input group's
+//! rebalances, which already move tasks safely, also move the finalizer: there is never
+//! more than one outside a rebalance, and none while task 0 has no holder. It reads the
+//! partials topic (one partition, assigned by hand, no consumer group), takes the tasks'
+//! partials and markers in the topic's order, and publishes what closes (metrics records,
+//! estimation checks, alerts, retrain triggers, the models' Prometheus gauges).
 //!
-//! Lifecycle: on assignment, the finalizer is restored from its latest checkpoint
-//! (`<group>/final`; fresh without one) and reads on from the snapshot's offset. Every
-//! `checkpoint.interval`: the outputs are flushed (delivered), the finalizer is
-//! snapshotted, then the partials topic's offset committed. On revocation it is dropped;
-//! the next holder continues from the checkpoint and publishes again what closed since
-//! (same record ids, same values).
+//! Lifecycle: when task 0 arrives, the finalizer is restored from its latest checkpoint
+//! (`<group>/final`; fresh without one) and reads from the checkpoint's offset (from the
+//! beginning without one). Every `checkpoint.interval`: the outputs are flushed
+//! (delivered), then the finalizer is snapshotted with the offset to resume at. When task
+//! 0 leaves, it is dropped; the next holder continues from the checkpoint and publishes
+//! again what closed since (same record ids, same values).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
@@ -24,10 +26,9 @@ use feedback_loop_core::checkpoint::{
     config_fingerprint, decode_versioned, encode_versioned, shape_fingerprint, FinalizerSnapshot,
     FinalizerSnapshotView,
 };
-use feedback_loop_core::partition::{Finalizer, TaskMessage};
+use feedback_loop_core::partition::{Finalizer, Receipt, TaskMessage};
 
 use crate::config::LoadedConfig;
-use crate::kafka::consumer::AssignmentChange;
 use crate::kafka::partials::{FinalConsumer, PartialsReader};
 use crate::kafka::state_store::StateStore;
 use crate::publisher::Publisher;
@@ -98,33 +99,39 @@ impl FinalStage {
         self.held.is_some()
     }
 
-    /// Applies the finalizer consumer's rebalances.
-    pub(crate) fn apply_assignment_changes(
-        &mut self,
-        consumer: &FinalConsumer,
-    ) -> anyhow::Result<()> {
-        let mut assigned = None;
-        for change in consumer.context().take_changes() {
-            match change {
-                AssignmentChange::Assigned(list) => {
-                    assigned = Some(!list.is_empty());
-                }
-                AssignmentChange::Revoked(_) => {
-                    if self.held.take().is_some() {
-                        self.state.telemetry.forget_models();
-                        tracing::info!(
-                            "finalizer: the partials topic was revoked; another instance \
-                             finalizes from the latest checkpoint"
-                        );
-                    }
-                    assigned = Some(false);
-                }
-            }
-        }
-        if assigned == Some(true) && self.held.is_none() {
-            self.restore()?;
-        }
+    /// Task 0 arrived here: restores the finalizer and reads the partials topic from its
+    /// checkpoint's offset.
+    pub(crate) fn acquire(&mut self, consumer: &FinalConsumer) -> anyhow::Result<()> {
+        self.restore()?;
+        let topic = &self.loaded.config.scale.partials_topic;
+        let start = self
+            .held
+            .as_ref()
+            .and_then(|held| held.offsets.get(&0).copied())
+            .map_or(Offset::Beginning, Offset::Offset);
+        let mut list = TopicPartitionList::new();
+        list.add_partition_offset(topic, 0, start)
+            .context("the partials topic's position")?;
+        consumer
+            .assign(&list)
+            .with_context(|| format!("reading the partials topic `{topic}`"))?;
         Ok(())
+    }
+
+    /// Task 0 left: the finalizer stops here (its next holder continues from the
+    /// checkpoint); the models' gauges are left to it.
+    pub(crate) fn release(&mut self, consumer: &FinalConsumer) {
+        if self.held.take().is_none() {
+            return;
+        }
+        if let Err(error) = consumer.unassign() {
+            tracing::warn!(%error, "releasing the partials topic");
+        }
+        self.state.telemetry.forget_models();
+        tracing::info!(
+            "finalizer: task 0 moved to another instance, which finalizes from the latest \
+             checkpoint"
+        );
     }
 
     /// Restores the finalizer from its latest checkpoint (fresh without one).
@@ -173,20 +180,15 @@ impl FinalStage {
         }
         tracing::info!(
             snapshot = held.snapshot_id,
-            "finalizer: this instance holds the partials topic: it merges the tasks' partial \
-             windows and publishes"
+            "finalizer: this instance holds task 0: it merges the tasks' partial windows and \
+             publishes"
         );
         self.held = Some(held);
         Ok(())
     }
 
     /// Takes one message of the partials topic.
-    pub(crate) fn handle(
-        &mut self,
-        consumer: &FinalConsumer,
-        message: &BorrowedMessage<'_>,
-    ) -> anyhow::Result<()> {
-        self.apply_assignment_changes(consumer)?;
+    pub(crate) fn handle(&mut self, message: &BorrowedMessage<'_>) -> anyhow::Result<()> {
         let Some(held) = self.held.as_mut() else {
             return Ok(());
         };
@@ -200,6 +202,7 @@ impl FinalStage {
         }
         held.offsets.insert(partition, message.offset() + 1);
         let payload = message.payload().unwrap_or(&[]);
+        let stale = &self.state.telemetry.partials_stale;
         let result = held
             .reader
             .take(payload, message.offset())
@@ -210,7 +213,9 @@ impl FinalStage {
                 let message = TaskMessage::decode(&bytes).context("decoding a task's message")?;
                 Ok(Some(match message {
                     TaskMessage::Partial { task, partial } => {
-                        held.finalizer.partial(task, *partial)?;
+                        if held.finalizer.partial(task, *partial)? == Receipt::Stale {
+                            stale.inc();
+                        }
                         None
                     }
                     TaskMessage::Marker(marker) => Some(held.finalizer.marker(marker)?),
@@ -255,17 +260,17 @@ impl FinalStage {
                     .max(self.checkpoint_cost * 4)
     }
 
-    /// Flushes the outputs, snapshots the finalizer, commits the partials offset. True
-    /// when stored.
-    pub(crate) async fn checkpoint(&mut self, consumer: &FinalConsumer, mode: CommitMode) -> bool {
+    /// Flushes the outputs, then snapshots the finalizer with the offset to resume at.
+    /// True when stored.
+    pub(crate) async fn checkpoint(&mut self) -> bool {
         let started = Instant::now();
-        let stored = self.write_checkpoint(consumer, mode).await;
+        let stored = self.write_checkpoint().await;
         self.checkpoint_cost = started.elapsed();
         self.last_checkpoint = Instant::now();
         stored
     }
 
-    async fn write_checkpoint(&mut self, consumer: &FinalConsumer, mode: CommitMode) -> bool {
+    async fn write_checkpoint(&mut self) -> bool {
         let name = self.name();
         let Some(held) = self.held.as_mut() else {
             return false;
@@ -312,15 +317,6 @@ impl FinalStage {
                     pending_predictions: 0,
                     positions: offsets.len(),
                 });
-                let mut list = TopicPartitionList::new();
-                for ((_, p), &o) in &offsets {
-                    let _ = list.add_partition_offset(topic, *p, Offset::Offset(o));
-                }
-                if list.count() > 0 {
-                    if let Err(error) = consumer.commit(&list, mode) {
-                        tracing::warn!(%error, "committing the partials offset");
-                    }
-                }
                 true
             }
             Err(error) => {

@@ -5,9 +5,9 @@
 //! Every instance runs two parts in one loop:
 //! - its **tasks** ([`tasks::TaskSet`]): one engine shard per input partition pair it holds
 //!   in the input group, sending partial windows and markers to the partials topic;
-//! - a **finalizer member** ([`final_stage::FinalStage`]) in the group
-//!   `<kafka.group_id>.final` over the partials topic: the one member that holds it merges
-//!   the partials and publishes. With one instance, both run here: no extra deployment.
+//! - the **finalizer** ([`final_stage::FinalStage`]), on the instance that holds task 0:
+//!   it reads the partials topic, merges the partials and publishes. With one instance,
+//!   both run here: no extra deployment.
 //!
 //! The finalizer is polled first (biased select): its input is small, and a busy input
 //! must not starve it. Housekeeping (rebalances, markers, checkpoints) runs on the clock,
@@ -23,14 +23,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use futures_util::StreamExt;
-use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::consumer::Consumer;
 
 use crate::config::LoadedConfig;
 use crate::kafka::client;
 use crate::kafka::consumer::{InputConsumer, InputContext};
 use crate::kafka::dead_letter::DeadLetterQueue;
 use crate::kafka::log_limit::{Producer, QuietContext};
-use crate::kafka::partials::{final_consumer, PartialsSender};
+use crate::kafka::partials::{final_consumer, FinalConsumer, PartialsSender};
 use crate::kafka::producer::OutputProducer;
 use crate::kafka::state_store::StateStore;
 use crate::pipeline::{consumer_error, take_batch, wait_for_input_topics, TICK, YIELD_EVERY};
@@ -42,6 +42,22 @@ use crate::webhook::RetrainWebhook;
 
 use final_stage::FinalStage;
 use tasks::TaskSet;
+
+/// The finalizer runs where task 0 runs: started when it arrives, stopped when it leaves.
+fn follow_task_zero(
+    tasks: &TaskSet,
+    finals: &mut FinalStage,
+    reader: &FinalConsumer,
+) -> anyhow::Result<()> {
+    match (tasks.runs(0), finals.holds()) {
+        (true, false) => finals.acquire(reader),
+        (false, true) => {
+            finals.release(reader);
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
 
 /// Runs the partitioned service until `shutdown` fires.
 pub async fn run(
@@ -120,7 +136,7 @@ pub async fn run(
             _ = shutdown.recv() => break Ok(()),
             _ = ticker.tick() => Ok(()),
             message = partials.next() => match message {
-                Some(Ok(message)) => finals.handle(&final_consumer, &message),
+                Some(Ok(message)) => finals.handle(&message),
                 Some(Err(error)) => {
                     consumer_error(&state, &error, &mut last_final_error_log);
                     Ok(())
@@ -134,7 +150,9 @@ pub async fn run(
                     }
                     let (batch, error) = take_batch(&mut stream, message);
                     since_yield += batch.len() as u32 - 1;
-                    let handled = tasks.handle_batch(&consumer, &batch);
+                    let handled = tasks
+                        .handle_batch(&consumer, &batch)
+                        .and_then(|()| follow_task_zero(&tasks, &mut finals, &final_consumer));
                     if let Some(error) = error {
                         consumer_error(&state, &error, &mut last_error_log);
                     }
@@ -154,7 +172,7 @@ pub async fn run(
             last_tick = Instant::now();
             if let Err(error) = tasks
                 .tick(&consumer)
-                .and_then(|()| finals.apply_assignment_changes(&final_consumer))
+                .and_then(|()| follow_task_zero(&tasks, &mut finals, &final_consumer))
             {
                 break Err(error);
             }
@@ -170,7 +188,7 @@ pub async fn run(
                 tasks.checkpoint(&consumer).await;
             }
             if finals.checkpoint_due() {
-                finals.checkpoint(&final_consumer, CommitMode::Async).await;
+                finals.checkpoint().await;
             }
         }
         since_yield += 1;
@@ -197,11 +215,11 @@ pub async fn run(
         let deadline = Instant::now() + Duration::from_secs(2);
         while Instant::now() < deadline {
             match tokio::time::timeout(Duration::from_millis(300), final_consumer.recv()).await {
-                Ok(Ok(message)) => finals.handle(&final_consumer, &message)?,
+                Ok(Ok(message)) => finals.handle(&message)?,
                 Ok(Err(_)) | Err(_) => break,
             }
         }
-        finals.checkpoint(&final_consumer, CommitMode::Sync).await;
+        finals.checkpoint().await;
     }
     if let Err(error) = finals.publisher().output().flush(Duration::from_secs(5)) {
         tracing::warn!(%error, "producer flush incomplete");

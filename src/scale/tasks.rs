@@ -117,6 +117,11 @@ impl TaskSet {
         format!("{}/task-{task}", self.config.kafka.group_id)
     }
 
+    /// Whether this instance runs task `p`.
+    pub(crate) fn runs(&self, p: i32) -> bool {
+        self.tasks.contains_key(&p)
+    }
+
     /// The tasks this instance runs.
     pub(crate) fn running(&self) -> usize {
         self.tasks.len()

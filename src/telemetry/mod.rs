@@ -63,6 +63,7 @@ pub struct Telemetry {
     pub checkpoint_seconds: Histogram,
     pub state_restores: IntCounterVec,
     pub partials_rejected: IntCounter,
+    pub partials_stale: IntCounter,
     // rules
     pub alert_firing: GaugeVec,
     pub alerts: IntCounterVec,
@@ -183,6 +184,10 @@ impl Telemetry {
             partials_rejected: register!(IntCounter::with_opts(opts(
                 "partials_rejected_total",
                 "Messages of the partials topic the finalizer could not take (scale.mode = \"partitioned\")."
+            ))?),
+            partials_stale: register!(IntCounter::with_opts(opts(
+                "partials_stale_total",
+                "Partial windows the finalizer dropped because their window had closed (a task re-sending after a restore)."
             ))?),
             checkpoint_bytes: register!(IntGauge::with_opts(opts(
                 "checkpoint_size_bytes",

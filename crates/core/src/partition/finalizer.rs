@@ -164,19 +164,21 @@ impl Finalizer {
         Ok(self.monitor.advance_watermark(watermark))
     }
 
-    /// The least watermark of the tasks that are not idle (of all tasks when every one
-    /// is idle); `None` until every task has sent a marker.
+    /// The least watermark of the tasks; `None` until every task has sent a marker. A task
+    /// idle since its start (no record yet, watermark at its minimum) does not count: an
+    /// empty partition must not hold every window back. Any other idle task counts: its
+    /// watermark moves on with the wall clock, and it hands a window over only when that
+    /// watermark passes it, so a window must not close before.
     fn tasks_watermark(&self) -> Option<i64> {
-        let mut busy = None::<i64>;
-        let mut all = None::<i64>;
+        let mut least = None::<i64>;
         for (watermark, idle) in self.watermarks.iter().zip(&self.idle) {
             let w = (*watermark)?;
-            all = Some(all.map_or(w, |a| a.max(w)));
-            if !idle {
-                busy = Some(busy.map_or(w, |b| b.min(w)));
+            if *idle && w == i64::MIN {
+                continue;
             }
+            least = Some(least.map_or(w, |l| l.min(w)));
         }
-        busy.or(all)
+        least
     }
 
     fn check_task(&self, task: u32) -> Result<(), FinalizerError> {
@@ -187,5 +189,61 @@ impl Finalizer {
             });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finalizer(tasks: u32) -> Finalizer {
+        let config = Config::from_toml_for_tests(
+            r#"
+[[models]]
+name = "fraud"
+task = "binary"
+positive_class = "1"
+"#,
+        )
+        .expect("config");
+        Finalizer::new(&config, tasks).expect("finalizer")
+    }
+
+    fn marker(task: u32, tasks: u32, watermark: i64, idle: bool) -> Marker {
+        Marker {
+            task,
+            tasks,
+            watermark,
+            idle,
+        }
+    }
+
+    #[test]
+    fn an_idle_task_holds_windows_back_until_its_own_watermark_passes_them() {
+        let mut f = finalizer(2);
+        f.marker(marker(0, 2, 1_000, true)).unwrap();
+        assert_eq!(f.watermark(), i64::MIN, "task 1 has not reported");
+        // Both idle: the one behind has not handed over what lies between.
+        f.marker(marker(1, 2, 500, true)).unwrap();
+        assert_eq!(f.watermark(), 500);
+        f.marker(marker(1, 2, 2_000, true)).unwrap();
+        assert_eq!(f.watermark(), 1_000);
+        f.marker(marker(0, 2, 1_500, false)).unwrap();
+        assert_eq!(f.watermark(), 1_500);
+    }
+
+    #[test]
+    fn a_task_that_has_read_nothing_does_not_hold_windows_back() {
+        let mut f = finalizer(3);
+        f.marker(marker(0, 3, 1_000, false)).unwrap();
+        f.marker(marker(1, 3, i64::MIN, true)).unwrap();
+        assert_eq!(f.watermark(), i64::MIN, "task 2 has not reported");
+        f.marker(marker(2, 3, 700, false)).unwrap();
+        assert_eq!(f.watermark(), 700);
+        // A task that has read nothing and is not idle yet does hold them back.
+        let mut g = finalizer(2);
+        g.marker(marker(0, 2, 1_000, false)).unwrap();
+        g.marker(marker(1, 2, i64::MIN, false)).unwrap();
+        assert_eq!(g.watermark(), i64::MIN);
     }
 }

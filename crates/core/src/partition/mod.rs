@@ -8,8 +8,8 @@
 //! where that one would close a window, the task hands it over as one [`WindowPartial`]
 //! per model, followed by a [`Marker`] with its watermark. The [`Finalizer`] keeps one slot
 //! per (window, task), which a re-sent partial replaces, and the latest watermark of every
-//! task; a window closes when the least watermark of the tasks that are not idle passes
-//! its close. The slots are then merged in task order and closed by the same engine code
+//! task; a window closes when the least watermark of the tasks passes its close (a task
+//! that has read nothing does not count). The slots are then merged in task order and closed by the same engine code
 //! as a single engine's windows, the rules run on the result.
 //!
 //! Nothing here does I/O: the shell carries partials and markers over Kafka (or, with one
@@ -24,7 +24,8 @@ use crate::engine::{Engine, EngineConfig, PartialError, WindowPartial};
 use crate::settings::Config;
 
 /// A task's progress: after its partials of every window it closed, the watermark it
-/// reached. `idle` tasks (both partitions idle) do not hold the finalizer back.
+/// reached. A task `idle` since it started (no record: its partitions are empty) does not
+/// hold the finalizer back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Marker {
     pub task: u32,
