@@ -14,6 +14,7 @@ use feedback_loop_core::alerts::{RuleError, RuleProblem, RuleSet};
 use feedback_loop_core::drift::stream::Baseline;
 use feedback_loop_core::engine::{decode_reference, ReferenceRow};
 use feedback_loop_core::monitor::Monitor;
+use feedback_loop_core::partition::{Finalizer, FinalizerError};
 use feedback_loop_core::record::Decoder;
 use feedback_loop_core::settings::{
     ClientValue, Config, ConfigError, EstimationReference, ReferenceConfig,
@@ -51,13 +52,24 @@ impl LoadedConfig {
     /// A fresh core for this configuration, baselines set.
     pub fn monitor(&self) -> Result<Monitor, RuleError> {
         let mut monitor = Monitor::new(&self.config)?;
+        self.set_references(&mut monitor);
+        Ok(monitor)
+    }
+
+    /// A fresh finalizer of the partitioned engine over `tasks` tasks, baselines set.
+    pub fn finalizer(&self, tasks: u32) -> Result<Finalizer, FinalizerError> {
+        let mut finalizer = Finalizer::new(&self.config, tasks)?;
+        self.set_references(finalizer.monitor_mut());
+        Ok(finalizer)
+    }
+
+    fn set_references(&self, monitor: &mut Monitor) {
         for (model, baseline) in &self.baselines {
             monitor.set_baseline(*model, baseline);
         }
         for (model, windows) in &self.estimation_references {
             monitor.set_estimation_reference(*model, windows.clone());
         }
-        Ok(monitor)
     }
 }
 
@@ -811,6 +823,32 @@ feature = ["a"]
             "[kafka.consumer]\n\"partition.assignment.strategy\" = \"roundrobin\"\n{MINIMAL}"
         ))
         .expect("an eager assignor is fine");
+    }
+
+    #[test]
+    fn the_partitioned_mode_needs_checkpoints_and_the_range_assignor() {
+        let error = from_toml_str(&format!(
+            "[scale]\nmode = \"partitioned\"\n[checkpoint]\nenabled = false\n             [kafka.consumer]\n\"partition.assignment.strategy\" = \"roundrobin\"\n{MINIMAL}"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("checkpoint.enabled"), "{error}");
+        assert!(
+            error.contains("kafka.consumer.\"partition.assignment.strategy\"")
+                && error.contains("range"),
+            "{error}"
+        );
+        let error = from_toml_str(&format!("[scale]\nmode = \"many\"\n{MINIMAL}"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("scale.mode") || error.contains("mode"),
+            "{error}"
+        );
+        from_toml_str(&format!(
+            "[scale]\nmode = \"partitioned\"\n[kafka.consumer]\n\"partition.assignment.strategy\" = \"range\"\n{MINIMAL}"
+        ))
+        .expect("checkpoints on by default, the range assignor");
     }
 
     #[test]

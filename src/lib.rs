@@ -3,7 +3,8 @@
 //!
 //! - [`config`]: loading the configuration (file, environment, baseline files);
 //! - [`serve`]: HTTP and the service loop together, shared by `run` and `demo`;
-//! - [`pipeline`]: the service loop; `ingest`: admission of one message (pure);
+//! - [`pipeline`]: the service loop; [`scale`]: the loop of the partitioned engine
+//!   (`scale.mode = "partitioned"`); `ingest`: admission of one message (pure);
 //!   `offsets`: the commit policy; `publisher`: shipping what the core emits;
 //! - [`kafka`]: clients, dead letters, the state topic; [`http`]: the endpoints;
 //!   [`telemetry`]: Prometheus metrics and typed internal events; [`webhook`];
@@ -26,6 +27,7 @@ pub mod pipeline;
 pub(crate) mod publisher;
 pub mod replay;
 pub mod report;
+pub mod scale;
 pub mod serve;
 pub mod shared_state;
 pub mod shutdown;

@@ -75,7 +75,7 @@ const TOPIC_WAIT_POLL: Duration = Duration::from_secs(1);
 /// Waits until both input topics exist, for at most `kafka.topic_wait` (not ready
 /// meanwhile: the loop has not started), logging what is missing every 30 s. Returns their
 /// partition count, or `None` when told to stop while waiting.
-async fn wait_for_input_topics(
+pub(crate) async fn wait_for_input_topics(
     config: &Config,
     shutdown: &mut Shutdown,
 ) -> anyhow::Result<Option<i32>> {
@@ -223,22 +223,7 @@ pub async fn run(
                     if state.broker_error_at.swap(0, Ordering::Relaxed) != 0 {
                         pipeline.cluster_back();
                     }
-                    // The messages already fetched join it, up to DECODE_BATCH: they are
-                    // decoded together, then applied one by one, in order.
-                    let mut batch = Vec::with_capacity(DECODE_BATCH);
-                    batch.push(message);
-                    let mut error = None;
-                    let mut no_wait = std::task::Context::from_waker(Waker::noop());
-                    while batch.len() < DECODE_BATCH {
-                        match stream.poll_next_unpin(&mut no_wait) {
-                            Poll::Ready(Some(Ok(message))) => batch.push(message),
-                            Poll::Ready(Some(Err(e))) => {
-                                error = Some(e);
-                                break;
-                            }
-                            Poll::Ready(None) | Poll::Pending => break,
-                        }
-                    }
+                    let (batch, error) = take_batch(&mut stream, message);
                     pipeline.handle_batch(&consumer, &batch);
                     since_yield += batch.len() as u32 - 1;
                     if let Some(error) = error {
@@ -287,9 +272,32 @@ pub async fn run(
     Ok(())
 }
 
+/// The messages already fetched join `first`, up to [`DECODE_BATCH`]: they are decoded
+/// together, then applied one by one, in order. Also returns the error that ended the
+/// batch, if one did.
+pub(crate) fn take_batch<'c, S>(
+    stream: &mut S,
+    first: BorrowedMessage<'c>,
+) -> (Vec<BorrowedMessage<'c>>, Option<KafkaError>)
+where
+    S: futures_util::Stream<Item = Result<BorrowedMessage<'c>, KafkaError>> + Unpin,
+{
+    let mut batch = Vec::with_capacity(DECODE_BATCH);
+    batch.push(first);
+    let mut no_wait = std::task::Context::from_waker(Waker::noop());
+    while batch.len() < DECODE_BATCH {
+        match stream.poll_next_unpin(&mut no_wait) {
+            Poll::Ready(Some(Ok(message))) => batch.push(message),
+            Poll::Ready(Some(Err(e))) => return (batch, Some(e)),
+            Poll::Ready(None) | Poll::Pending => break,
+        }
+    }
+    (batch, None)
+}
+
 /// Notes a consumer error: a cluster that cannot be reached makes the service not ready
 /// (librdkafka reconnects with backoff by itself; the state stays). Logged at most every 5 s.
-fn consumer_error(state: &SharedState, error: &KafkaError, last_log: &mut Instant) {
+pub(crate) fn consumer_error(state: &SharedState, error: &KafkaError, last_log: &mut Instant) {
     use rdkafka::types::RDKafkaErrorCode as Code;
     if matches!(
         error.rdkafka_error_code(),
@@ -301,6 +309,44 @@ fn consumer_error(state: &SharedState, error: &KafkaError, last_log: &mut Instan
         tracing::warn!(%error, "consumer error");
         *last_log = Instant::now();
     }
+}
+
+/// Sends a message to the dead-letter topic. A payload over `limits.max_message_bytes`
+/// is cut to that size (header `feedback-loop.truncated` gives the original length), so
+/// that the dead letter itself can be produced.
+pub(crate) fn dead_letter(
+    state: &SharedState,
+    queue: &DeadLetterQueue,
+    limit: usize,
+    message: &InputMessage<'_>,
+    reason: String,
+) {
+    state.telemetry.emit(DeadLettered {
+        topic: message.topic,
+        partition: message.partition,
+        offset: message.offset,
+        reason: &reason,
+    });
+    if let Ok(mut history) = state.history.lock() {
+        history.dead_letter(DeadLetterNote {
+            topic: message.topic.to_string(),
+            partition: message.partition,
+            offset: message.offset,
+            reason: reason.clone(),
+            at: feedback_loop_core::output::rfc3339(now_ms()),
+        });
+    }
+    let payload = message.payload;
+    queue.send(DeadLetter {
+        source_topic: message.topic.to_string(),
+        partition: message.partition,
+        offset: message.offset,
+        timestamp_ms: message.timestamp_ms,
+        key: message.key.map(<[u8]>::to_vec),
+        payload: payload[..payload.len().min(limit)].to_vec(),
+        original_length: (payload.len() > limit).then_some(payload.len()),
+        reason,
+    });
 }
 
 /// The checkpoint side of the loop: the state topic, the fingerprints of the configuration
@@ -360,7 +406,7 @@ struct Pipeline {
     state: Arc<SharedState>,
 }
 
-fn input_message<'m>(message: &'m BorrowedMessage<'_>) -> InputMessage<'m> {
+pub(crate) fn input_message<'m>(message: &'m BorrowedMessage<'_>) -> InputMessage<'m> {
     InputMessage {
         topic: message.topic(),
         partition: message.partition(),
@@ -441,37 +487,14 @@ impl Pipeline {
         true
     }
 
-    /// Sends a message to the dead-letter topic. A payload over `limits.max_message_bytes`
-    /// is cut to that size (header `feedback-loop.truncated` gives the original length), so
-    /// that the dead letter itself can be produced.
     fn dead_letter(&self, message: &InputMessage<'_>, reason: String) {
-        self.state.telemetry.emit(DeadLettered {
-            topic: message.topic,
-            partition: message.partition,
-            offset: message.offset,
-            reason: &reason,
-        });
-        if let Ok(mut history) = self.state.history.lock() {
-            history.dead_letter(DeadLetterNote {
-                topic: message.topic.to_string(),
-                partition: message.partition,
-                offset: message.offset,
-                reason: reason.clone(),
-                at: feedback_loop_core::output::rfc3339(now_ms()),
-            });
-        }
-        let payload = message.payload;
-        let limit = self.max_message_bytes;
-        self.dead_letters.send(DeadLetter {
-            source_topic: message.topic.to_string(),
-            partition: message.partition,
-            offset: message.offset,
-            timestamp_ms: message.timestamp_ms,
-            key: message.key.map(<[u8]>::to_vec),
-            payload: payload[..payload.len().min(limit)].to_vec(),
-            original_length: (payload.len() > limit).then_some(payload.len()),
+        dead_letter(
+            &self.state,
+            &self.dead_letters,
+            self.max_message_bytes,
+            message,
             reason,
-        });
+        );
     }
 
     /// Moves the engine's watermark and publishes the windows that closed.

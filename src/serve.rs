@@ -8,6 +8,8 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 
+use feedback_loop_core::settings::ScaleMode;
+
 use crate::config::LoadedConfig;
 use crate::shared_state::SharedState;
 use crate::shutdown::Shutdown;
@@ -30,11 +32,11 @@ pub async fn serve(
         Shutdown::new(notify.subscribe()),
     ));
     let deadline = loaded.config.shutdown.timeout.0;
-    let mut service = tokio::spawn(crate::pipeline::run(
-        loaded,
-        state,
-        Shutdown::new(notify.subscribe()),
-    ));
+    let service_shutdown = Shutdown::new(notify.subscribe());
+    let mut service = match loaded.config.scale.mode {
+        ScaleMode::Single => tokio::spawn(crate::pipeline::run(loaded, state, service_shutdown)),
+        ScaleMode::Partitioned => tokio::spawn(crate::scale::run(loaded, state, service_shutdown)),
+    };
     let result = tokio::select! {
         _ = stop => {
             let _ = notify.send(());

@@ -8,5 +8,6 @@ pub mod client;
 pub mod consumer;
 pub mod dead_letter;
 pub mod log_limit;
+pub(crate) mod partials;
 pub mod producer;
 pub mod state_store;

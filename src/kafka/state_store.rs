@@ -1,7 +1,9 @@
 //! The state topic: where snapshots (see `checkpoint.rs`) are written and read back.
 //!
-//! Keys, all prefixed with the consumer group: `<group>/manifest` names the current
-//! snapshot; `<group>/<slot>/<i>` holds chunk `i` of the snapshot in slot 0 or 1. A new
+//! A snapshot has a name: the consumer group for the one-instance state; with
+//! `scale.mode = "partitioned"`, `<group>/task-<p>` for task p and `<group>/final` for the
+//! finalizer. Keys: `<name>/manifest` names the current snapshot; `<name>/<slot>/<i>`
+//! holds chunk `i` of the snapshot in slot 0 or 1. A new
 //! snapshot is written to the slot the manifest does not name, every chunk acknowledged,
 //! and only then the manifest: a crash half-way leaves the previous snapshot intact. The
 //! topic is compacted, so it keeps the latest value of each key.
@@ -19,7 +21,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use crate::kafka::client;
 use crate::kafka::log_limit::{PlainConsumer, Producer, QuietContext};
 use feedback_loop_core::checkpoint::{
-    chunks, fnv1a, reassemble, Manifest, Snapshot, SnapshotView, SNAPSHOT_VERSION,
+    chunks, fnv1a, reassemble_bytes, Manifest, Snapshot, SnapshotView, SNAPSHOT_VERSION,
 };
 use feedback_loop_core::settings::Config;
 
@@ -28,15 +30,15 @@ pub struct StateStore {
     topic: String,
     group: String,
     chunk_bytes: usize,
-    /// The manifest of the latest stored snapshot.
-    current: Option<Manifest>,
+    /// The manifest of the latest stored snapshot, by name (see [`StateStore::load_named`]).
+    current: HashMap<String, Manifest>,
 }
 
 impl StateStore {
     /// Connects, creating the compacted topic when it is missing.
     pub async fn open(config: &Config) -> anyhow::Result<StateStore> {
         let topic = config.checkpoint.topic.clone();
-        ensure_topic(config, &topic).await?;
+        ensure_topic(config, &topic, 1, true).await?;
         let producer: Producer = client::producer(config)
             .set("compression.type", "zstd")
             .set(
@@ -50,28 +52,49 @@ impl StateStore {
             topic,
             group: config.kafka.group_id.clone(),
             chunk_bytes: config.checkpoint.chunk_bytes,
-            current: None,
+            current: HashMap::new(),
         })
     }
 
-    fn manifest_key(&self) -> String {
-        format!("{}/manifest", self.group)
+    /// The name of the one-instance state: the consumer group.
+    pub fn group(&self) -> &str {
+        &self.group
     }
 
-    fn chunk_key(&self, slot: u8, index: u32) -> String {
-        format!("{}/{slot}/{index}", self.group)
+    fn manifest_key(name: &str) -> String {
+        format!("{name}/manifest")
+    }
+
+    fn chunk_key(name: &str, slot: u8, index: u32) -> String {
+        format!("{name}/{slot}/{index}")
     }
 
     /// Reads the latest snapshot of this group, if any (blocking; call from a blocking task
     /// or before the loop starts).
+    pub fn load(&mut self, config: &Config) -> anyhow::Result<Option<Snapshot>> {
+        let name = self.group.clone();
+        let mut found = self.load_named(config, std::slice::from_ref(&name))?;
+        found
+            .remove(&name)
+            .map(|bytes| Snapshot::decode(&bytes).context("decoding the latest snapshot"))
+            .transpose()
+    }
+
+    /// Reads the latest snapshot stored under each of `names` (the group, or the group's
+    /// tasks and finalizer), encoded, in one pass over the end of the topic (blocking).
+    /// A name without a snapshot (or with one of another format version) is absent.
     ///
     /// Only the end of the topic is read: the latest manifest and the chunks it names are
     /// among the last writes, and a compacted topic still holds every snapshot written
     /// since its last compaction (brokers never compact the active segment; some never
     /// compact at all), so reading it from the beginning would take longer with every
     /// checkpoint. The suffix starts with the last 256 messages per partition and grows
-    /// eightfold until it holds a complete snapshot or the whole topic.
-    pub fn load(&mut self, config: &Config) -> anyhow::Result<Option<Snapshot>> {
+    /// eightfold until it holds a complete snapshot of every name or the whole topic.
+    pub fn load_named(
+        &mut self,
+        config: &Config,
+        names: &[String],
+    ) -> anyhow::Result<HashMap<String, Vec<u8>>> {
         let consumer: PlainConsumer = client::other_consumer(config)
             .set("group.id", format!("{}-state-reader", self.group))
             .set("enable.auto.commit", "false")
@@ -101,42 +124,54 @@ impl StateStore {
                 .collect();
             let whole_topic = starts.values().all(|&start| start == 0);
             let mut latest = self.read_from(&consumer, &starts, &ends)?;
-            let Some(manifest) = latest.remove(&self.manifest_key()) else {
-                if whole_topic {
-                    return Ok(None);
+            let mut found = HashMap::new();
+            let mut incomplete = false;
+            for name in names {
+                let Some(manifest) = latest.remove(&Self::manifest_key(name)) else {
+                    incomplete = true;
+                    continue;
+                };
+                let manifest: Manifest = serde_json::from_slice(&manifest)
+                    .with_context(|| format!("decoding the state manifest of `{name}`"))?;
+                if manifest.version != SNAPSHOT_VERSION {
+                    tracing::warn!(
+                        name,
+                        found = manifest.version,
+                        "snapshot from another format version: starting fresh"
+                    );
+                    continue;
                 }
+                let mut parts = BTreeMap::new();
+                for i in 0..manifest.chunks {
+                    if let Some(value) = latest.remove(&Self::chunk_key(name, manifest.slot, i)) {
+                        parts.insert(i, value);
+                    }
+                }
+                if parts.len() < manifest.chunks as usize && !whole_topic {
+                    // Some chunks were written before the suffix began.
+                    incomplete = true;
+                    continue;
+                }
+                let bytes = reassemble_bytes(&manifest, &parts)
+                    .with_context(|| format!("reassembling the latest snapshot of `{name}`"))?;
+                found.insert(name.clone(), (manifest, bytes));
+            }
+            if incomplete && !whole_topic {
                 window = window.saturating_mul(8);
                 continue;
-            };
-            let manifest: Manifest =
-                serde_json::from_slice(&manifest).context("decoding the state manifest")?;
-            if manifest.version != SNAPSHOT_VERSION {
-                tracing::warn!(
-                    found = manifest.version,
-                    "snapshot from another format version: starting fresh"
-                );
-                return Ok(None);
             }
-            let mut parts = BTreeMap::new();
-            for i in 0..manifest.chunks {
-                if let Some(value) = latest.remove(&self.chunk_key(manifest.slot, i)) {
-                    parts.insert(i, value);
-                }
-            }
-            if parts.len() < manifest.chunks as usize && !whole_topic {
-                // Some chunks were written before the suffix began.
-                window = window.saturating_mul(8);
-                continue;
-            }
-            let snapshot =
-                reassemble(&manifest, &parts).context("reassembling the latest snapshot")?;
             tracing::debug!(
-                snapshot = manifest.id,
                 window,
+                found = found.len(),
                 "state read from the end of the state topic"
             );
-            self.current = Some(manifest);
-            return Ok(Some(snapshot));
+            return Ok(found
+                .into_iter()
+                .map(|(name, (manifest, bytes))| {
+                    self.current.insert(name.clone(), manifest);
+                    (name, bytes)
+                })
+                .collect());
         }
     }
 
@@ -154,6 +189,7 @@ impl StateStore {
         }
         consumer.assign(&assignment)?;
         drop(assignment);
+        // Every key of this group: its own, its tasks' and its finalizer's.
         let prefix = format!("{}/", self.group);
         let mut latest: HashMap<String, Vec<u8>> = HashMap::new();
         let mut read_to: HashMap<i32, i64> = starts.clone();
@@ -190,17 +226,34 @@ impl StateStore {
         }
     }
 
-    /// Writes a snapshot: chunks to the free slot, then the manifest. Returns when the
-    /// broker has acknowledged all of it.
+    /// Writes a snapshot of the group (one instance in charge of the whole input).
     pub async fn save(&mut self, snapshot: &SnapshotView<'_>) -> anyhow::Result<Manifest> {
-        let encoded = snapshot.encode()?;
-        let slot = match &self.current {
+        let name = self.group.clone();
+        self.save_named(
+            &name,
+            snapshot.id,
+            snapshot.created_at_ms,
+            &snapshot.encode()?,
+        )
+        .await
+    }
+
+    /// Writes an encoded snapshot under `name`: chunks to the slot its manifest does not
+    /// name, then the manifest. Returns when the broker has acknowledged all of it.
+    pub async fn save_named(
+        &mut self,
+        name: &str,
+        id: u64,
+        created_at_ms: i64,
+        encoded: &[u8],
+    ) -> anyhow::Result<Manifest> {
+        let slot = match self.current.get(name) {
             Some(m) => 1 - m.slot.min(1),
             None => 0,
         };
-        let parts = chunks(snapshot.id, &encoded, self.chunk_bytes);
+        let parts = chunks(id, encoded, self.chunk_bytes);
         let keys: Vec<String> = (0..parts.len())
-            .map(|i| self.chunk_key(slot, i as u32))
+            .map(|i| Self::chunk_key(name, slot, i as u32))
             .collect();
         let mut deliveries = Vec::with_capacity(parts.len());
         for (key, part) in keys.iter().zip(&parts) {
@@ -218,16 +271,16 @@ impl StateStore {
                 .context("writing a snapshot chunk")?;
         }
         let manifest = Manifest {
-            id: snapshot.id,
+            id,
             slot,
             chunks: parts.len() as u32,
             bytes: encoded.len() as u64,
-            checksum: fnv1a(&encoded),
+            checksum: fnv1a(encoded),
             version: SNAPSHOT_VERSION,
-            created_at_ms: snapshot.created_at_ms,
+            created_at_ms,
         };
         let value = serde_json::to_vec(&manifest)?;
-        let key = self.manifest_key();
+        let key = Self::manifest_key(name);
         self.producer
             .send(
                 FutureRecord::to(&self.topic).key(&key).payload(&value),
@@ -236,17 +289,23 @@ impl StateStore {
             .await
             .map_err(|(error, _)| error)
             .context("writing the snapshot manifest")?;
-        self.current = Some(manifest.clone());
+        self.current.insert(name.to_string(), manifest.clone());
         Ok(manifest)
     }
 }
 
-/// Creates the state topic (compacted, one partition) when it does not exist.
-async fn ensure_topic(config: &Config, topic: &str) -> anyhow::Result<()> {
+/// Creates a topic with `partitions` partitions (compacted or not) when it does not exist:
+/// the state topic, the partials topic.
+pub(crate) async fn ensure_topic(
+    config: &Config,
+    topic: &str,
+    partitions: i32,
+    compacted: bool,
+) -> anyhow::Result<()> {
     let probe: PlainConsumer = client::base(config).create_with_context(QuietContext)?;
     let metadata = probe
         .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .context("reading the state topic's metadata")?;
+        .with_context(|| format!("reading the metadata of topic `{topic}`"))?;
     let exists = metadata
         .topics()
         .iter()
@@ -255,10 +314,12 @@ async fn ensure_topic(config: &Config, topic: &str) -> anyhow::Result<()> {
     if exists {
         return Ok(());
     }
-    tracing::info!(%topic, "creating the compacted state topic");
+    let policy = if compacted { "compact" } else { "delete" };
+    tracing::info!(%topic, partitions, cleanup_policy = policy, "creating a topic");
     let admin: AdminClient<QuietContext> =
         client::base(config).create_with_context(QuietContext)?;
-    let new = NewTopic::new(topic, 1, TopicReplication::Fixed(-1)).set("cleanup.policy", "compact");
+    let new =
+        NewTopic::new(topic, partitions, TopicReplication::Fixed(-1)).set("cleanup.policy", policy);
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let created = tokio::time::timeout(
         Duration::from_secs(15),
@@ -267,14 +328,15 @@ async fn ensure_topic(config: &Config, topic: &str) -> anyhow::Result<()> {
     .await
     .map_err(|_| {
         anyhow::anyhow!(
-            "creating the state topic `{topic}` timed out; create it with cleanup.policy=compact"
+            "creating topic `{topic}` timed out; create it ({partitions} partition(s), \
+             cleanup.policy={policy})"
         )
     })?
-    .with_context(|| format!("creating the state topic `{topic}`"))?;
+    .with_context(|| format!("creating topic `{topic}`"))?;
     for result in created {
         if let Err((name, code)) = result {
             if code != rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists {
-                bail!("creating the state topic `{name}`: {code}");
+                bail!("creating topic `{name}`: {code}");
             }
         }
     }

@@ -44,15 +44,7 @@ impl Driver {
             .map(|task| TaskShard::new(config, task, tasks))
             .collect::<Result<Vec<_>, _>>()
             .context("--tasks")?;
-        let mut finalizer = Finalizer::new(config, tasks).context("--tasks")?;
-        for (model, baseline) in &loaded.baselines {
-            finalizer.monitor_mut().set_baseline(*model, baseline);
-        }
-        for (model, windows) in &loaded.estimation_references {
-            finalizer
-                .monitor_mut()
-                .set_estimation_reference(*model, windows.clone());
-        }
+        let finalizer = loaded.finalizer(tasks).context("--tasks")?;
         Ok(Driver::Partitioned {
             shards,
             clocks: vec![i64::MIN; tasks as usize],

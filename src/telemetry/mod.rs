@@ -62,6 +62,7 @@ pub struct Telemetry {
     pub checkpoint_bytes: IntGauge,
     pub checkpoint_seconds: Histogram,
     pub state_restores: IntCounterVec,
+    pub partials_rejected: IntCounter,
     // rules
     pub alert_firing: GaugeVec,
     pub alerts: IntCounterVec,
@@ -178,6 +179,10 @@ impl Telemetry {
             checkpoint_failures: register!(IntCounter::with_opts(opts(
                 "checkpoint_failures_total",
                 "Snapshots that could not be written (offsets were not committed)."
+            ))?),
+            partials_rejected: register!(IntCounter::with_opts(opts(
+                "partials_rejected_total",
+                "Messages of the partials topic the finalizer could not take (scale.mode = \"partitioned\")."
             ))?),
             checkpoint_bytes: register!(IntGauge::with_opts(opts(
                 "checkpoint_size_bytes",

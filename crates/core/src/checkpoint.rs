@@ -1,6 +1,8 @@
 //! Snapshots of the core's state for crash recovery: the whole [`Monitor`] (join store, open
 //! windows, drift references and detectors, rule state), the watermark, and the input
-//! offsets the state reflects.
+//! offsets the state reflects. With the partitioned engine, each task's shard
+//! ([`TaskSnapshot`]) and the finalizer ([`FinalizerSnapshot`]) are snapshotted apart, each
+//! with the offsets of its own input.
 //!
 //! Encoding: a 4-byte little-endian format version, then bincode. A snapshot also carries
 //! two fingerprints of the configuration it was taken under: [`shape_fingerprint`], over
@@ -15,6 +17,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::monitor::Monitor;
+use crate::partition::{Finalizer, TaskShard};
 use crate::settings::Config;
 use crate::watermark::Watermark;
 
@@ -65,10 +68,82 @@ pub struct SnapshotView<'a> {
 
 impl SnapshotView<'_> {
     pub fn encode(&self) -> Result<Vec<u8>, CheckpointError> {
-        let mut bytes = SNAPSHOT_VERSION.to_le_bytes().to_vec();
-        bincode::serialize_into(&mut bytes, self)?;
-        Ok(bytes)
+        encode_versioned(self)
     }
+}
+
+/// The state of one task of the partitioned engine (`scale.mode = "partitioned"`) at a
+/// point of its two input partitions. Stored under the task's own key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskSnapshot {
+    pub id: u64,
+    pub shape_fingerprint: u64,
+    pub config_fingerprint: u64,
+    /// Next offset to read per (topic, partition) of the task.
+    pub offsets: BTreeMap<(String, i32), i64>,
+    pub shard: TaskShard,
+    pub watermark: Watermark,
+    pub created_at_ms: i64,
+}
+
+/// A [`TaskSnapshot`] by reference (encodes exactly as the snapshot with these values).
+#[derive(Serialize)]
+pub struct TaskSnapshotView<'a> {
+    pub id: u64,
+    pub shape_fingerprint: u64,
+    pub config_fingerprint: u64,
+    pub offsets: &'a BTreeMap<(String, i32), i64>,
+    pub shard: &'a TaskShard,
+    pub watermark: &'a Watermark,
+    pub created_at_ms: i64,
+}
+
+/// A [`FinalizerSnapshot`] by reference (encodes exactly as the snapshot with these
+/// values).
+#[derive(Serialize)]
+pub struct FinalizerSnapshotView<'a> {
+    pub id: u64,
+    pub shape_fingerprint: u64,
+    pub config_fingerprint: u64,
+    pub offsets: &'a BTreeMap<(String, i32), i64>,
+    pub finalizer: &'a Finalizer,
+    pub created_at_ms: i64,
+}
+
+/// The finalizer's state at a point of the partials topic.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FinalizerSnapshot {
+    pub id: u64,
+    pub shape_fingerprint: u64,
+    pub config_fingerprint: u64,
+    /// Next offset to read per partition of the partials topic.
+    pub offsets: BTreeMap<(String, i32), i64>,
+    pub finalizer: Finalizer,
+    pub created_at_ms: i64,
+}
+
+/// A 4-byte little-endian [`SNAPSHOT_VERSION`], then bincode.
+pub fn encode_versioned<T: Serialize>(value: &T) -> Result<Vec<u8>, CheckpointError> {
+    let mut bytes = SNAPSHOT_VERSION.to_le_bytes().to_vec();
+    bincode::serialize_into(&mut bytes, value)?;
+    Ok(bytes)
+}
+
+/// Decodes what [`encode_versioned`] wrote; another version is an error.
+pub fn decode_versioned<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<T, CheckpointError> {
+    let (version, body) = bytes
+        .split_at_checked(4)
+        .ok_or(CheckpointError::Truncated)?;
+    let found = u32::from_le_bytes([version[0], version[1], version[2], version[3]]);
+    if found != SNAPSHOT_VERSION {
+        return Err(CheckpointError::Version {
+            found,
+            expected: SNAPSHOT_VERSION,
+        });
+    }
+    Ok(bincode::deserialize(body)?)
 }
 
 impl Snapshot {
@@ -86,17 +161,7 @@ impl Snapshot {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Snapshot, CheckpointError> {
-        let (version, body) = bytes
-            .split_at_checked(4)
-            .ok_or(CheckpointError::Truncated)?;
-        let found = u32::from_le_bytes([version[0], version[1], version[2], version[3]]);
-        if found != SNAPSHOT_VERSION {
-            return Err(CheckpointError::Version {
-                found,
-                expected: SNAPSHOT_VERSION,
-            });
-        }
-        Ok(bincode::deserialize(body)?)
+        decode_versioned(bytes)
     }
 }
 
@@ -252,6 +317,14 @@ pub fn reassemble(
     manifest: &Manifest,
     chunks: &BTreeMap<u32, Vec<u8>>,
 ) -> Result<Snapshot, CheckpointError> {
+    Snapshot::decode(&reassemble_bytes(manifest, chunks)?)
+}
+
+/// The encoded snapshot that a manifest's chunks hold, checked against the manifest.
+pub fn reassemble_bytes(
+    manifest: &Manifest,
+    chunks: &BTreeMap<u32, Vec<u8>>,
+) -> Result<Vec<u8>, CheckpointError> {
     let mut bytes = Vec::with_capacity(manifest.bytes as usize);
     for i in 0..manifest.chunks {
         let chunk = chunks.get(&i).ok_or(CheckpointError::Truncated)?;
@@ -268,7 +341,7 @@ pub fn reassemble(
     if bytes.len() as u64 != manifest.bytes || fnv1a(&bytes) != manifest.checksum {
         return Err(CheckpointError::Checksum);
     }
-    Snapshot::decode(&bytes)
+    Ok(bytes)
 }
 
 #[cfg(test)]

@@ -99,12 +99,22 @@ impl Watermark {
         self.last_activity = now;
     }
 
+    fn is_active(&self, clock: &PartitionClock, now: i64) -> bool {
+        now.saturating_sub(clock.last_active) < self.idle_timeout || !clock.caught_up
+    }
+
+    /// Whether every partition is idle at `now` (false without partitions): event time
+    /// then moves on with the wall clock.
+    pub fn all_idle(&self, now: i64) -> bool {
+        !self.partitions.is_empty() && !self.partitions.values().any(|c| self.is_active(c, now))
+    }
+
     /// The watermark at processing time `now`, if there is one.
     pub fn current(&self, now: i64) -> Option<i64> {
         let active: Vec<&PartitionClock> = self
             .partitions
             .values()
-            .filter(|c| now.saturating_sub(c.last_active) < self.idle_timeout || !c.caught_up)
+            .filter(|c| self.is_active(c, now))
             .collect();
         let event_time = if active.is_empty() {
             // Everything is idle: event time moves on with the wall clock.

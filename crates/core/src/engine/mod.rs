@@ -156,6 +156,25 @@ pub struct EngineStats {
     pub segment_overflows: u64,
 }
 
+impl std::ops::AddAssign<&EngineStats> for EngineStats {
+    /// Totals of several engines (the tasks of one instance).
+    fn add_assign(&mut self, other: &EngineStats) {
+        self.predictions += other.predictions;
+        self.outcomes += other.outcomes;
+        self.joined += other.joined;
+        self.expired_predictions += other.expired_predictions;
+        self.evicted_predictions += other.evicted_predictions;
+        self.evicted_outcomes += other.evicted_outcomes;
+        self.orphan_outcomes += other.orphan_outcomes;
+        self.duplicates += other.duplicates;
+        self.late += other.late;
+        self.invalid += other.invalid;
+        self.windows_closed += other.windows_closed;
+        self.records_emitted += other.records_emitted;
+        self.segment_overflows += other.segment_overflows;
+    }
+}
+
 /// Per-model state: interned versions and segment values, the labels it has used.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct ModelState {

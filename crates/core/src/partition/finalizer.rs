@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use super::Marker;
 use crate::alerts::RuleError;
 use crate::engine::{Engine, EngineConfig, PartialError, PartialKind, WindowPartial};
-use crate::monitor::{Emitted, Monitor};
+use crate::monitor::{Emitted, Monitor, Reconfigured};
 use crate::settings::Config;
 
 /// What became of a partial handed to [`Finalizer::partial`].
@@ -75,6 +75,17 @@ impl Finalizer {
 
     pub fn monitor(&self) -> &Monitor {
         &self.monitor
+    }
+
+    /// Applies settings that do not shape the state (rules, drift decisions), as
+    /// [`Monitor::reconfigure`] does.
+    pub fn reconfigure(&mut self, config: &Config) -> Result<Reconfigured, FinalizerError> {
+        Ok(self.monitor.reconfigure(config)?)
+    }
+
+    /// How many tasks it merges (the input topics' partition count).
+    pub fn tasks(&self) -> u32 {
+        self.tasks
     }
 
     /// The watermark the windows are closed through.

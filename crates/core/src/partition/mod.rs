@@ -17,8 +17,9 @@
 
 mod finalizer;
 
-pub use finalizer::{Finalizer, Receipt};
+pub use finalizer::{Finalizer, FinalizerError, Receipt};
 
+use crate::checkpoint::{decode_versioned, encode_versioned, CheckpointError};
 use crate::engine::{Engine, EngineConfig, PartialError, WindowPartial};
 use crate::settings::Config;
 
@@ -31,6 +32,41 @@ pub struct Marker {
     pub tasks: u32,
     pub watermark: i64,
     pub idle: bool,
+}
+
+/// What a task sends the finalizer, one message each over the partials topic: its partial
+/// windows, then its marker.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub enum TaskMessage {
+    Partial {
+        task: u32,
+        partial: Box<WindowPartial>,
+    },
+    Marker(Marker),
+}
+
+impl TaskMessage {
+    /// The messages of a step, in the order they must be sent.
+    pub fn of_step(step: TaskStep) -> impl Iterator<Item = TaskMessage> {
+        let task = step.marker.task;
+        step.partials
+            .into_iter()
+            .map(move |partial| TaskMessage::Partial {
+                task,
+                partial: Box::new(partial),
+            })
+            .chain(std::iter::once(TaskMessage::Marker(step.marker)))
+    }
+
+    /// Encoded as snapshots are (format version, then bincode): a finalizer of another
+    /// release refuses it by version.
+    pub fn encode(&self) -> Result<Vec<u8>, CheckpointError> {
+        encode_versioned(self)
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<TaskMessage, CheckpointError> {
+        decode_versioned(bytes)
+    }
 }
 
 /// What one watermark step of a task hands over: the partials of the windows it passed,
@@ -69,6 +105,12 @@ impl TaskShard {
     /// The engine, to observe records with.
     pub fn engine_mut(&mut self) -> &mut Engine {
         &mut self.engine
+    }
+
+    /// Applies settings that do not shape the state (after a restore under an edited
+    /// configuration with the same [`crate::checkpoint::shape_fingerprint`]).
+    pub fn reconfigure(&mut self, config: &Config) {
+        self.engine.reconfigure(&EngineConfig::from_config(config));
     }
 
     /// Moves the task's watermark (never backwards): the partials of the windows it

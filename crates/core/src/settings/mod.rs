@@ -96,6 +96,7 @@ pub struct Config {
     pub retrain: RetrainConfig,
     pub checkpoint: CheckpointConfig,
     pub shutdown: ShutdownConfig,
+    pub scale: ScaleConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -342,6 +343,39 @@ impl Default for CheckpointConfig {
     }
 }
 
+/// How the instances of a consumer group share the input (docs/operations.md, "Several
+/// instances").
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScaleConfig {
+    pub mode: ScaleMode,
+    /// The internal topic that carries the tasks' partial windows to the finalizer
+    /// (`mode = "partitioned"`); created with one partition when missing.
+    pub partials_topic: String,
+}
+
+impl Default for ScaleConfig {
+    fn default() -> Self {
+        ScaleConfig {
+            mode: ScaleMode::Single,
+            partials_topic: "feedback-loop-partials".into(),
+        }
+    }
+}
+
+/// See [`ScaleConfig`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScaleMode {
+    /// One instance processes the whole input; another instance of the group waits until
+    /// it holds every input partition.
+    Single,
+    /// Every instance runs one task per input partition it holds and sends partial windows
+    /// to the partials topic; the member of `<group_id>.final` that holds that topic merges
+    /// them and publishes.
+    Partitioned,
+}
+
 /// How long a graceful stop (SIGTERM, SIGINT) may take.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -439,6 +473,35 @@ impl Config {
                          or \"roundrobin\" (docs/operations.md, \"Overlapping instances\")",
                     ));
                 }
+            }
+        }
+        if self.scale.mode == ScaleMode::Partitioned {
+            if !self.checkpoint.enabled {
+                problems.push(ConfigError::invalid(
+                    "checkpoint.enabled",
+                    "must be true with scale.mode = \"partitioned\": a task moving to another \
+                     instance continues from its checkpoint",
+                ));
+            }
+            for (table, properties) in [
+                ("kafka.client", &self.kafka.client),
+                ("kafka.consumer", &self.kafka.consumer),
+            ] {
+                if let Some(value) = properties.get("partition.assignment.strategy") {
+                    if value.0.trim() != "range" {
+                        problems.push(ConfigError::invalid(
+                            format!("{table}.\"partition.assignment.strategy\""),
+                            "must be \"range\" with scale.mode = \"partitioned\": partition p \
+                             of both input topics must go to the same instance",
+                        ));
+                    }
+                }
+            }
+            if self.scale.partials_topic.trim().is_empty() {
+                problems.push(ConfigError::invalid(
+                    "scale.partials_topic",
+                    "must not be empty",
+                ));
             }
         }
         for (key, value) in [

@@ -1,0 +1,328 @@
+//! The finalizer's side of an instance (`scale.mode = "partitioned"`): a member of the
+//! consumer group `<kafka.group_id>.final` over the partials topic. The member that holds
+//! the topic's partition runs the [`Finalizer`]: it takes the tasks' partials and markers
+//! in the topic's order, and publishes what closes (metrics records, estimation checks,
+//! alerts, retrain triggers, the models' Prometheus gauges). The other members stand by.
+//!
+//! Lifecycle: on assignment, the finalizer is restored from its latest checkpoint
+//! (`<group>/final`; fresh without one) and reads on from the snapshot's offset. Every
+//! `checkpoint.interval`: the outputs are flushed (delivered), the finalizer is
+//! snapshotted, then the partials topic's offset committed. On revocation it is dropped;
+//! the next holder continues from the checkpoint and publishes again what closed since
+//! (same record ids, same values).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+use feedback_loop_core::checkpoint::{
+    config_fingerprint, decode_versioned, encode_versioned, shape_fingerprint, FinalizerSnapshot,
+    FinalizerSnapshotView,
+};
+use feedback_loop_core::partition::{Finalizer, TaskMessage};
+
+use crate::config::LoadedConfig;
+use crate::kafka::consumer::AssignmentChange;
+use crate::kafka::partials::{FinalConsumer, PartialsReader};
+use crate::kafka::state_store::StateStore;
+use crate::publisher::Publisher;
+use crate::shared_state::SharedState;
+use crate::telemetry::events::{CheckpointFailed, CheckpointWritten, StateRestored, StateSetAside};
+use crate::wall_clock::now_ms;
+
+/// How often a message of the partials topic that could not be taken is logged.
+const REJECT_LOG: Duration = Duration::from_secs(5);
+
+/// The finalizer while this instance holds the partials topic.
+struct Held {
+    finalizer: Finalizer,
+    /// Next offset to read per partition of the partials topic.
+    offsets: BTreeMap<i32, i64>,
+    snapshot_id: u64,
+    reader: PartialsReader,
+}
+
+/// See the module documentation.
+pub(crate) struct FinalStage {
+    loaded: LoadedConfig,
+    tasks: u32,
+    held: Option<Held>,
+    store: StateStore,
+    publisher: Publisher,
+    shape: u64,
+    fingerprint: u64,
+    last_checkpoint: Instant,
+    checkpoint_cost: Duration,
+    rejected_logged: Option<Instant>,
+    state: Arc<SharedState>,
+}
+
+impl FinalStage {
+    pub(crate) fn new(
+        loaded: LoadedConfig,
+        tasks: u32,
+        store: StateStore,
+        publisher: Publisher,
+        state: Arc<SharedState>,
+    ) -> FinalStage {
+        FinalStage {
+            shape: shape_fingerprint(&loaded.config),
+            fingerprint: config_fingerprint(&loaded.config),
+            loaded,
+            tasks,
+            held: None,
+            store,
+            publisher,
+            last_checkpoint: Instant::now(),
+            checkpoint_cost: Duration::ZERO,
+            rejected_logged: None,
+            state,
+        }
+    }
+
+    fn name(&self) -> String {
+        format!("{}/final", self.loaded.config.kafka.group_id)
+    }
+
+    pub(crate) fn publisher(&self) -> &Publisher {
+        &self.publisher
+    }
+
+    /// Whether this instance runs the finalizer now.
+    pub(crate) fn holds(&self) -> bool {
+        self.held.is_some()
+    }
+
+    /// Applies the finalizer consumer's rebalances.
+    pub(crate) fn apply_assignment_changes(
+        &mut self,
+        consumer: &FinalConsumer,
+    ) -> anyhow::Result<()> {
+        let mut assigned = None;
+        for change in consumer.context().take_changes() {
+            match change {
+                AssignmentChange::Assigned(list) => {
+                    assigned = Some(!list.is_empty());
+                }
+                AssignmentChange::Revoked(_) => {
+                    if self.held.take().is_some() {
+                        tracing::info!(
+                            "finalizer: the partials topic was revoked; another instance \
+                             finalizes from the latest checkpoint"
+                        );
+                    }
+                    assigned = Some(false);
+                }
+            }
+        }
+        if assigned == Some(true) && self.held.is_none() {
+            self.restore()?;
+        }
+        Ok(())
+    }
+
+    /// Restores the finalizer from its latest checkpoint (fresh without one).
+    fn restore(&mut self) -> anyhow::Result<()> {
+        let name = self.name();
+        let store = &mut self.store;
+        let config = &self.loaded.config;
+        let found =
+            tokio::task::block_in_place(|| store.load_named(config, std::slice::from_ref(&name)))
+                .context("reading the finalizer's checkpoint")?;
+        let mut held = Held {
+            finalizer: self.loaded.finalizer(self.tasks).context("the finalizer")?,
+            offsets: BTreeMap::new(),
+            snapshot_id: 0,
+            reader: PartialsReader::default(),
+        };
+        if let Some(bytes) = found.get(&name) {
+            let snapshot: FinalizerSnapshot =
+                decode_versioned(bytes).context("decoding the finalizer's checkpoint")?;
+            held.snapshot_id = snapshot.id;
+            if snapshot.shape_fingerprint != self.shape || snapshot.finalizer.tasks() != self.tasks
+            {
+                self.state.telemetry.emit(StateSetAside {
+                    snapshot: snapshot.id,
+                });
+            } else {
+                let mut finalizer = snapshot.finalizer;
+                let changes = if snapshot.config_fingerprint != self.fingerprint {
+                    Some(finalizer.reconfigure(config)?)
+                } else {
+                    None
+                };
+                held.offsets = snapshot
+                    .offsets
+                    .into_iter()
+                    .map(|((_, partition), offset)| (partition, offset))
+                    .collect();
+                self.state.telemetry.emit(StateRestored {
+                    snapshot: snapshot.id,
+                    pending_predictions: 0,
+                    open_windows: finalizer.open_windows(),
+                    changes: changes.as_ref(),
+                });
+                held.finalizer = finalizer;
+            }
+        }
+        tracing::info!(
+            snapshot = held.snapshot_id,
+            "finalizer: this instance holds the partials topic: it merges the tasks' partial \
+             windows and publishes"
+        );
+        self.held = Some(held);
+        Ok(())
+    }
+
+    /// Takes one message of the partials topic.
+    pub(crate) fn handle(
+        &mut self,
+        consumer: &FinalConsumer,
+        message: &BorrowedMessage<'_>,
+    ) -> anyhow::Result<()> {
+        self.apply_assignment_changes(consumer)?;
+        let Some(held) = self.held.as_mut() else {
+            return Ok(());
+        };
+        let partition = message.partition();
+        if held
+            .offsets
+            .get(&partition)
+            .is_some_and(|&next| message.offset() < next)
+        {
+            return Ok(()); // already in the restored state
+        }
+        held.offsets.insert(partition, message.offset() + 1);
+        let payload = message.payload().unwrap_or(&[]);
+        let result = held.reader.take(payload).and_then(|complete| {
+            let Some(bytes) = complete else {
+                return Ok(None);
+            };
+            let message = TaskMessage::decode(&bytes).context("decoding a task's message")?;
+            Ok(Some(match message {
+                TaskMessage::Partial { task, partial } => {
+                    held.finalizer.partial(task, *partial)?;
+                    None
+                }
+                TaskMessage::Marker(marker) => Some(held.finalizer.marker(marker)?),
+            }))
+        });
+        match result {
+            Ok(Some(Some(emitted))) => {
+                if !emitted.is_empty() {
+                    self.publisher
+                        .publish(emitted, held.finalizer.monitor().rules());
+                }
+            }
+            Ok(_) => {}
+            Err(error) => {
+                self.state.telemetry.partials_rejected.inc();
+                if self
+                    .rejected_logged
+                    .is_none_or(|at| at.elapsed() >= REJECT_LOG)
+                {
+                    tracing::warn!(
+                        error = %format!("{error:#}"),
+                        offset = message.offset(),
+                        "finalizer: a message of the partials topic was not taken"
+                    );
+                    self.rejected_logged = Some(Instant::now());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn checkpoint_due(&self) -> bool {
+        self.held.is_some()
+            && !self.state.broker_trouble()
+            && self.last_checkpoint.elapsed()
+                >= self
+                    .loaded
+                    .config
+                    .checkpoint
+                    .interval
+                    .0
+                    .max(self.checkpoint_cost * 4)
+    }
+
+    /// Flushes the outputs, snapshots the finalizer, commits the partials offset. True
+    /// when stored.
+    pub(crate) async fn checkpoint(&mut self, consumer: &FinalConsumer, mode: CommitMode) -> bool {
+        let started = Instant::now();
+        let stored = self.write_checkpoint(consumer, mode).await;
+        self.checkpoint_cost = started.elapsed();
+        self.last_checkpoint = Instant::now();
+        stored
+    }
+
+    async fn write_checkpoint(&mut self, consumer: &FinalConsumer, mode: CommitMode) -> bool {
+        let name = self.name();
+        let Some(held) = self.held.as_mut() else {
+            return false;
+        };
+        // Every output of the state being saved is delivered first: after a crash, what
+        // closed before this checkpoint is not published again.
+        let output = self.publisher.output().clone();
+        if let Err(error) = tokio::task::block_in_place(|| output.flush(Duration::from_secs(30))) {
+            tracing::warn!(%error, "outputs not delivered yet; finalizer checkpoint postponed");
+            return false;
+        }
+        let topic = &self.loaded.config.scale.partials_topic;
+        let offsets: BTreeMap<(String, i32), i64> = held
+            .offsets
+            .iter()
+            .map(|(&p, &o)| ((topic.clone(), p), o))
+            .collect();
+        let view = FinalizerSnapshotView {
+            id: held.snapshot_id + 1,
+            shape_fingerprint: self.shape,
+            config_fingerprint: self.fingerprint,
+            offsets: &offsets,
+            finalizer: &held.finalizer,
+            created_at_ms: now_ms(),
+        };
+        let started = Instant::now();
+        let saved = match encode_versioned(&view) {
+            Ok(bytes) => self
+                .store
+                .save_named(&name, view.id, view.created_at_ms, &bytes)
+                .await
+                .map(|manifest| (manifest, bytes.len())),
+            Err(error) => Err(anyhow::Error::from(error)),
+        };
+        match saved {
+            Ok((manifest, bytes)) => {
+                held.snapshot_id = manifest.id;
+                self.state.telemetry.emit(CheckpointWritten {
+                    snapshot: manifest.id,
+                    bytes: bytes as u64,
+                    seconds: started.elapsed().as_secs_f64(),
+                    pending_predictions: 0,
+                    positions: offsets.len(),
+                });
+                let mut list = TopicPartitionList::new();
+                for (&p, &o) in &held.offsets {
+                    let _ = list.add_partition_offset(topic, p, Offset::Offset(o));
+                }
+                if list.count() > 0 {
+                    if let Err(error) = consumer.commit(&list, mode) {
+                        tracing::warn!(%error, "committing the partials offset");
+                    }
+                }
+                true
+            }
+            Err(error) => {
+                self.state
+                    .telemetry
+                    .emit(CheckpointFailed { error: &error });
+                false
+            }
+        }
+    }
+}
