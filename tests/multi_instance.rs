@@ -1,11 +1,11 @@
 //! Several instances share the work (issue #15): three `run` processes of one consumer group
 //! in `[scale] mode = "partitioned"` drain a stream from 6-partition input topics, each
 //! running the engine tasks of the partitions it holds, and one of them merging the partial
-//! windows. Mid-stream one is killed with SIGKILL and its replacement starts at once (before
-//! the group notices the dead member), another is stopped with SIGTERM and restarted. Every
-//! copy of every record on the metrics topic must equal `replay`'s record with its id, and
-//! the alerts and retrain triggers `replay`'s events; each instance must have read part of
-//! the input. Needs a real broker (`KAFKA_BOOTSTRAP_SERVERS`; CI: tansu).
+//! windows. Mid-stream the one merging is killed with SIGKILL and its replacement starts at
+//! once (before the group notices the dead member), another is stopped with SIGTERM and
+//! restarted. Every copy of every record on the metrics topic must equal `replay`'s record
+//! with its id, and the alerts and retrain triggers `replay`'s events; each instance must
+//! have read part of the input. Needs a real broker (`KAFKA_BOOTSTRAP_SERVERS`; CI: tansu).
 
 mod common;
 
@@ -33,10 +33,46 @@ fn start(config: &std::path::Path) -> common::Service {
     command.env(
         "RUST_LOG",
         std::env::var("MULTI_TEST_LOG").unwrap_or_else(|_| {
-            "warn,feedback_loop::pipeline=info,feedback_loop::kafka::consumer=info".into()
+            "warn,feedback_loop::pipeline=info,feedback_loop::kafka::consumer=info,\
+             feedback_loop::scale=info,feedback_loop::kafka::partials=info"
+                .into()
         }),
     );
     common::Service::spawn(command, &config.with_file_name("service.log"))
+}
+
+/// The lines of an instance's log (every run of it) that contain one of `needles`.
+fn log_lines(config: &std::path::Path, needles: &[&str]) -> Vec<String> {
+    std::fs::read_to_string(config.with_file_name("service.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| needles.iter().any(|n| l.contains(n)))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Waits (at most 60 s) until one of the instances says it holds the partials topic and
+/// has not said since that it lost it: its index.
+async fn wait_for_finalizer(configs: &[std::path::PathBuf]) -> usize {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let holder = configs.iter().position(|config| {
+            log_lines(
+                config,
+                &["finalizer: this instance holds", "finalizer: the partials"],
+            )
+            .last()
+            .is_some_and(|l| l.contains("holds"))
+        });
+        if let Some(holder) = holder {
+            return holder;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no instance took the partials topic in 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -103,67 +139,91 @@ async fn three_partitioned_instances_killed_and_restarted_publish_what_replay_pr
     )
     .await;
     let client = reqwest::Client::new();
-    let [a_at, b_at, c_at] = [&addresses[0], &addresses[1], &addresses[2]].map(String::as_str);
+    let at: Vec<&str> = addresses.iter().map(String::as_str).collect();
 
-    let a = start(&configs[0]);
-    let b = start(&configs[1]);
-    let c = start(&configs[2]);
-    // A holds part of the input, then is killed; its replacement starts at once, while the
-    // group still counts A as a member (session.timeout.ms 6 s).
-    common::wait_until_read(&client, a_at, total / 12, "A before SIGKILL").await;
-    let read_by_a = common::records_read(&client, a_at).await;
-    common::signal(&a, "KILL");
-    drop(a);
-    let a = start(&configs[0]);
-    // Past half of the stream (re-reads included), B is stopped as a deploy stops it, and
-    // restarted once it has exited.
+    let mut running: Vec<common::Service> = configs.iter().map(|c| start(c)).collect();
+    // A sixth of the stream in, the instance that merges the partials is killed; its
+    // replacement starts at once, while the group still counts the dead member
+    // (session.timeout.ms 6 s).
+    common::wait_until_read_by(&client, &at, 0, total / 6, "before SIGKILL").await;
+    let killed = wait_for_finalizer(&configs).await;
+    let name = |i: usize| ["A", "B", "C"][i];
+    eprintln!(
+        "SIGKILL to {}, which holds the partials topic",
+        name(killed)
+    );
+    let mut read = [0; 3];
+    read[killed] = common::records_read(&client, at[killed]).await;
+    common::signal(&running[killed], "KILL");
+    drop(running.remove(killed)); // reaped: its HTTP port is free
+    running.insert(killed, start(&configs[killed]));
+    // Past half of the stream (re-reads included), another is stopped as a deploy stops
+    // it, and restarted once it has exited.
     common::wait_until_read_by(
         &client,
-        &[a_at, b_at, c_at],
-        read_by_a,
+        &at,
+        read[killed],
         total * 55 / 100,
-        "all before SIGTERM of B",
+        "before SIGTERM",
     )
     .await;
-    let read_by_b = common::records_read(&client, b_at).await;
-    let status = common::terminate(b, Duration::from_secs(30)).await;
-    assert!(status.success(), "B after SIGTERM: {status}");
-    let b = start(&configs[1]);
+    let stopped = (killed + 1) % 3;
+    let steady = (killed + 2) % 3;
+    eprintln!("SIGTERM to {}", name(stopped));
+    read[stopped] = common::records_read(&client, at[stopped]).await;
+    let status = common::terminate(running.remove(stopped), Duration::from_secs(30)).await;
+    assert!(
+        status.success(),
+        "{} after SIGTERM: {status}",
+        name(stopped)
+    );
+    running.insert(stopped, start(&configs[stopped]));
 
     let reader = common::kafka::Reader::new(&bootstrap, &t.metrics, 1);
-    let published = common::read_until_published_by(
-        &reader,
-        &expected,
-        Duration::from_secs(240),
-        &client,
-        &[a_at, b_at, c_at],
-    )
-    .await;
+    let published =
+        common::read_until_published_by(&reader, &expected, Duration::from_secs(240), &client, &at)
+            .await;
     let mut events: Vec<Value> = Vec::new();
     for topic in [&t.alerts, &t.retrain] {
         for message in consume(&bootstrap, topic, usize::MAX, Duration::from_secs(10)).await {
             events.push(serde_json::from_slice(&message.payload).expect("event is JSON"));
         }
     }
-    let read_by_c = common::records_read(&client, c_at).await;
-    for (name, service) in [("A", a), ("B", b), ("C", c)] {
+    read[steady] = common::records_read(&client, at[steady]).await;
+    for (i, service) in running.into_iter().enumerate() {
         let status = common::terminate(service, Duration::from_secs(30)).await;
-        eprintln!("{name} after SIGTERM: {status}");
+        eprintln!("{} after SIGTERM: {status}", name(i));
     }
+    // Who held which tasks and the partials topic, when.
     for (i, config) in configs.iter().enumerate() {
-        for line in common::assignment_lines(config) {
-            eprintln!("instance {i}: {line}");
+        for line in log_lines(
+            config,
+            &["tasks of this instance", "finalizer:", "stopping"],
+        ) {
+            eprintln!("{}: {line}", name(i));
         }
     }
 
+    for line in common::differing_windows(&expected, &published) {
+        eprintln!("differs: {line}");
+    }
     common::assert_every_copy_as_expected(&expected, &published);
     common::assert_events_as_expected(&expected_events, &events);
     // The work was shared: each first instance read part of the input.
-    eprintln!("read: A {read_by_a} (killed), B {read_by_b} (stopped), C {read_by_c}");
-    for (name, read) in [("A", read_by_a), ("B", read_by_b), ("C", read_by_c)] {
+    eprintln!(
+        "read: {} (killed) {}, {} (stopped) {}, {} {}",
+        name(killed),
+        read[killed],
+        name(stopped),
+        read[stopped],
+        name(steady),
+        read[steady]
+    );
+    for (i, read) in read.iter().enumerate() {
         assert!(
-            read > 0 && read < total,
-            "{name} read {read} of {total} messages: the input was not shared"
+            *read > 0 && *read < total,
+            "{} read {read} of {total} messages: the input was not shared",
+            name(i)
         );
     }
     let _ = std::fs::remove_dir_all(dir);

@@ -526,6 +526,33 @@ pub async fn read_until_published_by(
     }
 }
 
+/// The published windows that differ from the expected record, one line each, for a
+/// failure's diagnosis: the record id, how many fields differ, and the counts replay has
+/// against every published copy's.
+pub fn differing_windows(
+    expected: &BTreeMap<String, Value>,
+    published: &BTreeMap<String, Vec<Value>>,
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (id, want) in expected {
+        let copies = published.get(id).map(Vec::as_slice).unwrap_or_default();
+        let mut problems = Vec::new();
+        for copy in copies {
+            compare(id, want, copy, &mut problems);
+        }
+        if !problems.is_empty() {
+            let got: Vec<String> = copies.iter().map(|c| c["counts"].to_string()).collect();
+            lines.push(format!(
+                "{id}: {} fields differ; counts expected {} published {}",
+                problems.len(),
+                want["counts"],
+                got.join(" / ")
+            ));
+        }
+    }
+    lines
+}
+
 /// Every copy of every published window equals the expected record, and nothing else was
 /// published.
 pub fn assert_every_copy_as_expected(
