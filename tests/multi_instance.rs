@@ -75,6 +75,22 @@ async fn wait_for_finalizer(configs: &[std::path::PathBuf]) -> usize {
     }
 }
 
+/// Waits (at most 60 s) until a line of the instance's log after its first `earlier` lines
+/// says that it runs tasks.
+async fn wait_for_tasks(config: &std::path::Path, earlier: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !log_lines(config, &[""])[earlier..]
+        .iter()
+        .any(|l| l.contains("tasks of this instance") && !l.contains("tasks=[]"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replacement got no task in 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a real Kafka-protocol broker: KAFKA_BOOTSTRAP_SERVERS=host:port cargo test --test multi_instance -- --ignored (.ci/run does, against tansu)"]
 async fn three_partitioned_instances_killed_and_restarted_publish_what_replay_prints() {
@@ -145,7 +161,7 @@ async fn three_partitioned_instances_killed_and_restarted_publish_what_replay_pr
     // A sixth of the stream in, the instance that merges the partials is killed; its
     // replacement starts at once, while the group still counts the dead member
     // (session.timeout.ms 6 s).
-    common::wait_until_read_by(&client, &at, 0, total / 6, "before SIGKILL").await;
+    common::wait_until_read_by(&client, &at, total / 6, "before SIGKILL").await;
     let killed = wait_for_finalizer(&configs).await;
     let name = |i: usize| ["A", "B", "C"][i];
     eprintln!(
@@ -156,17 +172,15 @@ async fn three_partitioned_instances_killed_and_restarted_publish_what_replay_pr
     read[killed] = common::records_read(&client, at[killed]).await;
     common::signal(&running[killed], "KILL");
     drop(running.remove(killed)); // reaped: its HTTP port is free
+    let earlier = log_lines(&configs[killed], &[""]).len();
     running.insert(killed, start(&configs[killed]));
-    // Past half of the stream (re-reads included), another is stopped as a deploy stops
-    // it, and restarted once it has exited.
-    common::wait_until_read_by(
-        &client,
-        &at,
-        read[killed],
-        total * 55 / 100,
-        "before SIGTERM",
-    )
-    .await;
+    // Once the group has given the replacement tasks (the dead member expired, a
+    // rebalance), another is stopped as a deploy stops it, and restarted once it has exited.
+    wait_for_tasks(&configs[killed], earlier).await;
+    eprintln!(
+        "{} of {total} read (re-reads included) before SIGTERM",
+        read[killed] + common::records_read_by(&client, &at).await
+    );
     let stopped = (killed + 1) % 3;
     let steady = (killed + 2) % 3;
     eprintln!("SIGTERM to {}", name(stopped));

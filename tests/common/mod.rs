@@ -360,18 +360,12 @@ pub async fn records_read_by(client: &reqwest::Client, addresses: &[&str]) -> u6
     sum
 }
 
-/// Waits until `before` plus the records the services at `addresses` have read reach `n`,
-/// for at most 90 s.
-pub async fn wait_until_read_by(
-    client: &reqwest::Client,
-    addresses: &[&str],
-    before: u64,
-    n: u64,
-    what: &str,
-) {
+/// Waits until the services at `addresses` have read `n` records together, for at most
+/// 90 s.
+pub async fn wait_until_read_by(client: &reqwest::Client, addresses: &[&str], n: u64, what: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
     loop {
-        let read = before + records_read_by(client, addresses).await;
+        let read = records_read_by(client, addresses).await;
         if read >= n {
             eprintln!("{what}: {read} records read");
             return;
