@@ -127,16 +127,31 @@ fn instance_id() -> u64 {
     feedback_loop_core::checkpoint::fnv1a(&[pid.to_le_bytes(), now.to_le_bytes()].concat())
 }
 
+/// A message being reassembled: its sequence, the offset of its first chunk, its bytes so
+/// far, the next chunk index expected.
+struct Pending {
+    sequence: u64,
+    first_offset: i64,
+    bytes: Vec<u8>,
+    next: u32,
+}
+
 /// The finalizer's side: reassembles chunks into messages.
+///
+/// Chunks taken before a checkpoint are not in it: [`PartialsReader::resume_offset`] is
+/// where reading must resume for them (the checkpoint stores it, not the next offset), and
+/// what is read twice is taken twice harmlessly (a partial replaces its copy or is stale,
+/// a marker's watermark is merged by max).
 #[derive(Default)]
 pub(crate) struct PartialsReader {
-    /// Per (instance, task): the sequence being reassembled and its chunks so far.
-    pending: HashMap<(u64, u32), (u64, Vec<u8>, u32)>,
+    /// Per (instance, task).
+    pending: HashMap<(u64, u32), Pending>,
 }
 
 impl PartialsReader {
-    /// Takes one Kafka message; returns the task message it completes, if any.
-    pub(crate) fn take(&mut self, payload: &[u8]) -> anyhow::Result<Option<Vec<u8>>> {
+    /// Takes one Kafka message (at `offset`); returns the task message it completes, if
+    /// any.
+    pub(crate) fn take(&mut self, payload: &[u8], offset: i64) -> anyhow::Result<Option<Vec<u8>>> {
         if payload.len() < HEADER {
             anyhow::bail!(
                 "a partials message of {} bytes is shorter than its header",
@@ -160,34 +175,51 @@ impl PartialsReader {
                 "a partials message's chunk index {index} is not below its count {count}"
             );
         }
+        if index == 0 {
+            // The task's messages now come from this instance: an incomplete one of
+            // another (a crashed or revoked holder) will not be completed.
+            self.pending
+                .retain(|&(other, other_task), _| other_task != task || other == instance);
+        }
         let body = &payload[HEADER..];
         if count == 1 {
+            self.pending.remove(&(instance, task));
             return Ok(Some(body.to_vec()));
         }
-        let entry = self
-            .pending
-            .entry((instance, task))
-            .or_insert_with(|| (sequence, Vec::new(), 0));
-        if index == 0 || entry.0 != sequence {
-            // A new message (an incomplete one before it was cut off by a crash).
-            *entry = (sequence, Vec::new(), 0);
-            if index != 0 {
-                return Ok(None);
-            }
+        if index == 0 {
+            self.pending.insert(
+                (instance, task),
+                Pending {
+                    sequence,
+                    first_offset: offset,
+                    bytes: Vec::new(),
+                    next: 0,
+                },
+            );
         }
-        if entry.2 != index {
-            // A chunk missing in between: this message cannot be completed.
+        let Some(entry) = self.pending.get_mut(&(instance, task)) else {
+            // The rest of a message whose start was not read: cannot be completed.
+            return Ok(None);
+        };
+        if entry.sequence != sequence || entry.next != index {
+            // A chunk missing: this message cannot be completed.
+            self.pending.remove(&(instance, task));
             return Ok(None);
         }
-        entry.1.extend_from_slice(body);
-        entry.2 += 1;
-        if entry.2 < count {
+        entry.bytes.extend_from_slice(body);
+        entry.next += 1;
+        if entry.next < count {
             return Ok(None);
         }
         Ok(self
             .pending
             .remove(&(instance, task))
-            .map(|(_, bytes, _)| bytes))
+            .map(|entry| entry.bytes))
+    }
+
+    /// The offset of the first chunk of the oldest message not complete yet.
+    pub(crate) fn resume_offset(&self) -> Option<i64> {
+        self.pending.values().map(|p| p.first_offset).min()
     }
 }
 
@@ -298,18 +330,21 @@ mod tests {
     #[test]
     fn interleaved_chunks_of_two_instances_reassemble() {
         let mut r = PartialsReader::default();
-        assert_eq!(r.take(&chunk(1, 5, 0, 0, 2, b"ab")).unwrap(), None);
-        assert_eq!(r.take(&chunk(2, 9, 0, 0, 2, b"xy")).unwrap(), None);
+        assert_eq!(r.take(&chunk(1, 5, 0, 0, 2, b"ab"), 10).unwrap(), None);
+        assert_eq!(r.take(&chunk(2, 9, 1, 0, 2, b"xy"), 11).unwrap(), None);
+        assert_eq!(r.resume_offset(), Some(10));
         assert_eq!(
-            r.take(&chunk(1, 5, 0, 1, 2, b"cd")).unwrap(),
+            r.take(&chunk(1, 5, 0, 1, 2, b"cd"), 12).unwrap(),
             Some(b"abcd".to_vec())
         );
+        assert_eq!(r.resume_offset(), Some(11));
         assert_eq!(
-            r.take(&chunk(2, 9, 0, 1, 2, b"z")).unwrap(),
+            r.take(&chunk(2, 9, 1, 1, 2, b"z"), 13).unwrap(),
             Some(b"xyz".to_vec())
         );
+        assert_eq!(r.resume_offset(), None);
         assert_eq!(
-            r.take(&chunk(3, 1, 4, 0, 1, b"q")).unwrap(),
+            r.take(&chunk(3, 1, 4, 0, 1, b"q"), 14).unwrap(),
             Some(b"q".to_vec())
         );
     }
@@ -317,16 +352,19 @@ mod tests {
     #[test]
     fn a_message_cut_off_by_a_crash_is_dropped_not_glued() {
         let mut r = PartialsReader::default();
-        assert_eq!(r.take(&chunk(1, 5, 0, 0, 3, b"ab")).unwrap(), None);
-        // The instance restarted with the same id (not possible, but the sequence moved):
-        // the new message starts over.
-        assert_eq!(r.take(&chunk(1, 6, 0, 0, 2, b"cd")).unwrap(), None);
+        assert_eq!(r.take(&chunk(1, 5, 0, 0, 3, b"ab"), 1).unwrap(), None);
+        // The task's next holder starts a message: the first one will not be completed.
+        assert_eq!(r.take(&chunk(2, 1, 0, 0, 2, b"cd"), 2).unwrap(), None);
+        assert_eq!(r.resume_offset(), Some(2));
+        assert_eq!(r.take(&chunk(1, 5, 0, 1, 3, b"xx"), 3).unwrap(), None);
         assert_eq!(
-            r.take(&chunk(1, 6, 0, 1, 2, b"ef")).unwrap(),
+            r.take(&chunk(2, 1, 0, 1, 2, b"ef"), 4).unwrap(),
             Some(b"cdef".to_vec())
         );
-        assert_eq!(r.take(&chunk(1, 7, 0, 1, 2, b"gh")).unwrap(), None);
-        assert!(r.take(b"short").is_err());
-        assert!(r.take(&chunk(1, 8, 0, 2, 2, b"")).is_err());
+        // A chunk whose start was never read.
+        assert_eq!(r.take(&chunk(1, 7, 0, 1, 2, b"gh"), 5).unwrap(), None);
+        assert_eq!(r.resume_offset(), None);
+        assert!(r.take(b"short", 6).is_err());
+        assert!(r.take(&chunk(1, 8, 0, 2, 2, b""), 7).is_err());
     }
 }

@@ -111,6 +111,7 @@ impl FinalStage {
                 }
                 AssignmentChange::Revoked(_) => {
                     if self.held.take().is_some() {
+                        self.state.telemetry.forget_models();
                         tracing::info!(
                             "finalizer: the partials topic was revoked; another instance \
                              finalizes from the latest checkpoint"
@@ -199,19 +200,22 @@ impl FinalStage {
         }
         held.offsets.insert(partition, message.offset() + 1);
         let payload = message.payload().unwrap_or(&[]);
-        let result = held.reader.take(payload).and_then(|complete| {
-            let Some(bytes) = complete else {
-                return Ok(None);
-            };
-            let message = TaskMessage::decode(&bytes).context("decoding a task's message")?;
-            Ok(Some(match message {
-                TaskMessage::Partial { task, partial } => {
-                    held.finalizer.partial(task, *partial)?;
-                    None
-                }
-                TaskMessage::Marker(marker) => Some(held.finalizer.marker(marker)?),
-            }))
-        });
+        let result = held
+            .reader
+            .take(payload, message.offset())
+            .and_then(|complete| {
+                let Some(bytes) = complete else {
+                    return Ok(None);
+                };
+                let message = TaskMessage::decode(&bytes).context("decoding a task's message")?;
+                Ok(Some(match message {
+                    TaskMessage::Partial { task, partial } => {
+                        held.finalizer.partial(task, *partial)?;
+                        None
+                    }
+                    TaskMessage::Marker(marker) => Some(held.finalizer.marker(marker)?),
+                }))
+            });
         match result {
             Ok(Some(Some(emitted))) => {
                 if !emitted.is_empty() {
@@ -274,10 +278,12 @@ impl FinalStage {
             return false;
         }
         let topic = &self.loaded.config.scale.partials_topic;
+        // Messages not complete yet are read again from their first chunk (one partition).
+        let resume = held.reader.resume_offset();
         let offsets: BTreeMap<(String, i32), i64> = held
             .offsets
             .iter()
-            .map(|(&p, &o)| ((topic.clone(), p), o))
+            .map(|(&p, &o)| ((topic.clone(), p), resume.map_or(o, |r| r.min(o))))
             .collect();
         let view = FinalizerSnapshotView {
             id: held.snapshot_id + 1,
@@ -307,8 +313,8 @@ impl FinalStage {
                     positions: offsets.len(),
                 });
                 let mut list = TopicPartitionList::new();
-                for (&p, &o) in &held.offsets {
-                    let _ = list.add_partition_offset(topic, p, Offset::Offset(o));
+                for ((_, p), &o) in &offsets {
+                    let _ = list.add_partition_offset(topic, *p, Offset::Offset(o));
                 }
                 if list.count() > 0 {
                     if let Err(error) = consumer.commit(&list, mode) {

@@ -317,6 +317,9 @@ impl TaskSet {
         self.state
             .assigned
             .store(consumer.context().has_assignment(), Ordering::Relaxed);
+        // A task with a partition revoked may have been held by another instance since:
+        // it is set aside, and kept only if its checkpoint is still the latest (below).
+        let mut revoked = BTreeSet::new();
         for change in changes {
             match change {
                 AssignmentChange::Assigned(list) => {
@@ -330,6 +333,7 @@ impl TaskSet {
                     for (topic, partition) in list {
                         if let Some(index) = self.ingest.topic_index(&topic) {
                             self.owned.remove(&(index, partition));
+                            revoked.insert(partition);
                         }
                     }
                 }
@@ -338,24 +342,25 @@ impl TaskSet {
         let paired: BTreeSet<i32> = (0..self.partitions)
             .filter(|&p| self.owned.contains(&(0, p)) && self.owned.contains(&(1, p)))
             .collect();
-        let dropped: Vec<i32> = self
-            .tasks
-            .keys()
-            .filter(|p| !paired.contains(p))
-            .copied()
-            .collect();
-        for p in &dropped {
-            self.tasks.remove(p);
+        let mut set_aside = BTreeMap::new();
+        let mut dropped = Vec::new();
+        for p in self.tasks.keys().copied().collect::<Vec<_>>() {
+            if !paired.contains(&p) {
+                self.tasks.remove(&p);
+                dropped.push(p);
+            } else if revoked.contains(&p) {
+                if let Some(task) = self.tasks.remove(&p) {
+                    set_aside.insert(p, task);
+                }
+            }
         }
-        // Every task that is (re)assigned continues from its checkpoint: the consumer reads
-        // it again from the committed offsets, which no state here may run ahead of.
         let new: Vec<i32> = paired
             .iter()
             .filter(|p| !self.tasks.contains_key(p))
             .copied()
             .collect();
         if !new.is_empty() {
-            self.restore(&new, now)?;
+            self.restore(&new, set_aside, now)?;
         }
         if !dropped.is_empty() || !new.is_empty() {
             tracing::info!(
@@ -369,9 +374,17 @@ impl TaskSet {
     }
 
     /// Restores tasks from their latest checkpoints (fresh without one), in one read of
-    /// the state topic. An unreadable state topic stops the instance: a task must not
-    /// read on from offsets its state does not reflect.
-    fn restore(&mut self, tasks: &[i32], now: i64) -> anyhow::Result<()> {
+    /// the state topic. A task `held` here before the rebalance is kept as it is when its
+    /// latest checkpoint is still its own (no other instance checkpointed it since, so no
+    /// other committed its offsets: what is read again is passed over). An unreadable
+    /// state topic stops the instance: a task must not read on from offsets its state does
+    /// not reflect.
+    fn restore(
+        &mut self,
+        tasks: &[i32],
+        mut held: BTreeMap<i32, Task>,
+        now: i64,
+    ) -> anyhow::Result<()> {
         let names: Vec<String> = tasks.iter().map(|&p| self.name(p)).collect();
         let store = &mut self.store;
         let config = &self.config;
@@ -389,9 +402,22 @@ impl TaskSet {
                 snapshot_id: 0,
                 sent: None,
             };
-            if let Some(bytes) = found.remove(name) {
-                let snapshot: TaskSnapshot = decode_versioned(&bytes)
-                    .with_context(|| format!("decoding the checkpoint of task {p}"))?;
+            let latest = match found.remove(name) {
+                Some(bytes) => Some(
+                    decode_versioned::<TaskSnapshot>(&bytes)
+                        .with_context(|| format!("decoding the checkpoint of task {p}"))?,
+                ),
+                None => None,
+            };
+            if let Some(mut kept) = held.remove(&p) {
+                if latest.as_ref().map_or(0, |s| s.id) == kept.snapshot_id {
+                    kept.watermark.restart(now);
+                    kept.sent = None;
+                    self.tasks.insert(p, kept);
+                    continue;
+                }
+            }
+            if let Some(snapshot) = latest {
                 task.snapshot_id = snapshot.id;
                 if snapshot.shape_fingerprint != self.shape {
                     self.state.telemetry.emit(StateSetAside {

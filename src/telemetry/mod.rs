@@ -468,6 +468,26 @@ impl Telemetry {
 
     /// Updates the model gauges and counters from an emitted record: every metric of the
     /// record (see `for_each_metric`) goes to its gauge, a null one removes it.
+    /// Removes every model's gauges (quality, drift, estimates, window ends, firing
+    /// alerts): the finalizer moved to another instance, which exports them now. The
+    /// per-model counters stay (Prometheus sums them over instances).
+    pub(crate) fn forget_models(&self) {
+        for gauges in [
+            &self.alert_firing,
+            &self.quality,
+            &self.averaged,
+            &self.per_class,
+            &self.class_support,
+            &self.window_end,
+            &self.drift,
+            &self.drifted,
+            &self.estimated,
+            &self.estimation_error,
+        ] {
+            gauges.reset();
+        }
+    }
+
     pub(crate) fn observe_record(&self, record: &MetricsRecord) {
         let version = record.model_version.clone().unwrap_or_default();
         let segment = record

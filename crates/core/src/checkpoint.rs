@@ -22,7 +22,7 @@ use crate::settings::Config;
 use crate::watermark::Watermark;
 
 /// Version of the snapshot encoding; bumped on any change of the state's layout.
-pub const SNAPSHOT_VERSION: u32 = 6;
+pub const SNAPSHOT_VERSION: u32 = 7;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
@@ -746,17 +746,17 @@ threshold = 0.5
         let base = config();
         assert_eq!(shape_fingerprint(&base), shape_fingerprint(&config()));
         assert_eq!(config_fingerprint(&base), config_fingerprint(&config()));
-        // Pinned values: changed when SNAPSHOT_VERSION went to 6 (both hash it) and when
+        // Pinned values: changed when SNAPSHOT_VERSION went to 6 and 7 (both hash it) and when
         // the fingerprint was split in two (issue 15): the shape one hashes a projection
         // of `[[models]]` without rules or drift decisions.
         let shape = shape_fingerprint(&base);
         assert_eq!(
-            shape, 0x5a0f_fac6_5da1_7c5e,
+            shape, 0xbd02_0232_dc71_bd23,
             "shape fingerprint changed: {shape:#x}"
         );
         let golden = config_fingerprint(&base);
         assert_eq!(
-            golden, 0xdecd_f300_482b_b873,
+            golden, 0x916d_2623_8c59_b558,
             "fingerprint changed: {golden:#x}"
         );
 
@@ -782,6 +782,7 @@ threshold = 0.5
                     calibration: Default::default(),
                     reference: Default::default(),
                     reference_size: crate::settings::DEFAULT_ESTIMATION_REFERENCE_SIZE,
+                    auc_sample: crate::settings::DEFAULT_ESTIMATION_AUC_SAMPLE,
                 })
             }),
         ];

@@ -390,6 +390,46 @@ fn one_task_is_the_single_engine() {
     assert_same(&want, &partitioned(&config, &lines, 1, 1), "1 task");
 }
 
+/// The test configuration with 1-minute windows (about 400 estimated rows per model and
+/// window) and, when given, `auc_sample` for both estimating models.
+fn minute_windows(auc_sample: Option<usize>) -> Config {
+    let mut text = CONFIG.replace("size = \"10s\"", "size = \"60s\"");
+    if let Some(k) = auc_sample {
+        text = text.replace(
+            "method = \"cbpe\"\n",
+            &format!("method = \"cbpe\"\nauc_sample = {k}\n"),
+        );
+    }
+    let config: Config = toml::from_str(&text).expect("the test config parses");
+    config.validate().expect("the test config is valid");
+    config
+}
+
+/// Windows with more estimated rows than `auc_sample`: the ROC AUC samples (estimated and
+/// realized) are bottom-k samples by join id, so the tasks' rows merged in the finalizer in
+/// any order give the single engine's records, byte for byte.
+#[test]
+fn sampled_roc_auc_is_the_same_split_or_not() {
+    let lines = stream(11, 6_000);
+    let sampled = minute_windows(Some(100));
+    let want = single(&sampled, &lines);
+    assert!(
+        want.metrics
+            .iter()
+            .any(|m| m.contains("\"estimated\":{\"method\"")),
+        "a stream with estimates"
+    );
+    assert_ne!(
+        want.metrics,
+        single(&minute_windows(None), &lines).metrics,
+        "windows with more rows than the sample: the sampled ROC AUC differs from the full one"
+    );
+    for (tasks, order) in [(2, 1), (3, 7), (5, 42)] {
+        let got = partitioned(&sampled, &lines, tasks, order);
+        assert_same(&want, &got, &format!("{tasks} tasks, order {order}"));
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
 

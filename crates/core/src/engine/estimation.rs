@@ -16,7 +16,10 @@
 //!   become estimation windows.
 //! - **fitted**: rows are pushed into their window's accumulator as they arrive, labels are
 //!   added as pairs join; when the engine closes a window, its estimates go in the
-//!   unsegmented record of the same window bounds.
+//!   unsegmented record of the same window bounds. An accumulator is sums plus ROC AUC
+//!   samples of at most `auc_sample` rows, keyed by the hash of each row's join id (the
+//!   prediction's, or the joined outcome's: the same id), so the finalizer of the
+//!   partitioned engine, adding the tasks' rows in any order, keeps the same rows.
 //! - **failed**: the fit failed (e.g. a multiclass class that is never an actual in the
 //!   reference); no estimates for that version.
 //!
@@ -43,6 +46,8 @@ pub struct EstimationSpec {
     pub mode: CalibrationMode,
     /// `Some(n)`: `reference = "first"` with `reference_size = n`; `None`: from a file.
     pub reference_size: Option<usize>,
+    /// Rows per window the ROC AUC is computed on (`auc_sample`).
+    pub auc_sample: usize,
 }
 
 impl EstimationSpec {
@@ -62,6 +67,7 @@ impl EstimationSpec {
                 EstimationReference::First => Some(e.reference_size),
                 EstimationReference::File(_) => None,
             },
+            auc_sample: e.auc_sample,
         })
     }
 }
@@ -107,14 +113,18 @@ impl ReferenceRow {
 /// A prediction as the estimator needs it, by label ids.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Row {
+    /// The hash of the prediction's join id (`crate::drift::fnv1a64`): the row's key in
+    /// the ROC AUC samples, the same in every task and process.
+    key: u64,
     predicted: u32,
     score: f64,
     class_scores: Vec<(u32, f64)>,
 }
 
 impl Row {
-    /// `None` when the prediction has no usable score for `task`.
-    fn of(task: Task, p: &PredictionPayload) -> Option<Row> {
+    /// `None` when the prediction has no usable score for `task`; `key` is the hash of
+    /// its join id.
+    fn of(task: Task, p: &PredictionPayload, key: u64) -> Option<Row> {
         let class_scores = match task {
             Task::Binary if p.score.is_finite() => Vec::new(),
             Task::Multiclass => p
@@ -126,6 +136,7 @@ impl Row {
             _ => return None,
         };
         Some(Row {
+            key,
             predicted: p.predicted as u32,
             score: p.score,
             class_scores,
@@ -149,6 +160,8 @@ impl Row {
 /// A row by names: what a task of the partitioned engine hands over (`crate::partition`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NamedRow {
+    /// The hash of the prediction's join id (the row's key in the ROC AUC samples).
+    pub key: u64,
     pub predicted: String,
     pub score: f64,
     pub class_scores: Vec<(String, f64)>,
@@ -157,6 +170,7 @@ pub struct NamedRow {
 impl NamedRow {
     fn of(row: &Row, names: &Interner) -> NamedRow {
         NamedRow {
+            key: row.key,
             predicted: names.name(row.predicted).to_string(),
             score: row.score,
             class_scores: row
@@ -170,6 +184,7 @@ impl NamedRow {
     /// The row with this engine's label ids (`None` past the label table's capacity).
     fn row(&self, names: &mut Interner) -> Option<Row> {
         Some(Row {
+            key: self.key,
             predicted: names.id(&self.predicted)?,
             score: self.score,
             class_scores: self
@@ -343,10 +358,11 @@ impl Fitted {
         }
     }
 
-    fn new_window(&self) -> Accumulator {
+    /// An empty window whose ROC AUC samples keep up to `auc_sample` rows.
+    fn new_window(&self, auc_sample: usize) -> Accumulator {
         match self {
-            Fitted::Binary(_) => Accumulator::Binary(BinaryWindow::new()),
-            Fitted::Multiclass(r) => Accumulator::Multiclass(MulticlassWindow::new(r)),
+            Fitted::Binary(_) => Accumulator::Binary(BinaryWindow::new(auc_sample)),
+            Fitted::Multiclass(r) => Accumulator::Multiclass(MulticlassWindow::new(r, auc_sample)),
         }
     }
 
@@ -373,15 +389,15 @@ impl Fitted {
     fn push(&self, window: &mut Accumulator, row: &Row, labels: Labels<'_>) {
         match (self, window) {
             (Fitted::Binary(r), Accumulator::Binary(w)) => {
-                let row = BinaryRow {
+                let binary = BinaryRow {
                     score: row.score,
                     y_pred: labels.names.name(row.predicted) == labels.positive,
                     y_true: None,
                 };
-                let _skipped = w.push(r, &row);
+                let _skipped = w.push(r, row.key, &binary);
             }
             (Fitted::Multiclass(r), Accumulator::Multiclass(w)) => {
-                let _skipped = w.push(r, &Fitted::multiclass_row(r, row, labels));
+                let _skipped = w.push(r, row.key, &Fitted::multiclass_row(r, row, labels));
             }
             _ => {}
         }
@@ -392,6 +408,7 @@ impl Fitted {
         match (self, window) {
             (Fitted::Binary(_), Accumulator::Binary(w)) => {
                 let _skipped = w.add_outcome(
+                    row.key,
                     row.score,
                     labels.names.name(row.predicted) == labels.positive,
                     labels.names.name(actual) == labels.positive,
@@ -402,7 +419,7 @@ impl Fitted {
                 let name = labels.names.name(actual);
                 m.y_true = r.classes().binary_search_by(|c| c.as_str().cmp(name)).ok();
                 if m.y_true.is_some() {
-                    let _skipped = w.add_outcome(r, &m);
+                    let _skipped = w.add_outcome(r, row.key, &m);
                 }
             }
             _ => {}
@@ -610,19 +627,21 @@ impl EstimationState {
         }
     }
 
-    /// A new prediction (not a duplicate, not late) of window `start`.
+    /// A new prediction (not a duplicate, not late) of window `start`; `key` is the hash
+    /// of its join id ([`crate::drift::fnv1a64`]).
     pub(crate) fn observe_prediction(
         &mut self,
         model: u16,
         version: u16,
         start: i64,
         payload: &PredictionPayload,
+        key: u64,
         names: &Interner,
     ) {
         let Some(Some(m)) = self.models.get_mut(model as usize) else {
             return;
         };
-        let Some(row) = Row::of(m.task, payload) else {
+        let Some(row) = Row::of(m.task, payload, key) else {
             return;
         };
         if let Some(task) = self.task.as_mut() {
@@ -647,6 +666,7 @@ impl EstimationState {
             positive: &positive,
             names,
         };
+        let auc_sample = m.spec.auc_sample;
         match m.phase(version) {
             Some(Phase::Collecting { windows, .. }) => {
                 windows.entry(start).or_default().rows.push(row)
@@ -654,7 +674,9 @@ impl EstimationState {
             Some(Phase::Fitted {
                 fitted, windows, ..
             }) if last_closed.is_none_or(|c| start > c) => {
-                let window = windows.entry(start).or_insert_with(|| fitted.new_window());
+                let window = windows
+                    .entry(start)
+                    .or_insert_with(|| fitted.new_window(auc_sample));
                 fitted.push(window, &row, labels);
             }
             _ => {}
@@ -666,7 +688,8 @@ impl EstimationState {
     /// the time the window closes (its end, + `join.max_label_delay` with
     /// `attribute_to = "prediction"`). Only those pairs count in the `realized` values of
     /// the window's estimate: which later ones are joined by the close depends on the
-    /// order partitions are read in. All count in the estimation check.
+    /// order partitions are read in. All count in the estimation check. `key` is the hash
+    /// of the pair's join id, as for [`EstimationState::observe_prediction`].
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn observe_joined(
         &mut self,
@@ -674,6 +697,7 @@ impl EstimationState {
         version: u16,
         start: i64,
         payload: &PredictionPayload,
+        key: u64,
         actual: u32,
         before_close: bool,
         names: &Interner,
@@ -681,7 +705,7 @@ impl EstimationState {
         let Some(Some(m)) = self.models.get_mut(model as usize) else {
             return;
         };
-        let Some(row) = Row::of(m.task, payload) else {
+        let Some(row) = Row::of(m.task, payload, key) else {
             return;
         };
         if let Some(task) = self.task.as_mut() {
@@ -724,6 +748,7 @@ impl EstimationState {
             positive: &positive,
             names,
         };
+        let auc_sample = m.spec.auc_sample;
         match m.phase(version) {
             Some(Phase::Collecting { windows, .. }) => windows
                 .entry(start)
@@ -739,7 +764,9 @@ impl EstimationState {
                 ..
             }) if last_closed.is_none_or(|c| start > c) => {
                 if before_close {
-                    let window = windows.entry(start).or_insert_with(|| fitted.new_window());
+                    let window = windows
+                        .entry(start)
+                        .or_insert_with(|| fitted.new_window(auc_sample));
                     fitted.add_outcome(window, &row, actual, labels);
                 } else {
                     deferred.entry(start).or_default().push((row, actual));
@@ -774,7 +801,7 @@ impl EstimationState {
             let Some(size) = m.spec.reference_size else {
                 continue;
             };
-            let (task, mode) = (m.task, m.spec.mode);
+            let (task, mode, auc_sample) = (m.task, m.spec.mode, m.spec.auc_sample);
             let positive = m.positive.clone();
             let failures = &mut m.failures;
             for (&version, phase) in m.versions.iter_mut() {
@@ -846,7 +873,7 @@ impl EstimationState {
                         {
                             continue;
                         }
-                        let mut window = fitted.new_window();
+                        let mut window = fitted.new_window(auc_sample);
                         for row in &raw.rows {
                             fitted.push(&mut window, row, labels);
                         }
@@ -1570,5 +1597,26 @@ mod tests {
         )
         .expect_err("regression");
         assert!(err.to_string().contains("models[0].estimation"), "{err}");
+    }
+
+    #[test]
+    fn auc_sample_defaults_and_is_validated_under_its_key() {
+        let spec = |c: &Config| EstimationSpec::from_config(&c.models[0]).expect("estimates");
+        let c = config("binary", "method = \"cbpe\"\n");
+        assert_eq!(
+            spec(&c).auc_sample,
+            crate::settings::DEFAULT_ESTIMATION_AUC_SAMPLE
+        );
+        let c = config("binary", "method = \"cbpe\"\nauc_sample = 2500\n");
+        assert_eq!(spec(&c).auc_sample, 2500);
+        let err = Config::from_toml_for_tests(
+            "[[models]]\nname = \"m\"\ntask = \"binary\"\npositive_class = \"1\"\n\
+             [models.estimation]\nmethod = \"cbpe\"\nauc_sample = 99\n",
+        )
+        .expect_err("too small");
+        assert!(
+            err.to_string().contains("models[0].estimation.auc_sample"),
+            "{err}"
+        );
     }
 }

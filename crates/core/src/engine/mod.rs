@@ -222,8 +222,9 @@ pub struct OutcomePayload {
     label: OutcomeLabel,
     /// NaN when the actual is not a number.
     value: f64,
-    /// FNV-1a of the join id (the pair's tie-breaker in the detectors' order). Kept on the
-    /// outcome rather than on the (more numerous, longer-lived) pending predictions.
+    /// FNV-1a of the join id (the pair's tie-breaker in the detectors' order, and its key
+    /// in the estimation's ROC AUC samples; 0 when neither uses it). Kept on the outcome
+    /// rather than on the (more numerous, longer-lived) pending predictions.
     id_hash: u64,
 }
 
@@ -520,6 +521,7 @@ impl Engine {
                         version,
                         start,
                         payload,
+                        fnv1a64(p.id.as_bytes()),
                         &self.labels,
                     );
                 }
@@ -634,7 +636,10 @@ impl Engine {
             return Disposition::Late;
         }
         self.note_event_time(o.ts);
-        let id_hash = if self.models_in_scope(scope).any(|m| self.drift.uses_ids(m)) {
+        let id_hash = if self
+            .models_in_scope(scope)
+            .any(|m| self.drift.uses_ids(m) || self.estimation.enabled(m))
+        {
             fnv1a64(o.id.as_bytes())
         } else {
             0
@@ -1197,6 +1202,8 @@ impl JoinSink<PredictionPayload, OutcomePayload> for Attribution<'_> {
                     p.version,
                     start,
                     &p.payload,
+                    // The join id's hash: the same as the prediction's (the same id).
+                    o.payload.id_hash,
                     actual,
                     p.ts.max(o.ts) < close_at,
                     self.labels,

@@ -11,16 +11,20 @@
 //! the rows in descending raw score, rounded to 5 decimals, trapezoid.
 //!
 //! State: a window ([`BinaryWindow`], [`MulticlassWindow`]) keeps sums (expected
-//! confusion matrix, realized counts) plus, **for ROC AUC only, the scores of every row in
-//! a `Vec`** (estimated ROC AUC ranks the raw scores; a bounded sketch can replace this
-//! later at the cost of exactness). Rows are pushed one at a time; the reference must be
-//! fitted first because a row is calibrated when it is pushed.
+//! confusion matrix, realized counts), exact over every row, plus, **for ROC AUC only, a
+//! bounded sample of the rows' scores** ([`AucSample`]: every row up to its capacity, so
+//! exact there; beyond, a bottom-k sample by the hash of each row's key, the same whatever
+//! the order rows arrive or windows merge in; the bound of the approximation is in
+//! docs/estimation.md). Rows are pushed one at a time with their key (the hash of the
+//! prediction's join id); the reference must be fitted first because a row is calibrated
+//! when it is pushed.
 //!
 //! Not copied from NannyML: an empty window gives NaN estimates (NannyML has no empty
 //! chunks); an error inside one metric does not wipe the other fields of its record;
 //! scikit-learn's "rows do not sum to 1" error makes only the realized multiclass ROC AUC
 //! NaN (NannyML wipes the whole ROC AUC record of the chunk).
 
+use super::auc_sample::AucSample;
 use super::calibration::{CalibrationDecision, CalibrationMode, Calibrator};
 use super::realized::{BinaryRealizedWindow, MulticlassRealizedWindow};
 use super::sampling_error::{metric_record, BinaryComponents, MulticlassComponents, Thresholds};
@@ -126,6 +130,13 @@ impl Expected {
         }
     }
 
+    fn merge(&mut self, other: &Expected) {
+        self.tp.merge(&other.tp);
+        self.fp.merge(&other.fp);
+        self.fn_.merge(&other.fn_);
+        self.tn.merge(&other.tn);
+    }
+
     /// NannyML's `estimate_precision/recall/f1`: zero denominators give 0.
     fn precision_recall_f1(&self) -> [f64; 3] {
         let ratio = |num: f64, den: f64| if den != 0.0 { num / den } else { 0.0 };
@@ -203,9 +214,16 @@ impl BinaryReference {
         let realized: Vec<[f64; 5]> = windows
             .iter()
             .map(|w| {
-                let mut acc = BinaryRealizedWindow::default();
-                for r in w.as_ref() {
-                    acc.push(r.score, r.y_pred, r.y_true.expect("checked above"));
+                let rows = w.as_ref();
+                // Every row of a reference window is kept: its ROC AUC is exact.
+                let mut acc = BinaryRealizedWindow::new(rows.len());
+                for (i, r) in rows.iter().enumerate() {
+                    acc.push(
+                        i as u64,
+                        r.score,
+                        r.y_pred,
+                        r.y_true.expect("checked above"),
+                    );
                 }
                 acc.metrics()
             })
@@ -242,31 +260,39 @@ impl BinaryReference {
         &self.thresholds
     }
 
-    /// Convenience: a window of `rows`, estimated.
+    /// Convenience: a window of `rows`, estimated, ROC AUC over every row.
     pub fn estimate(&self, rows: &[BinaryRow]) -> Result<Estimates, EstimationError> {
-        let mut w = BinaryWindow::new();
-        for r in rows {
-            w.push(self, r)?;
+        let mut w = BinaryWindow::new(rows.len());
+        for (i, r) in rows.iter().enumerate() {
+            w.push(self, i as u64, r)?;
         }
         Ok(estimate_binary(self, &w))
     }
 }
 
 /// A binary window's accumulated state: the expected confusion matrix (sums of
-/// calibrated probabilities), `(raw, calibrated)` scores for ROC AUC, and the realized
-/// counts of its labelled rows.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+/// calibrated probabilities), a sample of the `(raw, calibrated)` scores for ROC AUC, and
+/// the realized counts (and sample) of its labelled rows.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BinaryWindow {
     rows: usize,
     expected: Expected,
-    /// `(raw score, calibrated probability)` per row: the estimated ROC AUC needs them.
-    scores: Vec<(f64, f64)>,
+    /// `(raw score, calibrated probability)` of the rows, all of them up to the sample's
+    /// capacity: the estimated ROC AUC ranks them.
+    scores: AucSample<(f64, f64)>,
     realized: BinaryRealizedWindow,
 }
 
 impl BinaryWindow {
-    pub fn new() -> Self {
-        Self::default()
+    /// An empty window whose ROC AUC samples (estimated and realized) keep up to
+    /// `auc_sample` rows each.
+    pub fn new(auc_sample: usize) -> Self {
+        BinaryWindow {
+            rows: 0,
+            expected: Expected::default(),
+            scores: AucSample::new(auc_sample),
+            realized: BinaryRealizedWindow::new(auc_sample),
+        }
     }
 
     /// Rows pushed so far.
@@ -274,36 +300,49 @@ impl BinaryWindow {
         self.rows
     }
 
-    /// Adds a row, calibrated with `reference`'s calibrator. A non-finite score is an
+    /// Adds a row, calibrated with `reference`'s calibrator; `key` identifies the row (the
+    /// hash of its prediction's join id) for the ROC AUC samples. A non-finite score is an
     /// error and leaves the window unchanged (NannyML drops such rows).
     pub fn push(
         &mut self,
         reference: &BinaryReference,
+        key: u64,
         row: &BinaryRow,
     ) -> Result<(), EstimationError> {
         check_score(self.rows, row.score)?;
         let p = reference.calibrator.calibrate(row.score);
         self.expected.push(p, row.y_pred);
-        self.scores.push((row.score, p));
+        self.scores.push(key, (row.score, p));
         if let Some(y) = row.y_true {
-            self.realized.push(row.score, row.y_pred, y);
+            self.realized.push(key, row.score, row.y_pred, y);
         }
         self.rows += 1;
         Ok(())
     }
 
     /// Adds the label of a row pushed earlier without one (an outcome joined after the
-    /// prediction): only the realized part changes. `push(row with label)` equals
-    /// `push(row without label)` followed by `add_outcome`.
+    /// prediction), with the row's key: only the realized part changes.
+    /// `push(row with label)` equals `push(row without label)` followed by `add_outcome`.
     pub fn add_outcome(
         &mut self,
+        key: u64,
         score: f64,
         y_pred: bool,
         y_true: bool,
     ) -> Result<(), EstimationError> {
         check_score(self.rows, score)?;
-        self.realized.push(score, y_pred, y_true);
+        self.realized.push(key, score, y_pred, y_true);
         Ok(())
+    }
+
+    /// Merges another window of the same reference in (partial windows of several
+    /// instances): the result equals one window over both sides' rows, ROC AUC samples
+    /// included (same capacity).
+    pub fn merge(&mut self, other: &BinaryWindow) {
+        self.rows += other.rows;
+        self.expected.merge(&other.expected);
+        self.scores.merge(&other.scores);
+        self.realized.merge(&other.realized);
     }
 }
 
@@ -321,7 +360,7 @@ pub fn estimate_binary(reference: &BinaryReference, window: &BinaryWindow) -> Es
             precision,
             recall,
             f1,
-            estimate_roc_auc(&window.scores),
+            estimate_roc_auc(&window.scores.rows().copied().collect::<Vec<_>>()),
         ]
     };
     let labelled = window.realized.rows() as usize;
@@ -388,9 +427,16 @@ impl MulticlassReference {
         let realized: Vec<[f64; 5]> = windows
             .iter()
             .map(|w| {
-                let mut acc = MulticlassRealizedWindow::new(k);
-                for r in w.as_ref() {
-                    acc.push(&r.scores, r.y_pred, r.y_true.expect("checked above"));
+                let rows = w.as_ref();
+                // Every row of a reference window is kept: its ROC AUC is exact.
+                let mut acc = MulticlassRealizedWindow::new(k, rows.len());
+                for (i, r) in rows.iter().enumerate() {
+                    acc.push(
+                        i as u64,
+                        &r.scores,
+                        r.y_pred,
+                        r.y_true.expect("checked above"),
+                    );
                 }
                 acc.metrics()
             })
@@ -441,11 +487,11 @@ impl MulticlassReference {
         &self.thresholds
     }
 
-    /// Convenience: a window of `rows`, estimated.
+    /// Convenience: a window of `rows`, estimated, ROC AUC over every row.
     pub fn estimate(&self, rows: &[MulticlassRow]) -> Result<Estimates, EstimationError> {
-        let mut w = MulticlassWindow::new(self);
-        for r in rows {
-            w.push(self, r)?;
+        let mut w = MulticlassWindow::new(self, rows.len());
+        for (i, r) in rows.iter().enumerate() {
+            w.push(self, i as u64, r)?;
         }
         Ok(estimate_multiclass(self, &w))
     }
@@ -475,32 +521,31 @@ fn check_row(i: usize, r: &MulticlassRow, k: usize) -> Result<(), EstimationErro
 }
 
 /// A multiclass window's accumulated state: per class the expected one-vs-rest confusion
-/// matrix, the sum of the predicted class's probability, raw and calibrated scores per
-/// row for ROC AUC (row-major `Vec`s), and the realized counts.
+/// matrix, the sum of the predicted class's probability, a sample of the rows' raw and
+/// calibrated scores for ROC AUC, and the realized counts (and sample).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MulticlassWindow {
     rows: usize,
     /// `Σ_i p[i, ŷ_i]` (estimated accuracy's numerator).
     predicted_probability: ExactSum,
     expected: Vec<Expected>,
-    /// Raw scores, `K` per row: the estimated ROC AUC ranks them.
-    raw: Vec<f64>,
-    /// Calibrated, renormalised probabilities, `K` per row.
-    calibrated: Vec<f64>,
+    /// Per row, the `K` raw scores then the `K` calibrated, renormalised probabilities;
+    /// all rows up to the sample's capacity: the estimated ROC AUC ranks them.
+    scores: AucSample<Box<[f64]>>,
     realized: MulticlassRealizedWindow,
 }
 
 impl MulticlassWindow {
-    /// An empty window for `reference`'s classes.
-    pub fn new(reference: &MulticlassReference) -> Self {
+    /// An empty window for `reference`'s classes whose ROC AUC samples (estimated and
+    /// realized) keep up to `auc_sample` rows each.
+    pub fn new(reference: &MulticlassReference, auc_sample: usize) -> Self {
         let k = reference.classes.len();
         MulticlassWindow {
             rows: 0,
             predicted_probability: ExactSum::new(),
             expected: vec![Expected::default(); k],
-            raw: Vec::new(),
-            calibrated: Vec::new(),
-            realized: MulticlassRealizedWindow::new(k),
+            scores: AucSample::new(auc_sample),
+            realized: MulticlassRealizedWindow::new(k, auc_sample),
         }
     }
 
@@ -510,22 +555,26 @@ impl MulticlassWindow {
     }
 
     /// Adds a row: each class's score through its calibrator, then the row divided by its
-    /// sum (`1/K` each if the sum is 0), as NannyML does even without calibration.
+    /// sum (`1/K` each if the sum is 0), as NannyML does even without calibration. `key`
+    /// identifies the row (the hash of its prediction's join id) for the ROC AUC samples.
     pub fn push(
         &mut self,
         reference: &MulticlassReference,
+        key: u64,
         row: &MulticlassRow,
     ) -> Result<(), EstimationError> {
         let k = reference.classes.len();
         check_row(self.rows, row, k)?;
-        let start = self.calibrated.len();
+        // The raw scores, then the calibrated probabilities.
+        let mut both = Vec::with_capacity(2 * k);
+        both.extend_from_slice(&row.scores);
         let mut sum = 0.0;
         for (cal, &s) in reference.calibrators.iter().zip(&row.scores) {
             let c = cal.calibrate(s);
             sum += c;
-            self.calibrated.push(c);
+            both.push(c);
         }
-        let probabilities = &mut self.calibrated[start..];
+        let probabilities = &mut both[k..];
         for p in probabilities.iter_mut() {
             *p = if sum != 0.0 { *p / sum } else { 1.0 / k as f64 };
         }
@@ -535,26 +584,39 @@ impl MulticlassWindow {
         for (c, e) in self.expected.iter_mut().enumerate() {
             e.push(probabilities[c], row.y_pred == Some(c));
         }
-        self.raw.extend_from_slice(&row.scores);
+        self.scores.push(key, both.into_boxed_slice());
         if let Some(y) = row.y_true {
-            self.realized.push(&row.scores, row.y_pred, y);
+            self.realized.push(key, &row.scores, row.y_pred, y);
         }
         self.rows += 1;
         Ok(())
     }
 
+    /// Merges another window of the same reference in (see [`BinaryWindow::merge`]).
+    pub fn merge(&mut self, other: &MulticlassWindow) {
+        self.rows += other.rows;
+        self.predicted_probability
+            .merge(&other.predicted_probability);
+        for (a, b) in self.expected.iter_mut().zip(&other.expected) {
+            a.merge(b);
+        }
+        self.scores.merge(&other.scores);
+        self.realized.merge(&other.realized);
+    }
+
     /// Adds the label of a row pushed earlier without one (see
-    /// [`BinaryWindow::add_outcome`]); `row.y_true` must be set.
+    /// [`BinaryWindow::add_outcome`]), with the row's key; `row.y_true` must be set.
     pub fn add_outcome(
         &mut self,
         reference: &MulticlassReference,
+        key: u64,
         row: &MulticlassRow,
     ) -> Result<(), EstimationError> {
         check_row(self.rows, row, reference.classes.len())?;
         let y = row
             .y_true
             .ok_or(EstimationError::UnlabelledReferenceRow { row: self.rows })?;
-        self.realized.push(&row.scores, row.y_pred, y);
+        self.realized.push(key, &row.scores, row.y_pred, y);
         Ok(())
     }
 }
@@ -574,8 +636,10 @@ pub fn estimate_multiclass(
             for (s, v) in sums.iter_mut().zip(e.precision_recall_f1()) {
                 *s += v;
             }
-            let pairs: Vec<(f64, f64)> = (0..n)
-                .map(|i| (window.raw[i * k + c], window.calibrated[i * k + c]))
+            let pairs: Vec<(f64, f64)> = window
+                .scores
+                .rows()
+                .map(|both| (both[c], both[k + c]))
                 .collect();
             sums[3] += estimate_roc_auc(&pairs);
         }
@@ -730,14 +794,14 @@ mod tests {
     #[test]
     fn non_finite_scores_are_rejected() {
         let r = reference(CalibrationMode::On);
-        let mut w = BinaryWindow::new();
+        let mut w = BinaryWindow::new(10);
         let bad = BinaryRow {
             score: f64::NAN,
             y_pred: true,
             y_true: None,
         };
         assert!(matches!(
-            w.push(&r, &bad),
+            w.push(&r, 0, &bad),
             Err(EstimationError::NonFiniteScore { row: 0, .. })
         ));
         assert_eq!(w.rows(), 0);
@@ -765,12 +829,13 @@ mod tests {
     fn late_outcomes_give_the_same_estimates() {
         let r = reference(CalibrationMode::On);
         let rows: Vec<BinaryRow> = (0..12).map(|i| row(i as f64 / 12.0, i % 3 == 0)).collect();
-        let mut late = BinaryWindow::new();
-        for x in &rows {
-            late.push(&r, &BinaryRow { y_true: None, ..*x }).unwrap();
+        let mut late = BinaryWindow::new(rows.len());
+        for (i, x) in rows.iter().enumerate() {
+            late.push(&r, i as u64, &BinaryRow { y_true: None, ..*x })
+                .unwrap();
         }
-        for x in rows.iter().rev() {
-            late.add_outcome(x.score, x.y_pred, x.y_true.unwrap())
+        for (i, x) in rows.iter().enumerate().rev() {
+            late.add_outcome(i as u64, x.score, x.y_pred, x.y_true.unwrap())
                 .unwrap();
         }
         assert_eq!(estimate_binary(&r, &late), r.estimate(&rows).unwrap());
@@ -780,9 +845,9 @@ mod tests {
     fn fitted_reference_and_window_survive_a_checkpoint_encoding() {
         let r = reference(CalibrationMode::Auto);
         let rows: Vec<BinaryRow> = (0..12).map(|i| row(i as f64 / 12.0, i % 3 == 0)).collect();
-        let mut w = BinaryWindow::new();
-        for x in &rows {
-            w.push(&r, x).unwrap();
+        let mut w = BinaryWindow::new(5);
+        for (i, x) in rows.iter().enumerate() {
+            w.push(&r, i as u64, x).unwrap();
         }
         let r2: BinaryReference = bincode::deserialize(&bincode::serialize(&r).unwrap()).unwrap();
         let w2: BinaryWindow = bincode::deserialize(&bincode::serialize(&w).unwrap()).unwrap();
@@ -864,14 +929,14 @@ mod tests {
     #[test]
     fn multiclass_input_checks() {
         let r = mreference(CalibrationMode::On);
-        let mut w = MulticlassWindow::new(&r);
+        let mut w = MulticlassWindow::new(&r, 10);
         let short = MulticlassRow {
             scores: vec![0.5, 0.5],
             y_pred: Some(0),
             y_true: None,
         };
         assert!(matches!(
-            w.push(&r, &short),
+            w.push(&r, 0, &short),
             Err(EstimationError::ScoreCount { .. })
         ));
         let bad_index = MulticlassRow {
@@ -880,7 +945,7 @@ mod tests {
             y_true: None,
         };
         assert!(matches!(
-            w.push(&r, &bad_index),
+            w.push(&r, 0, &bad_index),
             Err(EstimationError::ClassIndex { index: 3, .. })
         ));
         let unsorted: Vec<String> = ["b", "a"].iter().map(|s| s.to_string()).collect();
@@ -889,6 +954,206 @@ mod tests {
             MulticlassReference::fit(&unsorted, &none, CalibrationMode::On),
             Err(EstimationError::InvalidClasses(_))
         ));
+    }
+
+    /// Hanley & McNeil (1982): the standard error of a ROC AUC `a` over `p` positives and
+    /// `n` negatives.
+    fn hanley_mcneil(a: f64, p: f64, n: f64) -> f64 {
+        let (q1, q2) = (a / (2.0 - a), 2.0 * a * a / (1.0 + a));
+        ((a * (1.0 - a) + (p - 1.0) * (q1 - a * a) + (n - 1.0) * (q2 - a * a)) / (p * n)).sqrt()
+    }
+
+    /// SplitMix64 over a seed: uniform draws in [0, 1).
+    struct Draws(u64);
+
+    impl Draws {
+        fn unit(&mut self) -> f64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+        }
+
+        /// A standard normal draw (Box-Muller).
+        fn normal(&mut self) -> f64 {
+            let (u, v) = (1.0 - self.unit(), self.unit());
+            (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+        }
+    }
+
+    /// `n` labelled rows, 30 % positive, scores a logistic of a separated normal.
+    fn seeded_rows(seed: u64, n: usize) -> Vec<BinaryRow> {
+        let mut d = Draws(seed);
+        (0..n)
+            .map(|_| {
+                let y = d.unit() < 0.3;
+                let z = if y { 0.8 } else { -0.8 } + d.normal();
+                let score = 1.0 / (1.0 + (-z).exp());
+                BinaryRow {
+                    score,
+                    y_pred: score >= 0.5,
+                    y_true: Some(y),
+                }
+            })
+            .collect()
+    }
+
+    fn request_key(window: u64, i: usize) -> u64 {
+        crate::drift::fnv1a64(format!("req-{window}-{i}").as_bytes())
+    }
+
+    /// docs/estimation.md's bound: with n rows > k = `auc_sample`, the sampled ROC AUC
+    /// differs from the AUC over every row by a sampling error whose standard deviation is
+    /// `SE_HM(A, P, N) · √(1 − k/n)` for the realized AUC (Hanley-McNeil over the sample's
+    /// positives and negatives) and at most that (with the sample's expected positives and
+    /// negatives) for the estimated one. Over 24 seeded windows of 40 000 rows sampled at
+    /// 1 000: every error within 3 SE; the realized errors' spread is that SE (their RMS in
+    /// SE units about 1: neither a vacuous bound nor a biased sample), the estimated ones'
+    /// at most that.
+    #[test]
+    fn sampled_roc_auc_is_within_the_stated_bound_of_the_full_one() {
+        let r = reference(CalibrationMode::Off);
+        let (n, k) = (40_000, 1_000);
+        let windows = 24;
+        let (mut squares, mut squares_estimated) = (0.0, 0.0);
+        for window in 0..windows {
+            let rows = seeded_rows(window, n);
+            let (mut full, mut sampled) = (BinaryWindow::new(n), BinaryWindow::new(k));
+            for (i, row) in rows.iter().enumerate() {
+                full.push(&r, request_key(window, i), row).unwrap();
+                sampled.push(&r, request_key(window, i), row).unwrap();
+            }
+            assert_eq!(sampled.scores.len(), k);
+            assert!(full.scores.is_exact() && !sampled.scores.is_exact());
+            let (all, some) = (estimate_binary(&r, &full), estimate_binary(&r, &sampled));
+            // The sums are over every row: equal to the bit.
+            for m in [
+                Metric::Accuracy,
+                Metric::Precision,
+                Metric::Recall,
+                Metric::F1,
+            ] {
+                assert_eq!(all.get(m).value, some.get(m).value);
+                assert_eq!(all.get(m).realized, some.get(m).realized);
+            }
+            let fpc = (1.0 - k as f64 / n as f64).sqrt();
+            // Realized: the sample's labelled positives and negatives.
+            let positives = sampled.realized.scored().rows().filter(|r| r.1).count() as f64;
+            let auc = all.get(Metric::RocAuc).realized;
+            let se = hanley_mcneil(auc, positives, k as f64 - positives) * fpc;
+            let realized_error = some.get(Metric::RocAuc).realized - auc;
+            // Estimated: the sample's expected positives and negatives.
+            let expected: f64 = sampled.scores.rows().map(|&(_, p)| p).sum();
+            let auc = all.get(Metric::RocAuc).value;
+            let se_estimated = hanley_mcneil(auc, expected, k as f64 - expected) * fpc;
+            let estimated_error = some.get(Metric::RocAuc).value - auc;
+            for (what, error, se) in [
+                ("realized", realized_error, se),
+                ("estimated", estimated_error, se_estimated),
+            ] {
+                assert!(
+                    error.abs() <= 3.0 * se,
+                    "window {window}: {what} ROC AUC off by {error} > 3 x {se}"
+                );
+            }
+            squares += (realized_error / se).powi(2);
+            squares_estimated += (estimated_error / se_estimated).powi(2);
+        }
+        let rms = (squares / windows as f64).sqrt();
+        let rms_estimated = (squares_estimated / windows as f64).sqrt();
+        assert!(
+            (0.6..1.4).contains(&rms),
+            "realized errors in SE units have RMS {rms}: the SE is not the sampling error's"
+        );
+        assert!(
+            rms_estimated < 1.0,
+            "estimated errors in SE units have RMS {rms_estimated}: the SE is no bound"
+        );
+    }
+
+    /// A window's state (its snapshot encoding) stops growing at `auc_sample` rows: 100 000
+    /// and 200 000 rows take the same bytes, within the exact sums' few words.
+    #[test]
+    fn window_state_is_bounded_by_the_sample() {
+        let r = reference(CalibrationMode::Off);
+        let encoded = |n: usize, k: usize| {
+            let mut w = BinaryWindow::new(k);
+            for (i, row) in seeded_rows(5, n).iter().enumerate() {
+                w.push(&r, request_key(5, i), row).unwrap();
+            }
+            bincode::serialized_size(&w).unwrap()
+        };
+        let k = 10_000;
+        let (at_100k, at_200k) = (encoded(100_000, k), encoded(200_000, k));
+        let exact = encoded(100_000, 100_000);
+        assert!(at_200k <= at_100k + 1_000, "{at_100k} -> {at_200k}");
+        // Two samples (estimated, realized) of k rows, each (rank, raw, p) or (rank, raw, y).
+        assert!(at_100k <= (k as u64) * (24 + 17) + 1_000, "{at_100k}");
+        assert!(exact >= 9 * at_100k, "{exact} vs {at_100k}");
+    }
+
+    /// Partial windows of one window's rows, merged in any order, equal one window over
+    /// all of them, ROC AUC samples included (more rows than the sample keeps).
+    #[test]
+    fn merged_partial_windows_equal_one_window() {
+        let r = reference(CalibrationMode::On);
+        let rows = seeded_rows(99, 3_000);
+        let k = 400;
+        let mut one = BinaryWindow::new(k);
+        for (i, row) in rows.iter().enumerate().rev() {
+            one.push(&r, request_key(0, i), row).unwrap();
+        }
+        let mut parts = [
+            BinaryWindow::new(k),
+            BinaryWindow::new(k),
+            BinaryWindow::new(k),
+        ];
+        for (i, row) in rows.iter().enumerate() {
+            parts[(request_key(1, i) % 3) as usize]
+                .push(&r, request_key(0, i), row)
+                .unwrap();
+        }
+        let want = format!("{:?}", estimate_binary(&r, &one));
+        for order in [[0, 1, 2], [2, 0, 1], [1, 2, 0]] {
+            let mut merged = parts[order[0]].clone();
+            merged.merge(&parts[order[1]]);
+            merged.merge(&parts[order[2]]);
+            assert_eq!(format!("{:?}", estimate_binary(&r, &merged)), want);
+        }
+
+        let m = mreference(CalibrationMode::On);
+        let mrows: Vec<MulticlassRow> = (0..900)
+            .map(|i| {
+                let t = i % 3;
+                let mut s = [
+                    0.1 + (i % 7) as f64 / 70.0,
+                    0.2,
+                    0.15 + (i % 11) as f64 / 110.0,
+                ];
+                s[t] += 0.3 + (i % 13) as f64 / 65.0;
+                mrow(s, (i / 3 + i % 5) % 3)
+            })
+            .collect();
+        let mut one = MulticlassWindow::new(&m, 100);
+        let mut parts = [
+            MulticlassWindow::new(&m, 100),
+            MulticlassWindow::new(&m, 100),
+        ];
+        for (i, row) in mrows.iter().enumerate() {
+            one.push(&m, request_key(2, i), row).unwrap();
+        }
+        for (i, row) in mrows.iter().enumerate().rev() {
+            parts[i % 2].push(&m, request_key(2, i), row).unwrap();
+        }
+        let [a, b] = parts;
+        let mut merged = b.clone();
+        merged.merge(&a);
+        assert!(!merged.scores.is_exact());
+        assert_eq!(
+            format!("{:?}", estimate_multiclass(&m, &merged)),
+            format!("{:?}", estimate_multiclass(&m, &one))
+        );
     }
 
     /// A deterministic shuffle of `items` from `seed`.

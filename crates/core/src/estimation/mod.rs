@@ -9,6 +9,8 @@
 //! in `tests/oracle/estimation_golden.json`.
 //!
 //! Layout:
+//! - [`auc_sample`]: the bounded, order-independent, mergeable sample of a window's rows
+//!   that ROC AUC (estimated and realized) is computed on;
 //! - [`isotonic`]: isotonic regression (scikit-learn's conventions), the calibrator's fit;
 //! - [`calibration`]: the calibrator (isotonic or none) and the `auto` decision;
 //! - [`cbpe`]: the fitted reference, the per-window accumulators and the estimates;
@@ -20,12 +22,14 @@
 //! Pure, synchronous, deterministic, no I/O. Undefined values are `f64::NAN` (NannyML's
 //! `NaN`), never a panic.
 
+pub mod auc_sample;
 pub mod calibration;
 pub mod cbpe;
 pub mod isotonic;
 pub mod realized;
 pub mod sampling_error;
 
+pub use auc_sample::AucSample;
 pub use calibration::{needs_calibration, CalibrationDecision, CalibrationMode, Calibrator};
 pub use cbpe::{
     estimate_binary, estimate_multiclass, BinaryReference, BinaryRow, BinaryWindow,

@@ -4,8 +4,11 @@
 //! Why here: CBPE's thresholds are the spread of the *realized* metric over the reference
 //! windows, and a window's realized value is reported next to its estimate once labels
 //! arrive. Computed from raw scores and predicted labels, never from calibrated values.
-//! The state is counts plus, for ROC AUC, the labelled rows' scores (a `Vec`: ROC AUC
-//! needs the ranking; a bounded summary can replace it later).
+//! The state is counts plus, for ROC AUC, the labelled rows' scores in an [`AucSample`]:
+//! every labelled row up to its capacity (exact), a bottom-k sample by the rows' keys
+//! beyond (docs/estimation.md, "Approximations and limits").
+
+use super::auc_sample::AucSample;
 
 /// Tie-aware ROC AUC of `(label, score)` pairs (= `sklearn.metrics.roc_auc_score`):
 /// `Σ_pos (#neg below + ½ #neg tied) / (P · N)`. NaN without positives or negatives.
@@ -39,32 +42,61 @@ pub fn tie_aware_auc(pairs: impl IntoIterator<Item = (bool, f64)>) -> f64 {
     acc / (positives as f64 * negatives as f64)
 }
 
-/// The labelled part of a binary window: confusion counts and `(score, label)` pairs.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+/// The labelled part of a binary window: confusion counts (exact) and a sample of the
+/// `(score, label)` pairs (for ROC AUC).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BinaryRealizedWindow {
     pub tp: u64,
     pub fp: u64,
     pub fn_: u64,
     pub tn: u64,
-    /// `(raw score, label)` of every labelled row, for ROC AUC.
-    pub scored: Vec<(f64, bool)>,
+    /// `(raw score, label)` of the labelled rows, for ROC AUC: all of them up to the
+    /// sample's capacity.
+    scored: AucSample<(f64, bool)>,
 }
 
 impl BinaryRealizedWindow {
-    /// Adds a labelled row.
-    pub fn push(&mut self, score: f64, y_pred: bool, y_true: bool) {
+    /// An empty window whose ROC AUC sample keeps up to `auc_sample` rows.
+    pub fn new(auc_sample: usize) -> Self {
+        BinaryRealizedWindow {
+            tp: 0,
+            fp: 0,
+            fn_: 0,
+            tn: 0,
+            scored: AucSample::new(auc_sample),
+        }
+    }
+
+    /// Adds a labelled row; `key` identifies it (the hash of its join id), for the ROC
+    /// AUC sample.
+    pub fn push(&mut self, key: u64, score: f64, y_pred: bool, y_true: bool) {
         match (y_pred, y_true) {
             (true, true) => self.tp += 1,
             (true, false) => self.fp += 1,
             (false, true) => self.fn_ += 1,
             (false, false) => self.tn += 1,
         }
-        self.scored.push((score, y_true));
+        self.scored.push(key, (score, y_true));
+    }
+
+    /// Merges another window's labelled rows in (same sample capacity).
+    pub fn merge(&mut self, other: &BinaryRealizedWindow) {
+        self.tp += other.tp;
+        self.fp += other.fp;
+        self.fn_ += other.fn_;
+        self.tn += other.tn;
+        self.scored.merge(&other.scored);
     }
 
     /// Labelled rows.
     pub fn rows(&self) -> u64 {
         self.tp + self.fp + self.fn_ + self.tn
+    }
+
+    /// The ROC AUC sample of the labelled rows.
+    #[cfg(test)]
+    pub(crate) fn scored(&self) -> &AucSample<(f64, bool)> {
+        &self.scored
     }
 
     /// `[accuracy, precision, recall, f1, roc_auc]`; precision/recall/f1 are NaN when the
@@ -97,7 +129,7 @@ impl BinaryRealizedWindow {
         let roc_auc = if one_label {
             f64::NAN
         } else {
-            tie_aware_auc(self.scored.iter().map(|&(s, y)| (y, s)))
+            tie_aware_auc(self.scored.rows().map(|&(s, y)| (y, s)))
         };
         [accuracy, precision, recall, f1, roc_auc]
     }
@@ -117,33 +149,32 @@ pub struct MulticlassRealizedWindow {
     /// `confusion[t * (K + 1) + p]`: rows labelled `t`, predicted `p` (`p == K`: a
     /// prediction that is not one of the classes).
     confusion: Vec<u64>,
-    /// Raw scores of the labelled rows, row-major (`K` per row), for ROC AUC.
-    scores: Vec<f64>,
-    /// Labels of the labelled rows.
-    labels: Vec<usize>,
-    /// Whether every labelled row's raw scores sum to 1 (`np.allclose`).
+    /// Raw scores (`K` per row) and label of the labelled rows, for ROC AUC: all of them
+    /// up to the sample's capacity.
+    scored: AucSample<(Box<[f64]>, usize)>,
+    /// Whether every labelled row's raw scores sum to 1 (`np.allclose`), over all rows.
     rows_sum_to_one: bool,
 }
 
 impl MulticlassRealizedWindow {
-    /// An empty window over `classes` classes.
-    pub fn new(classes: usize) -> Self {
+    /// An empty window over `classes` classes whose ROC AUC sample keeps up to
+    /// `auc_sample` rows.
+    pub fn new(classes: usize, auc_sample: usize) -> Self {
         MulticlassRealizedWindow {
             classes,
             confusion: vec![0; classes * (classes + 1)],
-            scores: Vec::new(),
-            labels: Vec::new(),
+            scored: AucSample::new(auc_sample),
             rows_sum_to_one: true,
         }
     }
 
-    /// Adds a labelled row; `y_pred == None` is a prediction outside the classes. The
-    /// caller has checked the indices and the score count.
-    pub fn push(&mut self, scores: &[f64], y_pred: Option<usize>, y_true: usize) {
+    /// Adds a labelled row; `y_pred == None` is a prediction outside the classes; `key`
+    /// identifies the row (the hash of its join id), for the ROC AUC sample. The caller
+    /// has checked the indices and the score count.
+    pub fn push(&mut self, key: u64, scores: &[f64], y_pred: Option<usize>, y_true: usize) {
         let k = self.classes;
         self.confusion[y_true * (k + 1) + y_pred.unwrap_or(k)] += 1;
-        self.scores.extend_from_slice(scores);
-        self.labels.push(y_true);
+        self.scored.push(key, (scores.into(), y_true));
         let mut sum = 0.0;
         for &s in scores {
             sum += s;
@@ -151,9 +182,18 @@ impl MulticlassRealizedWindow {
         self.rows_sum_to_one &= sums_to_one(sum);
     }
 
+    /// Merges another window's labelled rows in (same classes and sample capacity).
+    pub fn merge(&mut self, other: &MulticlassRealizedWindow) {
+        for (a, b) in self.confusion.iter_mut().zip(&other.confusion) {
+            *a += b;
+        }
+        self.scored.merge(&other.scored);
+        self.rows_sum_to_one &= other.rows_sum_to_one;
+    }
+
     /// Labelled rows.
     pub fn rows(&self) -> usize {
-        self.labels.len()
+        self.confusion.iter().sum::<u64>() as usize
     }
 
     /// `[accuracy, precision, recall, f1, roc_auc]`, macro averages over the classes.
@@ -190,11 +230,7 @@ impl MulticlassRealizedWindow {
         } else {
             let mut sum = 0.0;
             for c in 0..k {
-                let pairs = self
-                    .labels
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &y)| (y == c, self.scores[i * k + c]));
+                let pairs = self.scored.rows().map(|(scores, y)| (*y == c, scores[c]));
                 sum += tie_aware_auc(pairs);
             }
             sum / k as f64
@@ -218,9 +254,9 @@ mod tests {
 
     #[test]
     fn binary_single_prediction_value_gives_nan_precision_but_an_accuracy() {
-        let mut w = BinaryRealizedWindow::default();
-        w.push(0.9, true, true);
-        w.push(0.8, true, false);
+        let mut w = BinaryRealizedWindow::new(10);
+        w.push(1, 0.9, true, true);
+        w.push(2, 0.8, true, false);
         let [acc, p, r, f1, auc] = w.metrics();
         assert_eq!(acc, 0.5);
         assert!(p.is_nan() && r.is_nan() && f1.is_nan());
@@ -229,7 +265,7 @@ mod tests {
 
     #[test]
     fn binary_empty_window_is_nan() {
-        assert!(BinaryRealizedWindow::default()
+        assert!(BinaryRealizedWindow::new(10)
             .metrics()
             .iter()
             .all(|v| v.is_nan()));
@@ -237,11 +273,11 @@ mod tests {
 
     #[test]
     fn multiclass_counts() {
-        let mut w = MulticlassRealizedWindow::new(3);
-        w.push(&[0.7, 0.2, 0.1], Some(0), 0);
-        w.push(&[0.2, 0.7, 0.1], Some(1), 2);
-        w.push(&[0.1, 0.1, 0.8], Some(2), 2);
-        w.push(&[0.3, 0.4, 0.3], None, 1);
+        let mut w = MulticlassRealizedWindow::new(3, 10);
+        w.push(1, &[0.7, 0.2, 0.1], Some(0), 0);
+        w.push(2, &[0.2, 0.7, 0.1], Some(1), 2);
+        w.push(3, &[0.1, 0.1, 0.8], Some(2), 2);
+        w.push(4, &[0.3, 0.4, 0.3], None, 1);
         let [acc, p, r, f1, auc] = w.metrics();
         assert_eq!(acc, 0.5);
         // precision: 1/1, 0/1, 1/1 -> 2/3; recall: 1/1, 0/1, 1/2 -> 0.5
@@ -254,9 +290,9 @@ mod tests {
 
     #[test]
     fn multiclass_missing_class_has_no_auc() {
-        let mut w = MulticlassRealizedWindow::new(3);
-        w.push(&[0.7, 0.2, 0.1], Some(0), 0);
-        w.push(&[0.2, 0.7, 0.1], Some(1), 1);
+        let mut w = MulticlassRealizedWindow::new(3, 10);
+        w.push(1, &[0.7, 0.2, 0.1], Some(0), 0);
+        w.push(2, &[0.2, 0.7, 0.1], Some(1), 1);
         assert!(w.metrics()[4].is_nan());
         assert_eq!(w.metrics()[0], 1.0);
     }

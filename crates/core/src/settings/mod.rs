@@ -22,7 +22,8 @@ pub use duration::Duration;
 pub use model::{
     DriftMethod, EstimationCalibration, EstimationConfig, EstimationMethod, EstimationReference,
     FeatureDriftConfig, ModelConfig, ModelDriftConfig, ReferenceConfig, Task,
-    DEFAULT_ESTIMATION_REFERENCE_SIZE, DEFAULT_MIN_WINDOW_SAMPLES, DEFAULT_SAMPLE_CAPACITY,
+    DEFAULT_ESTIMATION_AUC_SAMPLE, DEFAULT_ESTIMATION_REFERENCE_SIZE, DEFAULT_MIN_WINDOW_SAMPLES,
+    DEFAULT_SAMPLE_CAPACITY,
 };
 pub use rule::{RuleConfig, DEFAULT_COOLDOWN, DEFAULT_SEVERITY};
 
@@ -638,6 +639,10 @@ impl Config {
     }
 }
 
+/// The smallest `[models.estimation] auc_sample`: below, the sampled ROC AUC's standard
+/// error (about 0.05 at 100 rows) is larger than the differences it is meant to show.
+const MIN_ESTIMATION_AUC_SAMPLE: usize = 100;
+
 fn validate_estimation(
     model: &ModelConfig,
     key: &dyn Fn(&str) -> String,
@@ -660,6 +665,15 @@ fn validate_estimation(
         problems.push(ConfigError::invalid(
             key("estimation.reference_size"),
             "must be at least 1",
+        ));
+    }
+    if estimation.auc_sample < MIN_ESTIMATION_AUC_SAMPLE {
+        problems.push(ConfigError::invalid(
+            key("estimation.auc_sample"),
+            format!(
+                "must be at least {MIN_ESTIMATION_AUC_SAMPLE} (the rows a window's ROC AUC \
+                 is computed on)"
+            ),
         ));
     }
     if let EstimationReference::File(file) = &estimation.reference {

@@ -193,6 +193,11 @@ impl DriftMethod {
 /// windows are taken until at least this many.
 pub const DEFAULT_ESTIMATION_REFERENCE_SIZE: usize = 5000;
 
+/// Rows a window's ROC AUC sample keeps by default (`[models.estimation] auc_sample`):
+/// windows of up to this many rows get the exact ROC AUC; larger ones a uniform sample of
+/// this many, whose standard error is about 0.005 or less (docs/estimation.md).
+pub const DEFAULT_ESTIMATION_AUC_SAMPLE: usize = 10_000;
+
 /// `[models.estimation]`: CBPE for a binary or multiclass model (docs/estimation.md).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -207,10 +212,19 @@ pub struct EstimationConfig {
     /// joined pairs.
     #[serde(default = "default_estimation_reference_size")]
     pub reference_size: usize,
+    /// Rows per window that the ROC AUC (estimated and realized) is computed on: every row
+    /// up to this many, else a bottom-k sample of this many by the hash of the join id.
+    /// The other metrics are sums over every row.
+    #[serde(default = "default_estimation_auc_sample")]
+    pub auc_sample: usize,
 }
 
 fn default_estimation_reference_size() -> usize {
     DEFAULT_ESTIMATION_REFERENCE_SIZE
+}
+
+fn default_estimation_auc_sample() -> usize {
+    DEFAULT_ESTIMATION_AUC_SAMPLE
 }
 
 /// The estimation method.
