@@ -221,8 +221,9 @@ async fn three_partitioned_instances_killed_and_restarted_publish_what_replay_pr
     for line in common::differing_windows(&expected, &published) {
         eprintln!("differs: {line}");
     }
-    common::assert_every_copy_as_expected(&expected, &published);
+    // The events first: the windows that differ are listed above.
     common::assert_events_as_expected(&expected_events, &events);
+    common::assert_every_copy_as_expected(&expected, &published);
     // The work was shared: each first instance read part of the input.
     eprintln!(
         "read: {} (killed) {}, {} (stopped) {}, {} {}",
