@@ -351,6 +351,102 @@ pub async fn wait_until_read(client: &reqwest::Client, address: &str, n: u64, wh
     }
 }
 
+/// The input records several running services have read since each started, summed.
+pub async fn records_read_by(client: &reqwest::Client, addresses: &[&str]) -> u64 {
+    let mut sum = 0;
+    for address in addresses {
+        sum += records_read(client, address).await;
+    }
+    sum
+}
+
+/// Waits until the services at `addresses` have read `n` records together, for at most
+/// 90 s.
+pub async fn wait_until_read_by(client: &reqwest::Client, addresses: &[&str], n: u64, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    loop {
+        let read = records_read_by(client, addresses).await;
+        if read >= n {
+            eprintln!("{what}: {read} records read");
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: only {read} of {n} read in 90 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Stops a service as an orchestrator does: SIGTERM, then up to `within` for it to exit on
+/// its own (a service still running then is killed, and the test fails). Its exit status.
+pub async fn terminate(
+    mut service: Service,
+    within: std::time::Duration,
+) -> std::process::ExitStatus {
+    signal(&service, "TERM");
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(status) = service.child.try_wait().expect("waits for the service") {
+            return status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the service did not stop within {within:?} of SIGTERM; its log {}",
+            service.log_tail(30)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// An alert or retrain-trigger event's id, as consumers deduplicate them
+/// (docs/operations.md): `alert_id` and `status`, or `trigger_id`.
+pub fn event_id(event: &Value) -> String {
+    match event.get("trigger_id") {
+        Some(id) => format!("trigger {}", id.as_str().unwrap_or_default()),
+        None => format!(
+            "alert {} {}",
+            event["alert_id"].as_str().unwrap_or_default(),
+            event["status"].as_str().unwrap_or_default()
+        ),
+    }
+}
+
+/// Every copy of every published alert and trigger equals the expected event with its id,
+/// every expected event is published, and nothing else is.
+pub fn assert_events_as_expected(expected: &[Value], published: &[Value]) {
+    let want: BTreeMap<String, &Value> = expected.iter().map(|e| (event_id(e), e)).collect();
+    assert_eq!(want.len(), expected.len(), "expected events with one id");
+    let mut problems = Vec::new();
+    let mut extra = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for event in published {
+        let id = event_id(event);
+        match want.get(&id) {
+            Some(want) => compare(&id, want, event, &mut problems),
+            None => extra.push(id.clone()),
+        }
+        seen.insert(id);
+    }
+    let missing: Vec<&String> = want.keys().filter(|id| !seen.contains(*id)).collect();
+    eprintln!(
+        "{} events, {} published copies, {} missing, {} extra, {} differences",
+        want.len(),
+        published.len(),
+        missing.len(),
+        extra.len(),
+        problems.len()
+    );
+    assert!(missing.is_empty(), "events not published: {missing:?}");
+    assert!(extra.is_empty(), "events replay does not have: {extra:?}");
+    assert!(
+        problems.is_empty(),
+        "{} differences: {:?}",
+        problems.len(),
+        &problems[..problems.len().min(10)]
+    );
+}
+
 /// The lines of a service's log (`service.log` beside its configuration) that say which
 /// partitions it held and whether it was in charge of the whole input.
 pub fn assignment_lines(config: &std::path::Path) -> Vec<String> {
@@ -376,6 +472,18 @@ pub async fn read_until_published(
     client: &reqwest::Client,
     address: &str,
 ) -> BTreeMap<String, Vec<Value>> {
+    read_until_published_by(reader, expected, limit, client, &[address]).await
+}
+
+/// [`read_until_published`] for several instances of the service: on timeout, fails with
+/// what each of them says, in the order of `addresses`.
+pub async fn read_until_published_by(
+    reader: &kafka::Reader,
+    expected: &BTreeMap<String, Value>,
+    limit: std::time::Duration,
+    client: &reqwest::Client,
+    addresses: &[&str],
+) -> BTreeMap<String, Vec<Value>> {
     let deadline = std::time::Instant::now() + limit;
     let mut published: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     loop {
@@ -392,20 +500,51 @@ pub async fn read_until_published(
             return published;
         }
         if std::time::Instant::now() >= deadline {
-            let body = scrape(client, address)
-                .await
-                .unwrap_or_else(|| "metrics unreachable".into());
+            let mut says = Vec::new();
+            for address in addresses {
+                let body = scrape(client, address)
+                    .await
+                    .unwrap_or_else(|| "metrics unreachable".into());
+                says.push(format!("{:?}", health_lines(&body)));
+            }
             panic!(
-                "after {limit:?}, {} of {} windows published; the service says: {:?}",
+                "after {limit:?}, {} of {} windows published; the service says: {}",
                 expected
                     .keys()
                     .filter(|k| published.contains_key(*k))
                     .count(),
                 expected.len(),
-                health_lines(&body)
+                says.join("; the next instance says: ")
             );
         }
     }
+}
+
+/// The published windows that differ from the expected record, one line each, for a
+/// failure's diagnosis: the record id, how many fields differ, and the counts replay has
+/// against every published copy's.
+pub fn differing_windows(
+    expected: &BTreeMap<String, Value>,
+    published: &BTreeMap<String, Vec<Value>>,
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (id, want) in expected {
+        let copies = published.get(id).map(Vec::as_slice).unwrap_or_default();
+        let mut problems = Vec::new();
+        for copy in copies {
+            compare(id, want, copy, &mut problems);
+        }
+        if !problems.is_empty() {
+            let got: Vec<String> = copies.iter().map(|c| c["counts"].to_string()).collect();
+            lines.push(format!(
+                "{id}: {} fields differ; counts expected {} published {}",
+                problems.len(),
+                want["counts"],
+                got.join(" / ")
+            ));
+        }
+    }
+    lines
 }
 
 /// Every copy of every published window equals the expected record, and nothing else was
