@@ -51,15 +51,15 @@ fn log_lines(config: &std::path::Path, needles: &[&str]) -> Vec<String> {
         .collect()
 }
 
-/// Waits (at most 60 s) until one of the instances says it holds the partials topic and
-/// has not said since that it lost it: its index.
+/// Waits (at most 60 s) until one of the instances says it runs the finalizer (it holds
+/// task 0) and has not said since that it lost it: its index.
 async fn wait_for_finalizer(configs: &[std::path::PathBuf]) -> usize {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         let holder = configs.iter().position(|config| {
             log_lines(
                 config,
-                &["finalizer: this instance holds", "finalizer: the partials"],
+                &["finalizer: this instance holds", "finalizer: task 0 moved"],
             )
             .last()
             .is_some_and(|l| l.contains("holds"))
@@ -69,7 +69,7 @@ async fn wait_for_finalizer(configs: &[std::path::PathBuf]) -> usize {
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "no instance took the partials topic in 60 s"
+            "no instance ran the finalizer in 60 s"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -164,10 +164,7 @@ async fn three_partitioned_instances_killed_and_restarted_publish_what_replay_pr
     common::wait_until_read_by(&client, &at, total / 6, "before SIGKILL").await;
     let killed = wait_for_finalizer(&configs).await;
     let name = |i: usize| ["A", "B", "C"][i];
-    eprintln!(
-        "SIGKILL to {}, which holds the partials topic",
-        name(killed)
-    );
+    eprintln!("SIGKILL to {}, which runs the finalizer", name(killed));
     let mut read = [0; 3];
     read[killed] = common::records_read(&client, at[killed]).await;
     common::signal(&running[killed], "KILL");
