@@ -372,7 +372,7 @@ pub enum ScaleMode {
     /// it holds every input partition.
     Single,
     /// Every instance runs one task per input partition it holds and sends partial windows
-    /// to the partials topic; the member of `<group_id>.final` that holds that topic merges
+    /// to the partials topic; the instance that holds task 0 (partition 0 of both inputs) merges
     /// them and publishes.
     Partitioned,
 }
