@@ -124,7 +124,10 @@ async fn three_partitioned_instances_killed_and_restarted_publish_what_replay_pr
             .text("join", "max_outcome_lead", "2s")
             .text("window", "size", "10s")
             .text("window", "allowed_lateness", "1s")
-            .text("window", "idle_timeout", "2s")
+            // Longer than the pauses a kill or a rebalance makes: a task whose partitions
+            // were silent that long would move event time on with the wall clock (the idle
+            // rule), which `replay` has no notion of.
+            .text("window", "idle_timeout", "30s")
             .text("checkpoint", "interval", "500ms")
             .append(DEMO_MODELS_TOML)
             .append(ACCURACY_RULE);
