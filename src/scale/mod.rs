@@ -3,9 +3,9 @@
 //! "Several instances"; docs/semantics.md, "The partitioned engine").
 //!
 //! Every instance runs two parts in one loop:
-//! - its **tasks** ([`tasks::TaskSet`]): one engine shard per input partition pair it holds
+//! - its **tasks** (`tasks::TaskSet`): one engine shard per input partition pair it holds
 //!   in the input group, sending partial windows and markers to the partials topic;
-//! - the **finalizer** ([`final_stage::FinalStage`]), on the instance that holds task 0:
+//! - the **finalizer** (`final_stage::FinalStage`), on the instance that holds task 0:
 //!   it reads the partials topic, merges the partials and publishes. With one instance,
 //!   both run here: no extra deployment.
 //!
