@@ -272,6 +272,26 @@ pub async fn run(
     Ok(())
 }
 
+/// On the tick: whether the partitions' silence since the last one was not idleness, so that
+/// their idle clocks must start over: the cluster is reachable again after an outage (the
+/// consumer's statistics show a broker connected since the error; logged), or the loop was
+/// stuck waiting on the cluster and was not reading.
+pub(crate) fn silence_was_not_idleness(
+    state: &SharedState,
+    consumer: &InputConsumer,
+    now: i64,
+) -> bool {
+    let mut restart = false;
+    let error_at = state.broker_error_at.load(Ordering::Relaxed);
+    if error_at != 0 && consumer.context().broker_up_at() > error_at {
+        state.broker_error_at.store(0, Ordering::Relaxed);
+        tracing::info!("the cluster is reachable again");
+        restart = true;
+    }
+    let previous = state.loop_at.swap(now, Ordering::Relaxed);
+    restart || now.saturating_sub(previous) > LOOP_STALL_MS
+}
+
 /// The messages already fetched join `first`, up to [`DECODE_BATCH`]: they are decoded
 /// together, then applied one by one, in order. Also returns the error that ended the
 /// batch, if one did.
@@ -359,10 +379,36 @@ struct Checkpoints {
     /// and reconfigured.
     fingerprint: u64,
     snapshot_id: u64,
+    cadence: CheckpointCadence,
+}
+
+/// When a checkpoint is due: every `checkpoint.interval`, and with a large state on a slow
+/// broker at most a fifth of the time (an interval of at least 4 times the last one's cost).
+pub(crate) struct CheckpointCadence {
     interval: Duration,
     /// When the last checkpoint finished, and how long it took.
     last: Instant,
     cost: Duration,
+}
+
+impl CheckpointCadence {
+    pub(crate) fn new(config: &Config) -> CheckpointCadence {
+        CheckpointCadence {
+            interval: config.checkpoint.interval.0,
+            last: Instant::now(),
+            cost: Duration::ZERO,
+        }
+    }
+
+    pub(crate) fn due(&self) -> bool {
+        self.last.elapsed() >= self.interval.max(self.cost * 4)
+    }
+
+    /// A checkpoint that began at `started` has finished.
+    pub(crate) fn done(&mut self, started: Instant) {
+        self.cost = started.elapsed();
+        self.last = Instant::now();
+    }
 }
 
 impl Checkpoints {
@@ -372,9 +418,7 @@ impl Checkpoints {
             shape: shape_fingerprint(config),
             fingerprint: config_fingerprint(config),
             snapshot_id: 0,
-            interval: config.checkpoint.interval.0,
-            last: Instant::now(),
-            cost: Duration::ZERO,
+            cadence: CheckpointCadence::new(config),
         })
     }
 }
@@ -624,15 +668,7 @@ impl Pipeline {
 
     fn tick(&mut self, consumer: &InputConsumer) {
         let now = now_ms();
-        let error_at = self.state.broker_error_at.load(Ordering::Relaxed);
-        if error_at != 0 && consumer.context().broker_up_at() > error_at {
-            self.state.broker_error_at.store(0, Ordering::Relaxed);
-            self.cluster_back();
-        }
-        // The loop was stuck (waiting on the cluster): the partitions were not idle, the
-        // service was not reading; their clocks start over.
-        let previous = self.state.loop_at.swap(now, Ordering::Relaxed);
-        if now.saturating_sub(previous) > LOOP_STALL_MS {
+        if silence_was_not_idleness(&self.state, consumer, now) {
             self.watermark.restart(now);
         }
         self.apply_assignment_changes(consumer, now);
@@ -731,8 +767,7 @@ impl Pipeline {
         self.in_charge
             && config.checkpoint.enabled
             && !self.state.broker_trouble()
-            // A large state on a slow broker: checkpoints take at most a fifth of the time.
-            && checkpoints.last.elapsed() >= checkpoints.interval.max(checkpoints.cost * 4)
+            && checkpoints.cadence.due()
     }
 
     /// Writes a snapshot with the current positions, then commits those positions. A failed
@@ -741,8 +776,7 @@ impl Pipeline {
         let started = Instant::now();
         let stored = self.write_checkpoint(consumer).await;
         if let Some(checkpoints) = self.checkpoints.as_mut() {
-            checkpoints.cost = started.elapsed();
-            checkpoints.last = Instant::now();
+            checkpoints.cadence.done(started);
         }
         stored
     }

@@ -31,6 +31,7 @@ use feedback_loop_core::partition::{Finalizer, Receipt, TaskMessage};
 use crate::config::LoadedConfig;
 use crate::kafka::partials::{FinalConsumer, PartialsReader};
 use crate::kafka::state_store::StateStore;
+use crate::pipeline::CheckpointCadence;
 use crate::publisher::Publisher;
 use crate::shared_state::SharedState;
 use crate::telemetry::events::{CheckpointFailed, CheckpointWritten, StateRestored, StateSetAside};
@@ -57,8 +58,7 @@ pub(crate) struct FinalStage {
     publisher: Publisher,
     shape: u64,
     fingerprint: u64,
-    last_checkpoint: Instant,
-    checkpoint_cost: Duration,
+    cadence: CheckpointCadence,
     rejected_logged: Option<Instant>,
     state: Arc<SharedState>,
 }
@@ -74,13 +74,12 @@ impl FinalStage {
         FinalStage {
             shape: shape_fingerprint(&loaded.config),
             fingerprint: config_fingerprint(&loaded.config),
+            cadence: CheckpointCadence::new(&loaded.config),
             loaded,
             tasks,
             held: None,
             store,
             publisher,
-            last_checkpoint: Instant::now(),
-            checkpoint_cost: Duration::ZERO,
             rejected_logged: None,
             state,
         }
@@ -248,16 +247,7 @@ impl FinalStage {
     }
 
     pub(crate) fn checkpoint_due(&self) -> bool {
-        self.held.is_some()
-            && !self.state.broker_trouble()
-            && self.last_checkpoint.elapsed()
-                >= self
-                    .loaded
-                    .config
-                    .checkpoint
-                    .interval
-                    .0
-                    .max(self.checkpoint_cost * 4)
+        self.held.is_some() && !self.state.broker_trouble() && self.cadence.due()
     }
 
     /// Flushes the outputs, then snapshots the finalizer with the offset to resume at.
@@ -265,8 +255,7 @@ impl FinalStage {
     pub(crate) async fn checkpoint(&mut self) -> bool {
         let started = Instant::now();
         let stored = self.write_checkpoint().await;
-        self.checkpoint_cost = started.elapsed();
-        self.last_checkpoint = Instant::now();
+        self.cadence.done(started);
         stored
     }
 

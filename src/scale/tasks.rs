@@ -39,8 +39,8 @@ use crate::kafka::dead_letter::DeadLetterQueue;
 use crate::kafka::partials::PartialsSender;
 use crate::kafka::state_store::StateStore;
 use crate::offsets::Offsets;
-use crate::pipeline::{dead_letter, input_message};
-use crate::shared_state::{SharedState, LOOP_STALL_MS};
+use crate::pipeline::{dead_letter, input_message, silence_was_not_idleness, CheckpointCadence};
+use crate::shared_state::SharedState;
 use crate::telemetry::events::{CheckpointFailed, CheckpointWritten, StateRestored, StateSetAside};
 use crate::wall_clock::now_ms;
 
@@ -69,8 +69,7 @@ pub(crate) struct TaskSet {
     store: StateStore,
     shape: u64,
     fingerprint: u64,
-    last_checkpoint: Instant,
-    checkpoint_cost: Duration,
+    cadence: CheckpointCadence,
     unpaired_logged: Option<Instant>,
     input_counters: [prometheus::IntCounter; 2],
     dead_letters: DeadLetterQueue,
@@ -97,8 +96,7 @@ impl TaskSet {
             store,
             shape: shape_fingerprint(config),
             fingerprint: config_fingerprint(config),
-            last_checkpoint: Instant::now(),
-            checkpoint_cost: Duration::ZERO,
+            cadence: CheckpointCadence::new(config),
             unpaired_logged: None,
             input_counters: [
                 telemetry
@@ -263,14 +261,7 @@ impl TaskSet {
     /// Housekeeping: assignment changes, consumer lags, markers of every task.
     pub(crate) fn tick(&mut self, consumer: &InputConsumer) -> anyhow::Result<()> {
         let now = now_ms();
-        let error_at = self.state.broker_error_at.load(Ordering::Relaxed);
-        if error_at != 0 && consumer.context().broker_up_at() > error_at {
-            self.state.broker_error_at.store(0, Ordering::Relaxed);
-            self.cluster_back();
-        }
-        // The loop was stuck (waiting on the cluster): the partitions were not idle.
-        let previous = self.state.loop_at.swap(now, Ordering::Relaxed);
-        if now.saturating_sub(previous) > LOOP_STALL_MS {
+        if silence_was_not_idleness(&self.state, consumer, now) {
             self.restart_clocks(now);
         }
         self.apply_assignment_changes(consumer, now)?;
@@ -479,15 +470,7 @@ impl TaskSet {
     }
 
     pub(crate) fn checkpoint_due(&self) -> bool {
-        !self.tasks.is_empty()
-            && !self.state.broker_trouble()
-            && self.last_checkpoint.elapsed()
-                >= self
-                    .config
-                    .checkpoint
-                    .interval
-                    .0
-                    .max(self.checkpoint_cost * 4)
+        !self.tasks.is_empty() && !self.state.broker_trouble() && self.cadence.due()
     }
 
     /// Flushes the partials, then snapshots every task under its key and commits its
@@ -496,8 +479,7 @@ impl TaskSet {
     pub(crate) async fn checkpoint(&mut self, consumer: &InputConsumer) -> bool {
         let started = Instant::now();
         let stored = self.write_checkpoints(consumer).await;
-        self.checkpoint_cost = started.elapsed();
-        self.last_checkpoint = Instant::now();
+        self.cadence.done(started);
         stored
     }
 
