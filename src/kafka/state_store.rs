@@ -8,12 +8,13 @@
 //! and only then the manifest: a crash half-way leaves the previous snapshot intact. The
 //! topic is compacted, so it keeps the latest value of each key.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::consumer::Consumer;
+use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::FutureRecord;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
@@ -98,6 +99,7 @@ impl StateStore {
         let consumer: PlainConsumer = client::other_consumer(config)
             .set("group.id", format!("{}-state-reader", self.group))
             .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true")
             .set(
                 "fetch.max.bytes",
                 (4 * self.chunk_bytes + 1024 * 1024).to_string(),
@@ -193,10 +195,18 @@ impl StateStore {
         let prefix = format!("{}/", self.group);
         let mut latest: HashMap<String, Vec<u8>> = HashMap::new();
         let mut read_to: HashMap<i32, i64> = starts.clone();
+        if starts.iter().all(|(p, &start)| ends.get(p).is_some_and(|&end| start >= end)) {
+            return Ok(latest); // nothing to read (an empty topic: a first start)
+        }
+        // Partitions whose end the consumer reached, by the high watermark of its fetches.
+        let mut at_end: HashSet<i32> = HashSet::new();
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut quiet_since = Instant::now();
         loop {
             match consumer.poll(Duration::from_millis(200)) {
+                Some(Err(KafkaError::PartitionEOF(partition))) => {
+                    at_end.insert(partition);
+                }
                 Some(Ok(message)) => {
                     quiet_since = Instant::now();
                     read_to.insert(message.partition(), message.offset() + 1);
@@ -213,8 +223,12 @@ impl StateStore {
             let caught_up = ends
                 .iter()
                 .all(|(p, &high)| read_to.get(p).copied().unwrap_or(0) >= high);
-            // Some brokers report a high watermark below the log end: also wait for quiet.
-            if caught_up && quiet_since.elapsed() > Duration::from_millis(500) {
+            // The end of every partition reached (librdkafka's end-of-partition event, from
+            // its fetches' high watermark). Without that event, some brokers report a high
+            // watermark below the log end to `fetch_watermarks` (tansu): then the read is
+            // taken as complete after 500 ms without a message.
+            let all_at_end = ends.keys().all(|p| at_end.contains(p));
+            if caught_up && (all_at_end || quiet_since.elapsed() > Duration::from_millis(500)) {
                 return Ok(latest);
             }
             if Instant::now() > deadline {
