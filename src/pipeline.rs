@@ -38,6 +38,7 @@ use rdkafka::message::{BorrowedMessage, Message};
 
 use feedback_loop_core::checkpoint::{config_fingerprint, shape_fingerprint, SnapshotView};
 use feedback_loop_core::monitor::Monitor;
+use feedback_loop_core::read_alignment::{AlignmentChanges, ReadAlignment};
 use feedback_loop_core::record::{DecodeError, Record, DECODE_BATCH};
 use feedback_loop_core::settings::Config;
 use feedback_loop_core::watermark::Watermark;
@@ -46,7 +47,7 @@ use crate::config::LoadedConfig;
 use crate::history::DeadLetterNote;
 use crate::ingest::{Ingest, InputMessage, TopicIndex, Verdict};
 use crate::kafka::client::{self, InputTopics};
-use crate::kafka::consumer::{AssignmentChange, InputConsumer, InputContext};
+use crate::kafka::consumer::{apply_alignment, AssignmentChange, InputConsumer, InputContext};
 use crate::kafka::dead_letter::{DeadLetter, DeadLetterQueue};
 use crate::kafka::log_limit::{PlainConsumer, Producer, QuietContext};
 use crate::kafka::producer::OutputProducer;
@@ -170,6 +171,7 @@ pub async fn run(
             config.window.allowed_lateness.as_millis_i64(),
             config.window.idle_timeout.as_millis_i64(),
         ),
+        alignment: ReadAlignment::new(config.kafka.max_read_ahead.as_millis_i64()),
         offsets: Offsets::new(config.checkpoint.enabled),
         checkpoints: None,
         input_counters: [
@@ -439,6 +441,8 @@ struct Pipeline {
     /// When "not in charge" was last logged.
     not_in_charge_logged: Option<Instant>,
     watermark: Watermark,
+    /// Pauses the partitions that run ahead of the others in event time.
+    alignment: ReadAlignment,
     offsets: Offsets,
     /// `None` without checkpoints.
     checkpoints: Option<Checkpoints>,
@@ -486,6 +490,7 @@ impl Pipeline {
             }
             last = done;
         }
+        self.align(consumer, now);
     }
 
     /// Handles one message, decoded beforehand, at wall-clock time `now`; false for a
@@ -541,6 +546,32 @@ impl Pipeline {
         );
     }
 
+    /// Pauses the partitions that ran more than `kafka.max_read_ahead` (event time) ahead
+    /// of the slowest one being read, and resumes those the others caught up with (see
+    /// `read_alignment`). Out of charge, nothing stays paused.
+    fn align(&mut self, consumer: &InputConsumer, now: i64) {
+        if !self.alignment.enabled() {
+            return;
+        }
+        let changes = if self.in_charge {
+            self.alignment.update(self.watermark.clocks(), now)
+        } else {
+            AlignmentChanges {
+                pause: Vec::new(),
+                resume: self.alignment.reset(),
+            }
+        };
+        if !changes.is_empty() {
+            apply_alignment(
+                consumer,
+                &self.ingest,
+                &changes,
+                self.alignment.paused().len(),
+                &self.state.telemetry,
+            );
+        }
+    }
+
     /// Moves the engine's watermark and publishes the windows that closed.
     fn advance(&mut self, now: i64) {
         // Without an assignment, silence means nothing (a rebalance, a restart): event time
@@ -571,6 +602,7 @@ impl Pipeline {
         self.state
             .assigned
             .store(consumer.context().has_assignment(), Ordering::Relaxed);
+        let mut unpause = AlignmentChanges::default();
         for change in changes {
             match change {
                 AssignmentChange::Assigned(list) => {
@@ -586,10 +618,22 @@ impl Pipeline {
                         if let Some(index) = self.ingest.topic_index(&topic) {
                             self.owned.remove(&(index, partition));
                             self.watermark.revoke((index, partition));
+                            if self.alignment.forget((index, partition)) {
+                                unpause.resume.push((index, partition));
+                            }
                         }
                     }
                 }
             }
+        }
+        if !unpause.is_empty() {
+            apply_alignment(
+                consumer,
+                &self.ingest,
+                &unpause,
+                self.alignment.paused().len(),
+                &self.state.telemetry,
+            );
         }
         let whole = self.owns_whole_input();
         if whole && !self.in_charge {
@@ -682,6 +726,7 @@ impl Pipeline {
             .store(consumer.context().has_assignment(), Ordering::Relaxed);
         self.note_not_in_charge();
         self.advance(now);
+        self.align(consumer, now);
         self.offsets.on_tick(consumer, &self.ingest);
         let telemetry = &self.state.telemetry;
         let engine = self.monitor.engine();

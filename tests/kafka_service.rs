@@ -642,6 +642,69 @@ async fn partitions_that_never_receive_data_do_not_hold_windows_back() {
     running.stop().await;
 }
 
+/// A backlog (everything produced before the service starts) with a join store that holds
+/// only a few seconds of traffic. Read as fetched, the outcomes (small messages) can run
+/// far ahead of their predictions and overflow `join.max_pending` (in one run here without
+/// `kafka.max_read_ahead`: 5 669 entries evicted, so metrics unlike replay's; how far they
+/// run ahead depends on how the fetches interleave). Read in step by event time, the
+/// partitions ahead are paused, nothing is evicted, and every record equals replay's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_is_read_in_step_by_event_time() {
+    let broker = Broker::start();
+    // Five minutes of event time at 40 requests/s: 12 000 outcomes.
+    let messages = common::traffic(23, 40.0, 8_000, 300_000);
+    let (expected, aligned, evicted, pauses) = drain_backlog(&broker, &messages, "10s").await;
+    assert!(pauses > 0, "the outcomes ran ahead and were paused");
+    assert_eq!(evicted, 0, "nothing evicted when read in step");
+    assert_same(&expected, &aligned, false);
+}
+
+/// Produces `messages` to fresh topics, then runs the service over them with
+/// `kafka.max_read_ahead = read_ahead` and a join store of 2 000 entries a side: replay's
+/// records, the service's, and the service's evicted entries and partition pauses.
+async fn drain_backlog(
+    broker: &Broker,
+    messages: &[feedback_loop::traffic::Message],
+    read_ahead: &str,
+) -> (BTreeMap<String, Value>, BTreeMap<String, Value>, u64, u64) {
+    let t = topics(broker).await;
+    let config = ServiceToml::new(&broker.bootstrap(), &t)
+        .text("kafka", "max_read_ahead", read_ahead)
+        .text("join", "max_label_delay", "10s")
+        .text("join", "max_outcome_lead", "5s")
+        .value("join", "max_pending", 2_000)
+        .text("window", "size", "10s")
+        .text("window", "allowed_lateness", "1s")
+        .text("window", "idle_timeout", "3s")
+        .append(DEMO_MODELS_TOML)
+        .load();
+    let (expected, _) = common::replay(&config, messages);
+    produce(&broker.bootstrap(), &to_kafka(&t, messages)).await;
+    let started = std::time::Instant::now();
+    let running = start_service(config).await;
+    let received = consume(
+        &broker.bootstrap(),
+        &t.metrics,
+        expected.len(),
+        Duration::from_secs(90),
+    )
+    .await;
+    eprintln!(
+        "max_read_ahead {read_ahead}: {} of {} records in {:?}",
+        received.len(),
+        expected.len(),
+        started.elapsed()
+    );
+    // The engine's counters reach the telemetry on the next tick.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let telemetry = running.state.telemetry.clone();
+    let evicted = telemetry.join_events.with_label_values(&["evicted"]).get();
+    let pauses = telemetry.partition_pauses.get();
+    eprintln!("evicted {evicted}, pauses {pauses}");
+    running.stop().await;
+    (expected, by_id(&received), evicted, pauses)
+}
+
 /// Input topics created after the service started: it waits for them, not ready
 /// meanwhile, then goes on by itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

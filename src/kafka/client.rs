@@ -46,6 +46,10 @@ pub fn consumer(config: &Config) -> ClientConfig {
     // librdkafka backs a partition's fetching off this long when its local queue is full
     // (default 1 s); a consumer that does real work per message then idles between bursts.
     client.set("fetch.queue.backoff.ms", "10");
+    // A partition resumed after running ahead (`kafka.max_read_ahead`) joins the next fetch
+    // request, once the one in flight returns: a broker holds that one up to this long
+    // (default 500 ms) when the other partitions have nothing new.
+    client.set("fetch.wait.max.ms", "100");
     client.set("client.id", "feedback-loop");
     // The user's settings win, except the one that offset safety depends on.
     for (key, value) in config.kafka.client.iter().chain(&config.kafka.consumer) {

@@ -195,7 +195,10 @@ impl StateStore {
         let prefix = format!("{}/", self.group);
         let mut latest: HashMap<String, Vec<u8>> = HashMap::new();
         let mut read_to: HashMap<i32, i64> = starts.clone();
-        if starts.iter().all(|(p, &start)| ends.get(p).is_some_and(|&end| start >= end)) {
+        if starts
+            .iter()
+            .all(|(p, &start)| ends.get(p).is_some_and(|&end| start >= end))
+        {
             return Ok(latest); // nothing to read (an empty topic: a first start)
         }
         // Partitions whose end the consumer reached, by the high watermark of its fetches.

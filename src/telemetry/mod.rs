@@ -64,6 +64,8 @@ pub struct Telemetry {
     pub state_restores: IntCounterVec,
     pub partials_rejected: IntCounter,
     pub partials_stale: IntCounter,
+    pub paused_partitions: IntGauge,
+    pub partition_pauses: IntCounter,
     // rules
     pub alert_firing: GaugeVec,
     pub alerts: IntCounterVec,
@@ -188,6 +190,14 @@ impl Telemetry {
             partials_stale: register!(IntCounter::with_opts(opts(
                 "partials_stale_total",
                 "Partial windows the finalizer dropped because their window had closed (a task re-sending after a restore)."
+            ))?),
+            paused_partitions: register!(IntGauge::with_opts(opts(
+                "paused_partitions",
+                "Input partitions paused now for running ahead of the others in event time (kafka.max_read_ahead)."
+            ))?),
+            partition_pauses: register!(IntCounter::with_opts(opts(
+                "partition_pauses_total",
+                "Times an input partition was paused for running ahead of the others in event time."
             ))?),
             checkpoint_bytes: register!(IntGauge::with_opts(opts(
                 "checkpoint_size_bytes",

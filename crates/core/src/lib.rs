@@ -9,7 +9,8 @@
 //! - [`settings`]: the configuration's schema (serde + validation); imports nothing else.
 //! - [`record`]: decoding predictions and outcomes from JSON (with its own JSON reader).
 //! - `join`: the interval join store; `window`: tumbling windows and their aggregates;
-//!   [`watermark`]: event time over the input partitions.
+//!   [`watermark`]: event time over the input partitions; [`read_alignment`]: which
+//!   partitions to pause so that they are read in step by event time.
 //! - [`metrics`]: classification and regression metrics, their float sums kept exact by
 //!   [`exact_sum`] (order-independent, for merging partial windows); [`drift`]: two-sample tests,
 //!   references, samples, streaming detectors.
@@ -32,6 +33,7 @@ pub mod metrics;
 pub mod monitor;
 pub mod output;
 pub mod partition;
+pub mod read_alignment;
 pub mod record;
 pub mod settings;
 mod short_bytes;

@@ -133,6 +133,28 @@ impl Watermark {
     pub fn partitions(&self) -> impl Iterator<Item = PartitionId> + '_ {
         self.partitions.keys().copied()
     }
+
+    /// Each partition's clock as [`ReadAlignment`](crate::read_alignment::ReadAlignment)
+    /// reads it: the largest event time delivered (if any) and when it last delivered.
+    pub fn clocks(&self) -> impl Iterator<Item = PartitionReading> + Clone + '_ {
+        self.partitions
+            .iter()
+            .map(|(&partition, clock)| PartitionReading {
+                partition,
+                max_ts: clock.max_ts,
+                last_active: clock.last_active,
+            })
+    }
+}
+
+/// Where the reading of one partition stands: see [`Watermark::clocks`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionReading {
+    pub partition: PartitionId,
+    /// Largest event time delivered, if anything was.
+    pub max_ts: Option<i64>,
+    /// Processing time of the last message (or of the assignment).
+    pub last_active: i64,
 }
 
 #[cfg(test)]

@@ -113,6 +113,9 @@ pub struct KafkaConfig {
     pub dead_letter_topic: String,
     /// How long `run` waits at start for missing input topics (`0s`: not at all).
     pub topic_wait: Duration,
+    /// How far (event time) an input partition may be read ahead of the slowest one being
+    /// read before it is paused (see `read_alignment`); `0s`: never paused.
+    pub max_read_ahead: Duration,
     /// librdkafka properties, passed as is to the consumer and the producer.
     pub client: BTreeMap<String, ClientValue>,
     /// librdkafka properties for the consumers only, applied after `client`.
@@ -133,6 +136,7 @@ impl Default for KafkaConfig {
             retrain_topic: "model-retrain-triggers".into(),
             dead_letter_topic: "feedback-loop-dlq".into(),
             topic_wait: Duration::from_millis(600_000),
+            max_read_ahead: Duration::from_millis(300_000),
             client: BTreeMap::new(),
             consumer: BTreeMap::new(),
             producer: BTreeMap::new(),
