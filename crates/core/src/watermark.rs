@@ -111,21 +111,22 @@ impl Watermark {
 
     /// The watermark at processing time `now`, if there is one.
     pub fn current(&self, now: i64) -> Option<i64> {
-        let active: Vec<&PartitionClock> = self
-            .partitions
-            .values()
-            .filter(|c| self.is_active(c, now))
-            .collect();
-        let event_time = if active.is_empty() {
+        // The least largest event time over the active partitions (None: one of them has
+        // delivered nothing yet); called per message, so one pass and no allocation.
+        let mut any_active = false;
+        let mut min = i64::MAX;
+        for clock in self.partitions.values() {
+            if self.is_active(clock, now) {
+                any_active = true;
+                min = min.min(clock.max_ts?);
+            }
+        }
+        let event_time = if any_active {
+            min
+        } else {
             // Everything is idle: event time moves on with the wall clock.
             let idle_for = now.saturating_sub(self.last_activity).max(0);
             self.max_ts?.saturating_add(idle_for)
-        } else {
-            let mut min = i64::MAX;
-            for clock in active {
-                min = min.min(clock.max_ts?);
-            }
-            min
         };
         Some(event_time.saturating_sub(self.allowed_lateness))
     }
