@@ -15,6 +15,7 @@
 
 mod deadline_queue;
 
+use std::borrow::Cow;
 use std::hash::BuildHasher;
 
 use hashbrown::{DefaultHashBuilder, HashTable};
@@ -327,14 +328,10 @@ impl<E> Side<E> {
 /// The join store. `P` and `O` are the engine's payloads (labels, scores, segments).
 /// It serializes as its settings and its entries in insertion order (see [`JoinStoreState`]);
 /// the index and the deadline queue are rebuilt on load.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize)]
 #[serde(
-    into = "JoinStoreState<P, O>",
     from = "JoinStoreState<P, O>",
-    bound(
-        serialize = "P: Clone + serde::Serialize, O: Clone + serde::Serialize",
-        deserialize = "P: serde::de::DeserializeOwned, O: serde::de::DeserializeOwned"
-    )
+    bound(deserialize = "P: serde::de::DeserializeOwned, O: serde::de::DeserializeOwned")
 )]
 pub struct JoinStore<P, O> {
     predictions: Side<PredictionEntry<P>>,
@@ -358,6 +355,51 @@ pub struct JoinStoreState<P, O> {
     seq: u32,
     predictions: Vec<(Box<str>, u32, PredictionEntry<P>)>,
     outcomes: Vec<(Box<str>, u32, OutcomeEntry<O>)>,
+}
+
+/// [`JoinStoreState`] borrowed from the store: serialized the same, without copying a store
+/// that may hold millions of entries (a checkpoint would otherwise hold it twice).
+#[derive(serde::Serialize)]
+#[serde(rename = "JoinStoreState")]
+struct JoinStoreStateView<'a, P, O> {
+    max_label_delay: i64,
+    max_outcome_lead: i64,
+    max_pending: usize,
+    seq: u32,
+    predictions: Vec<(Cow<'a, str>, u32, &'a PredictionEntry<P>)>,
+    outcomes: Vec<(Cow<'a, str>, u32, &'a OutcomeEntry<O>)>,
+}
+
+/// A side's entries, borrowed, in insertion order (as [`side_entries`]).
+fn side_entry_refs<E>(side: &Side<E>) -> Vec<(Cow<'_, str>, u32, &E)> {
+    let mut entries: Vec<(Cow<'_, str>, u32, &E)> = side
+        .slots
+        .iter()
+        .flatten()
+        .map(|slot| {
+            (
+                String::from_utf8_lossy(slot.key.as_bytes()),
+                slot.seq,
+                &slot.entry,
+            )
+        })
+        .collect();
+    entries.sort_by_key(|(_, seq, _)| *seq);
+    entries
+}
+
+impl<P: serde::Serialize, O: serde::Serialize> serde::Serialize for JoinStore<P, O> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        JoinStoreStateView {
+            max_label_delay: self.max_label_delay,
+            max_outcome_lead: self.max_outcome_lead,
+            max_pending: self.max_pending,
+            seq: self.seq,
+            predictions: side_entry_refs(&self.predictions),
+            outcomes: side_entry_refs(&self.outcomes),
+        }
+        .serialize(serializer)
+    }
 }
 
 fn side_entries<E: Clone>(side: &Side<E>) -> Vec<(Box<str>, u32, E)> {
@@ -615,5 +657,61 @@ mod tests {
         let k = JoinKey::new(uuid);
         assert!(matches!(k, JoinKey::Heap(_)));
         assert_eq!(k.as_bytes(), uuid.as_bytes());
+    }
+
+    struct Discard;
+    impl JoinSink<u32, u32> for Discard {
+        fn joined(&mut self, _: &PredictionEntry<u32>, _: &OutcomeEntry<u32>) {}
+        fn expired(&mut self, _: PredictionEntry<u32>, _: bool) {}
+        fn released(&mut self, _: OutcomeEntry<u32>, _: bool) {}
+    }
+
+    /// The store serializes from borrowed entries exactly as its owned state did (the
+    /// snapshot format is unchanged), and reads back to the same bytes.
+    #[test]
+    fn serializing_borrowed_entries_writes_the_owned_state_bytes() {
+        let mut store: JoinStore<u32, u32> = JoinStore::new(10_000, 5_000, 100);
+        let insert = |store: &mut JoinStore<u32, u32>, i: u32| {
+            let key = if i % 3 == 0 {
+                format!("3f2b8c1e-9d4a-4e7b-8f60-{i:012}")
+            } else {
+                format!("req-{i}")
+            };
+            let ts = i64::from(i) * 100;
+            if i % 2 == 0 {
+                let prediction = PredictionEntry {
+                    ts,
+                    model: 1,
+                    version: 0,
+                    payload: i,
+                };
+                store.insert_prediction(&key, prediction, &mut Discard);
+            } else {
+                let outcome = OutcomeEntry {
+                    ts,
+                    scope: 1,
+                    joined: Joined::default(),
+                    payload: i,
+                };
+                store.insert_outcome(&key, outcome, &mut Discard);
+            }
+        };
+        for i in 0..40 {
+            insert(&mut store, i);
+        }
+        // Outcomes before 1 s expire; later ones take their slots: slot order is not
+        // insertion order any more.
+        let before = store.pending_outcomes();
+        store.advance(6_000, &mut Discard);
+        assert!(store.pending_outcomes() < before);
+        for i in 40..50 {
+            insert(&mut store, i);
+        }
+        assert!(store.pending_predictions() > 0 && store.pending_outcomes() > 0);
+        let borrowed = bincode::serialize(&store).unwrap();
+        let owned = bincode::serialize(&JoinStoreState::from(store.clone())).unwrap();
+        assert_eq!(borrowed, owned);
+        let back: JoinStore<u32, u32> = bincode::deserialize(&borrowed).unwrap();
+        assert_eq!(bincode::serialize(&back).unwrap(), borrowed);
     }
 }
