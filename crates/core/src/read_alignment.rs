@@ -12,12 +12,20 @@
 //! paused, and resumed once the others are within `max_lead / 2` of it.
 //!
 //! "Being read" means not paused and delivered something in the last [`READING_WITHIN_MS`]:
-//! a partition at the end of its log, or one that has not delivered yet, holds nobody back,
-//! so nothing waits on it longer than that. When no partition is being read, every paused
-//! one is resumed. Pure and deterministic: the caller passes the partitions' clocks and the
-//! processing time, and applies the returned changes to its consumer.
+//! a partition at the end of its log holds nobody back, so nothing waits on it longer than
+//! that. When no partition is being read, every paused one is resumed.
+//!
+//! At a start, the partitions' first fetches do not arrive together (on tansu, the whole
+//! predictions topic was delivered before the first outcome). A partition that has
+//! delivered nothing yet, may have something to read (its lag is not known to be 0) and was
+//! assigned less than [`FIRST_MESSAGE_WAIT_MS`] ago is *awaited*: its clock is taken to be
+//! the earliest event time any partition started at, so the others read at most
+//! `max_lead` past that until it delivers (or the wait ends).
+//!
+//! Pure and deterministic: the caller passes the partitions' clocks and the processing
+//! time, and applies the returned changes to its consumer.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::watermark::{PartitionId, PartitionReading};
 
@@ -25,12 +33,18 @@ use crate::watermark::{PartitionId, PartitionReading};
 /// others back: it has likely reached the end of its log.
 pub const READING_WITHIN_MS: i64 = 1_000;
 
+/// How long (processing time, from its assignment) a partition that has delivered nothing
+/// is awaited at the earliest event time seen (see the module documentation).
+pub const FIRST_MESSAGE_WAIT_MS: i64 = 5_000;
+
 /// Which partitions are paused for running ahead. See the module documentation.
 #[derive(Debug, Clone, Default)]
 pub struct ReadAlignment {
     /// 0: off.
     max_lead: i64,
     paused: BTreeSet<PartitionId>,
+    /// The first largest event time seen of each partition: about where it started.
+    started_at: BTreeMap<PartitionId, i64>,
 }
 
 /// What to change in the consumer: partitions to pause and to resume.
@@ -53,6 +67,7 @@ impl ReadAlignment {
         ReadAlignment {
             max_lead: max_lead_ms.max(0),
             paused: BTreeSet::new(),
+            started_at: BTreeMap::new(),
         }
     }
 
@@ -68,6 +83,7 @@ impl ReadAlignment {
     /// Forgets every pause (on a rebalance, or when the caller stops reading): returns the
     /// partitions that were paused, for the caller to resume those it still holds.
     pub fn reset(&mut self) -> Vec<PartitionId> {
+        self.started_at.clear();
         std::mem::take(&mut self.paused).into_iter().collect()
     }
 
@@ -82,7 +98,19 @@ impl ReadAlignment {
         if !self.enabled() {
             return changes;
         }
-        let reference = clocks
+        let mut awaited = false;
+        for clock in clocks.clone() {
+            match clock.max_ts {
+                Some(ts) => {
+                    self.started_at.entry(clock.partition).or_insert(ts);
+                }
+                None => {
+                    awaited |= !clock.caught_up
+                        && now.saturating_sub(clock.last_active) < FIRST_MESSAGE_WAIT_MS;
+                }
+            }
+        }
+        let being_read = clocks
             .clone()
             .into_iter()
             .filter(|c| {
@@ -91,6 +119,15 @@ impl ReadAlignment {
             })
             .filter_map(|c| c.max_ts)
             .min();
+        let awaited_at = if awaited {
+            self.started_at.values().copied().min()
+        } else {
+            None
+        };
+        let reference = match (being_read, awaited_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let Some(reference) = reference else {
             changes.resume = self.reset();
             return changes;
@@ -124,6 +161,7 @@ impl ReadAlignment {
     /// Stops tracking a partition that is no longer held (revoked); true when it was paused
     /// (the caller resumes it, so that a later assignment does not find it paused).
     pub fn forget(&mut self, partition: PartitionId) -> bool {
+        self.started_at.remove(&partition);
         self.paused.remove(&partition)
     }
 }
@@ -137,6 +175,18 @@ mod tests {
             partition,
             max_ts,
             last_active,
+            // A partition that delivered nothing has nothing to read, unless a test says
+            // otherwise (`awaited`).
+            caught_up: max_ts.is_none(),
+        }
+    }
+
+    fn awaited(partition: PartitionId, assigned_at: i64) -> PartitionReading {
+        PartitionReading {
+            partition,
+            max_ts: None,
+            last_active: assigned_at,
+            caught_up: false,
         }
     }
 
@@ -192,6 +242,59 @@ mod tests {
         // Nor by a partition that has delivered nothing yet.
         let clocks = [reading(P, None, 5_000), reading(O, Some(500_000), 5_000)];
         assert!(a.update(clocks, 5_000).is_empty());
+    }
+
+    #[test]
+    fn a_partition_not_delivered_yet_is_awaited_at_the_earliest_start() {
+        let mut a = ReadAlignment::new(10_000);
+        // At a start the predictions arrive first; the outcomes have not delivered yet.
+        let changes = a.update([reading(P, Some(5_000), 100), awaited(O, 0)], 100);
+        assert!(changes.is_empty(), "within the lead of where P started");
+        let changes = a.update([reading(P, Some(10_001 + 5_000), 200), awaited(O, 0)], 200);
+        assert_eq!(
+            changes.pause,
+            vec![P],
+            "P ran the lead past where it started"
+        );
+        // O delivers: it is the reference now, P resumes once O is within half the lead.
+        let changes = a.update(
+            [reading(P, Some(15_001), 200), reading(O, Some(6_000), 300)],
+            300,
+        );
+        assert!(changes.is_empty());
+        let changes = a.update(
+            [reading(P, Some(15_001), 200), reading(O, Some(10_001), 400)],
+            400,
+        );
+        assert_eq!(changes.resume, vec![P]);
+    }
+
+    #[test]
+    fn an_awaited_partition_that_never_delivers_is_waited_for_a_bounded_time() {
+        let mut a = ReadAlignment::new(10_000);
+        let changes = a.update([reading(P, Some(50_000), 100), awaited(O, 0)], 100);
+        // P started at 50 s and is not past it by the lead: read on.
+        assert!(changes.is_empty());
+        let changes = a.update([reading(P, Some(70_000), 200), awaited(O, 0)], 200);
+        assert_eq!(changes.pause, vec![P]);
+        // P paused, O silent: at the end of the wait, nothing holds P back.
+        let changes = a.update(
+            [reading(P, Some(70_000), 200), awaited(O, 0)],
+            FIRST_MESSAGE_WAIT_MS,
+        );
+        assert_eq!(changes.resume, vec![P]);
+        // A partition known to be empty (lag 0) is not awaited at all.
+        let mut a = ReadAlignment::new(10_000);
+        let empty = PartitionReading {
+            caught_up: true,
+            ..awaited(O, 0)
+        };
+        assert!(a
+            .update([reading(P, Some(50_000), 100), empty], 100)
+            .is_empty());
+        assert!(a
+            .update([reading(P, Some(90_000), 200), empty], 200)
+            .is_empty());
     }
 
     #[test]

@@ -144,6 +144,7 @@ impl Watermark {
                 partition,
                 max_ts: clock.max_ts,
                 last_active: clock.last_active,
+                caught_up: clock.caught_up,
             })
     }
 }
@@ -156,6 +157,8 @@ pub struct PartitionReading {
     pub max_ts: Option<i64>,
     /// Processing time of the last message (or of the assignment).
     pub last_active: i64,
+    /// Its consumer lag was 0 when last reported: nothing waits to be read.
+    pub caught_up: bool,
 }
 
 #[cfg(test)]
