@@ -19,8 +19,8 @@
 //! predictions topic was delivered before the first outcome). A partition that has
 //! delivered nothing yet, may have something to read (its lag is not known to be 0) and was
 //! assigned less than [`FIRST_MESSAGE_WAIT_MS`] ago is *awaited*: its clock is taken to be
-//! the earliest event time any partition started at, so the others read at most
-//! `max_lead` past that until it delivers (or the wait ends).
+//! the earliest event time any partition started reading at in that time, so the others
+//! read at most `max_lead` past that until it delivers (or the wait ends).
 //!
 //! Pure and deterministic: the caller passes the partitions' clocks and the processing
 //! time, and applies the returned changes to its consumer.
@@ -43,8 +43,9 @@ pub struct ReadAlignment {
     /// 0: off.
     max_lead: i64,
     paused: BTreeSet<PartitionId>,
-    /// The first largest event time seen of each partition: about where it started.
-    started_at: BTreeMap<PartitionId, i64>,
+    /// The first largest event time seen of each partition (about where its reading
+    /// started) and the processing time it was seen at.
+    started_at: BTreeMap<PartitionId, (i64, i64)>,
 }
 
 /// What to change in the consumer: partitions to pause and to resume.
@@ -102,7 +103,7 @@ impl ReadAlignment {
         for clock in clocks.clone() {
             match clock.max_ts {
                 Some(ts) => {
-                    self.started_at.entry(clock.partition).or_insert(ts);
+                    self.started_at.entry(clock.partition).or_insert((ts, now));
                 }
                 None => {
                     awaited |= !clock.caught_up
@@ -119,8 +120,15 @@ impl ReadAlignment {
             })
             .filter_map(|c| c.max_ts)
             .min();
+        // Only starts of the last few seconds count: a partition added by a rebalance to
+        // others read for hours is awaited at where its peers started *recently*, not hours
+        // ago (which would pause them all until it delivers).
         let awaited_at = if awaited {
-            self.started_at.values().copied().min()
+            self.started_at
+                .values()
+                .filter(|(_, seen)| now.saturating_sub(*seen) < FIRST_MESSAGE_WAIT_MS)
+                .map(|(ts, _)| *ts)
+                .min()
         } else {
             None
         };
@@ -295,6 +303,22 @@ mod tests {
         assert!(a
             .update([reading(P, Some(90_000), 200), empty], 200)
             .is_empty());
+    }
+
+    #[test]
+    fn a_partition_added_to_others_read_long_since_pauses_nobody() {
+        let mut a = ReadAlignment::new(10_000);
+        // P has been read for an hour (it started at event time 0).
+        assert!(a.update([reading(P, Some(0), 0)], 0).is_empty());
+        let hour = 3_600_000;
+        assert!(a.update([reading(P, Some(hour), hour)], hour).is_empty());
+        // A rebalance adds O (nothing delivered yet): P is not held back to where it
+        // started an hour ago.
+        let changes = a.update(
+            [reading(P, Some(hour + 500), hour + 500), awaited(O, hour)],
+            hour + 500,
+        );
+        assert!(changes.is_empty(), "{changes:?}");
     }
 
     #[test]
