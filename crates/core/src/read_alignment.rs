@@ -144,12 +144,15 @@ impl ReadAlignment {
         let resume_at_most = reference.saturating_add(self.max_lead / 2);
         // A paused partition whose clock is no longer passed in is no longer read here (e.g.
         // its task was dropped): nothing holds it back.
-        let tracked: BTreeSet<PartitionId> =
-            clocks.clone().into_iter().map(|c| c.partition).collect();
-        let untracked: Vec<PartitionId> = self.paused.difference(&tracked).copied().collect();
-        for partition in untracked {
-            self.paused.remove(&partition);
-            changes.resume.push(partition);
+        // (Runs per batch: nothing to look for, and no set built, while nothing is paused.)
+        if !self.paused.is_empty() {
+            let tracked: BTreeSet<PartitionId> =
+                clocks.clone().into_iter().map(|c| c.partition).collect();
+            let untracked: Vec<PartitionId> = self.paused.difference(&tracked).copied().collect();
+            for partition in untracked {
+                self.paused.remove(&partition);
+                changes.resume.push(partition);
+            }
         }
         for clock in clocks {
             let Some(ts) = clock.max_ts else { continue };
