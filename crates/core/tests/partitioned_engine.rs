@@ -5,6 +5,7 @@
 //! (each task's own order kept, as a Kafka partition keeps it), some partials re-sent as a
 //! restored task would. The records and rule events must be byte-identical.
 
+use feedback_loop_core::checkpoint::{decode_versioned, encode_versioned};
 use feedback_loop_core::monitor::{Emitted, Monitor, Output};
 use feedback_loop_core::partition::{Finalizer, Receipt, TaskShard, TaskStep};
 use feedback_loop_core::record::{Decoder, Envelope, Input, Record};
@@ -443,6 +444,149 @@ proptest! {
         let lines = stream(seed, 3_000);
         let want = single(&config, &lines);
         let got = partitioned(&config, &lines, tasks, order_seed);
+        assert_same(&want, &got, &format!("{tasks} tasks, stream {seed}, order {order_seed}"));
+    }
+}
+
+/// How a task reads its two partitions: the predictions partition `lead` ms of event time
+/// ahead of the outcomes partition (behind when negative); each partition in its order.
+fn read_order(lines: &[&Line], lead: i64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..lines.len()).collect();
+    order.sort_by_key(|&i| {
+        let (ts, prediction, _, _) = lines[i];
+        if *prediction {
+            ts.saturating_sub(lead)
+        } else {
+            *ts
+        }
+    });
+    order
+}
+
+/// A task reading its partitions as the service does: its watermark the least of the two
+/// partitions' clocks (the latest event time read from each), less the lateness.
+struct TaskReader {
+    shard: TaskShard,
+    /// Latest event time read: (predictions, outcomes).
+    clocks: (i64, i64),
+    /// Records read: (predictions, outcomes) — the offsets a checkpoint stores.
+    offsets: (usize, usize),
+}
+
+impl TaskReader {
+    fn read(&mut self, decoder: &Decoder, line: &Line, lateness: i64) -> Option<TaskStep> {
+        self.shard
+            .engine_mut()
+            .observe(&decode(decoder, line))
+            .expect("within limits");
+        if line.1 {
+            self.clocks.0 = self.clocks.0.max(line.0);
+            self.offsets.0 += 1;
+        } else {
+            self.clocks.1 = self.clocks.1.max(line.0);
+            self.offsets.1 += 1;
+        }
+        let watermark = self.clocks.0.min(self.clocks.1).saturating_sub(lateness);
+        let step = self.shard.advance_watermark(watermark, false);
+        (!step.partials.is_empty()).then_some(step)
+    }
+}
+
+/// P tasks that each read their partitions in some order, checkpoint, crash later, and
+/// are restored from the checkpoint, re-reading from its offsets in another order: the
+/// finalizer gets what the task sent before the crash, then everything the restored task
+/// sends (its windows handed over again, with the labels joined by then in the new order).
+fn partitioned_with_restores(config: &Config, lines: &[Line], tasks: u32, seed: u64) -> Published {
+    let decoder = Decoder::new(config);
+    let lateness = config.window.allowed_lateness.as_millis_i64();
+    let mut rng = Rng(seed);
+    let mut sent: Vec<Vec<TaskStep>> = Vec::new();
+    for t in 0..tasks {
+        let mine: Vec<&Line> = lines.iter().filter(|l| task_of(&l.2, tasks) == t).collect();
+        let predictions: Vec<&Line> = mine.iter().copied().filter(|l| l.1).collect();
+        let outcomes: Vec<&Line> = mine.iter().copied().filter(|l| !l.1).collect();
+        let mut reader = TaskReader {
+            shard: TaskShard::new(config, t, tasks).expect("partitionable"),
+            clocks: (i64::MIN, i64::MIN),
+            offsets: (0, 0),
+        };
+        let mut steps = Vec::new();
+        let first = read_order(&mine, rng.below(40_000) as i64 - 20_000);
+        let checkpoint_at = rng.below(first.len() as u64) as usize;
+        let crash_at = checkpoint_at + rng.below((first.len() - checkpoint_at) as u64) as usize;
+        let mut checkpoint = None;
+        for (n, &i) in first.iter().enumerate() {
+            if n == checkpoint_at {
+                checkpoint = Some((
+                    encode_versioned(&reader.shard).expect("a task encodes"),
+                    reader.clocks,
+                    reader.offsets,
+                ));
+            }
+            if n == crash_at {
+                break;
+            }
+            steps.extend(reader.read(&decoder, mine[i], lateness));
+        }
+        let (bytes, clocks, offsets) = checkpoint.expect("a checkpoint before the crash");
+        let mut restored = TaskReader {
+            shard: decode_versioned(&bytes).expect("a task decodes"),
+            clocks,
+            offsets,
+        };
+        let rest: Vec<&Line> = predictions[offsets.0..]
+            .iter()
+            .chain(&outcomes[offsets.1..])
+            .copied()
+            .collect();
+        for i in read_order(&rest, rng.below(40_000) as i64 - 20_000) {
+            steps.extend(restored.read(&decoder, rest[i], lateness));
+        }
+        steps.push(restored.shard.finish());
+        sent.push(steps);
+    }
+
+    let mut finalizer = Finalizer::new(config, tasks).expect("partitionable");
+    let mut out = Published::default();
+    let mut next = vec![0usize; tasks as usize];
+    loop {
+        let open: Vec<usize> = (0..tasks as usize)
+            .filter(|&t| next[t] < sent[t].len())
+            .collect();
+        if open.is_empty() {
+            break;
+        }
+        let t = open[rng.below(open.len() as u64) as usize];
+        let step = &sent[t][next[t]];
+        next[t] += 1;
+        for partial in &step.partials {
+            finalizer
+                .partial(t as u32, partial.clone())
+                .expect("a valid partial");
+        }
+        out.add(finalizer.marker(step.marker).expect("a valid marker"));
+    }
+    assert_eq!(finalizer.open_windows(), 0, "every window closed");
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// A task restored from a checkpoint re-reads its partitions in another order than
+    /// before its crash and hands its windows over again, with the labels joined by then
+    /// in the new order: the finalizer must count every label once, as the single engine
+    /// does (a restore after a rebalance or a crash, tests/multi_instance.rs).
+    #[test]
+    fn a_task_restored_and_reading_in_another_order_counts_every_label_once(
+        seed in 0u64..1_000_000,
+        tasks in 1u32..6,
+        order_seed in any::<u64>(),
+    ) {
+        let config = config();
+        let lines = stream(seed, 3_000);
+        let want = single(&config, &lines);
+        let got = partitioned_with_restores(&config, &lines, tasks, order_seed);
         assert_same(&want, &got, &format!("{tasks} tasks, stream {seed}, order {order_seed}"));
     }
 }

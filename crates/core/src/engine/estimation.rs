@@ -229,8 +229,9 @@ fn named_labels(labelled: &[LabelledRow], names: &Interner) -> Vec<(NamedRow, St
 struct TaskRows {
     /// (window start, model, version) -> rows and labels, until the window is handed over.
     open: BTreeMap<(i64, u16, u16), RawWindow>,
-    /// Labels of windows handed over already, until every prediction of the window is
-    /// joined or expired (end + `join.max_label_delay`).
+    /// Labels of pairs after their window's close, and of windows handed over already,
+    /// until every prediction of the window is joined or expired (end +
+    /// `join.max_label_delay`).
     late: BTreeMap<(i64, u16, u16), Vec<LabelledRow>>,
     /// Start of the last window handed over.
     handed: Option<i64>,
@@ -709,7 +710,13 @@ impl EstimationState {
             return;
         };
         if let Some(task) = self.task.as_mut() {
-            if task.handed.is_some_and(|h| start <= h) {
+            // A pair after the close goes with the late labels even while its window is
+            // open: which of them are joined by the hand-over depends on the order the two
+            // partitions are read in, and a task restored from a checkpoint re-reads in
+            // another order. Split by time, the window's partial and its late labels hold
+            // the same labels however the task read them, so a re-sent copy of either
+            // replaces the first one exactly.
+            if !before_close || task.handed.is_some_and(|h| start <= h) {
                 task.late.entry((start, model, version)).or_default().push((
                     row,
                     actual,
