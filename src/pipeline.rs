@@ -38,7 +38,6 @@ use rdkafka::message::{BorrowedMessage, Message};
 
 use feedback_loop_core::checkpoint::{config_fingerprint, shape_fingerprint, SnapshotView};
 use feedback_loop_core::monitor::Monitor;
-use feedback_loop_core::read_alignment::{AlignmentChanges, ReadAlignment};
 use feedback_loop_core::record::{DecodeError, Record, DECODE_BATCH};
 use feedback_loop_core::settings::Config;
 use feedback_loop_core::watermark::Watermark;
@@ -47,9 +46,10 @@ use crate::config::LoadedConfig;
 use crate::history::DeadLetterNote;
 use crate::ingest::{Ingest, InputMessage, TopicIndex, Verdict};
 use crate::kafka::client::{self, InputTopics};
-use crate::kafka::consumer::{apply_alignment, AssignmentChange, InputConsumer, InputContext};
+use crate::kafka::consumer::{AssignmentChange, InputConsumer, InputContext};
 use crate::kafka::dead_letter::{DeadLetter, DeadLetterQueue};
 use crate::kafka::log_limit::{PlainConsumer, Producer, QuietContext};
+use crate::kafka::partition_pauses::PartitionPauses;
 use crate::kafka::producer::OutputProducer;
 use crate::kafka::state_store::StateStore;
 use crate::offsets::Offsets;
@@ -171,7 +171,7 @@ pub async fn run(
             config.window.allowed_lateness.as_millis_i64(),
             config.window.idle_timeout.as_millis_i64(),
         ),
-        alignment: ReadAlignment::new(config.kafka.max_read_ahead.as_millis_i64()),
+        pauses: PartitionPauses::new(config, telemetry.clone()),
         offsets: Offsets::new(config.checkpoint.enabled),
         checkpoints: None,
         input_counters: [
@@ -442,7 +442,7 @@ struct Pipeline {
     not_in_charge_logged: Option<Instant>,
     watermark: Watermark,
     /// Pauses the partitions that run ahead of the others in event time.
-    alignment: ReadAlignment,
+    pauses: PartitionPauses,
     offsets: Offsets,
     /// `None` without checkpoints.
     checkpoints: Option<Checkpoints>,
@@ -550,25 +550,10 @@ impl Pipeline {
     /// of the slowest one being read, and resumes those the others caught up with (see
     /// `read_alignment`). Out of charge, nothing stays paused.
     fn align(&mut self, consumer: &InputConsumer, now: i64) {
-        if !self.alignment.enabled() {
-            return;
-        }
-        let changes = if self.in_charge {
-            self.alignment.update(self.watermark.clocks(), now)
+        if self.in_charge {
+            self.pauses.align(consumer, self.watermark.clocks(), now);
         } else {
-            AlignmentChanges {
-                pause: Vec::new(),
-                resume: self.alignment.reset(),
-            }
-        };
-        if !changes.is_empty() {
-            apply_alignment(
-                consumer,
-                &self.ingest,
-                &changes,
-                self.alignment.paused().len(),
-                &self.state.telemetry,
-            );
+            self.pauses.resume_all(consumer);
         }
     }
 
@@ -602,7 +587,7 @@ impl Pipeline {
         self.state
             .assigned
             .store(consumer.context().has_assignment(), Ordering::Relaxed);
-        let mut unpause = AlignmentChanges::default();
+        let mut revoked = Vec::new();
         for change in changes {
             match change {
                 AssignmentChange::Assigned(list) => {
@@ -618,23 +603,13 @@ impl Pipeline {
                         if let Some(index) = self.ingest.topic_index(&topic) {
                             self.owned.remove(&(index, partition));
                             self.watermark.revoke((index, partition));
-                            if self.alignment.forget((index, partition)) {
-                                unpause.resume.push((index, partition));
-                            }
+                            revoked.push((index, partition));
                         }
                     }
                 }
             }
         }
-        if !unpause.is_empty() {
-            apply_alignment(
-                consumer,
-                &self.ingest,
-                &unpause,
-                self.alignment.paused().len(),
-                &self.state.telemetry,
-            );
-        }
+        self.pauses.revoked(consumer, &revoked);
         let whole = self.owns_whole_input();
         if whole && !self.in_charge {
             self.take_charge(now);

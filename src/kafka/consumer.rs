@@ -9,11 +9,6 @@ use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance, StreamConsumer
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::TopicPartitionList;
 
-use feedback_loop_core::read_alignment::AlignmentChanges;
-use feedback_loop_core::watermark::PartitionId;
-use rdkafka::consumer::Consumer;
-
-use crate::ingest::Ingest;
 use crate::telemetry::Telemetry;
 
 /// A change of the assignment, for the service loop to apply to its watermark.
@@ -84,49 +79,6 @@ impl InputContext {
     pub(crate) fn broker_up_at(&self) -> i64 {
         self.broker_up_at.load(Ordering::Relaxed)
     }
-}
-
-/// Applies what [`ReadAlignment`](feedback_loop_core::read_alignment::ReadAlignment)
-/// decided to the input consumer: pauses the partitions that ran ahead in event time,
-/// resumes the others. librdkafka drops what it had fetched of a paused partition and
-/// fetches again from the next offset to read on resume: nothing is lost or read twice.
-/// Each pause is counted (`partition_pauses_total`) and logged at debug level (a backlog
-/// makes many); `paused_partitions` is set to `paused_now`.
-pub(crate) fn apply_alignment(
-    consumer: &InputConsumer,
-    ingest: &Ingest,
-    changes: &AlignmentChanges,
-    paused_now: usize,
-    telemetry: &Telemetry,
-) {
-    let list = |ids: &[PartitionId]| {
-        let mut list = TopicPartitionList::new();
-        for &(index, partition) in ids {
-            list.add_partition(ingest.topic_name(index), partition);
-        }
-        list
-    };
-    if !changes.pause.is_empty() {
-        match consumer.pause(&list(&changes.pause)) {
-            Ok(()) => {
-                tracing::debug!(partitions = ?changes.pause, "paused: ahead of the others in event time");
-                telemetry
-                    .partition_pauses
-                    .inc_by(changes.pause.len() as u64);
-            }
-            Err(error) => tracing::warn!(%error, partitions = ?changes.pause, "pausing partitions"),
-        }
-    }
-    if !changes.resume.is_empty() {
-        match consumer.resume(&list(&changes.resume)) {
-            Ok(()) => tracing::debug!(partitions = ?changes.resume, "resumed"),
-            // Revoked meanwhile: nothing to resume.
-            Err(error) => {
-                tracing::debug!(%error, partitions = ?changes.resume, "resuming partitions")
-            }
-        }
-    }
-    telemetry.paused_partitions.set(paused_now as i64);
 }
 
 fn partitions(list: &TopicPartitionList) -> Vec<(String, i32)> {

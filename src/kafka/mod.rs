@@ -9,5 +9,6 @@ pub mod consumer;
 pub mod dead_letter;
 pub mod log_limit;
 pub(crate) mod partials;
+pub(crate) mod partition_pauses;
 pub mod producer;
 pub mod state_store;

@@ -29,15 +29,15 @@ use feedback_loop_core::checkpoint::{
 };
 use feedback_loop_core::engine::EngineStats;
 use feedback_loop_core::partition::{TaskMessage, TaskShard};
-use feedback_loop_core::read_alignment::{AlignmentChanges, ReadAlignment};
 use feedback_loop_core::record::{DecodeError, Record};
 use feedback_loop_core::settings::Config;
 use feedback_loop_core::watermark::Watermark;
 
 use crate::ingest::{Ingest, InputMessage, TopicIndex, Verdict};
-use crate::kafka::consumer::{apply_alignment, AssignmentChange, InputConsumer};
+use crate::kafka::consumer::{AssignmentChange, InputConsumer};
 use crate::kafka::dead_letter::DeadLetterQueue;
 use crate::kafka::partials::PartialsSender;
+use crate::kafka::partition_pauses::PartitionPauses;
 use crate::kafka::state_store::StateStore;
 use crate::offsets::Offsets;
 use crate::pipeline::{dead_letter, input_message, silence_was_not_idleness, CheckpointCadence};
@@ -72,7 +72,7 @@ pub(crate) struct TaskSet {
     fingerprint: u64,
     cadence: CheckpointCadence,
     /// Pauses the partitions that run ahead of the others in event time.
-    alignment: ReadAlignment,
+    pauses: PartitionPauses,
     unpaired_logged: Option<Instant>,
     input_counters: [prometheus::IntCounter; 2],
     dead_letters: DeadLetterQueue,
@@ -100,7 +100,7 @@ impl TaskSet {
             shape: shape_fingerprint(config),
             fingerprint: config_fingerprint(config),
             cadence: CheckpointCadence::new(config),
-            alignment: ReadAlignment::new(config.kafka.max_read_ahead.as_millis_i64()),
+            pauses: PartitionPauses::new(config, telemetry.clone()),
             unpaired_logged: None,
             input_counters: [
                 telemetry
@@ -167,20 +167,8 @@ impl TaskSet {
     /// `kafka.max_read_ahead` (event time) ahead of the slowest one being read, resumes those
     /// the others caught up with (as the one-instance loop does).
     fn align(&mut self, consumer: &InputConsumer, now: i64) {
-        if !self.alignment.enabled() {
-            return;
-        }
         let clocks = self.tasks.values().flat_map(|task| task.watermark.clocks());
-        let changes = self.alignment.update(clocks, now);
-        if !changes.is_empty() {
-            apply_alignment(
-                consumer,
-                &self.ingest,
-                &changes,
-                self.alignment.paused().len(),
-                &self.state.telemetry,
-            );
-        }
+        self.pauses.align(consumer, clocks, now);
     }
 
     /// Handles one message; false for one passed over (no task here for its partition, or
@@ -342,7 +330,7 @@ impl TaskSet {
         // A task with a partition revoked may have been held by another instance since:
         // it is set aside, and kept only if its checkpoint is still the latest (below).
         let mut revoked = BTreeSet::new();
-        let mut unpause = AlignmentChanges::default();
+        let mut revoked_ids = Vec::new();
         for change in changes {
             match change {
                 AssignmentChange::Assigned(list) => {
@@ -357,23 +345,13 @@ impl TaskSet {
                         if let Some(index) = self.ingest.topic_index(&topic) {
                             self.owned.remove(&(index, partition));
                             revoked.insert(partition);
-                            if self.alignment.forget((index, partition)) {
-                                unpause.resume.push((index, partition));
-                            }
+                            revoked_ids.push((index, partition));
                         }
                     }
                 }
             }
         }
-        if !unpause.is_empty() {
-            apply_alignment(
-                consumer,
-                &self.ingest,
-                &unpause,
-                self.alignment.paused().len(),
-                &self.state.telemetry,
-            );
-        }
+        self.pauses.revoked(consumer, &revoked_ids);
         let paired: BTreeSet<i32> = (0..self.partitions)
             .filter(|&p| self.owned.contains(&(0, p)) && self.owned.contains(&(1, p)))
             .collect();
