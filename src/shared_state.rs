@@ -27,8 +27,9 @@ pub struct SharedState {
     pub running: AtomicBool,
     /// True while partitions are assigned.
     pub assigned: AtomicBool,
-    /// True while this instance holds every input partition: it alone closes and publishes
-    /// windows (src/pipeline.rs, "the whole input or nothing").
+    /// True while this instance publishes the windows: in `"single"` mode while it holds
+    /// every input partition (src/pipeline.rs, "the whole input or nothing"), in
+    /// `"partitioned"` mode while it runs the finalizer (src/scale).
     pub in_charge: AtomicBool,
     /// Wall-clock time of the latest "brokers down" error, 0 once the cluster is reachable
     /// again: a message arrived, or the consumer's statistics showed a broker connected since.

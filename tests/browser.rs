@@ -140,6 +140,39 @@ async fn the_live_page_shows_the_demo_and_updates_without_a_reload() {
         std::fs::write(&path, browser.screenshot().await).expect("writing the screenshot");
         eprintln!("screenshot written to {path}");
     }
+    // The demo's one instance publishes its windows: the health panel says so, no banner.
+    let health = browser
+        .eval(
+            "const p = document.querySelector('#dead-letters [data-publishes]');\
+             return {publishes: p && p.dataset.publishes, banner: document.getElementById('banner').hidden};",
+            json!([]),
+        )
+        .await;
+    assert_eq!(health["publishes"], "true", "{health}");
+    assert_eq!(health["banner"], true, "no banner: {health}");
+    // An instance whose group has another publisher (its status says `publishes: false`,
+    // tests/rolling_deploy.rs checks the service's side): a banner points to that one.
+    browser
+        .eval(
+            "const real = window.fetch;\
+             window.fetch = async (url, opts) => {\
+               const res = await real(url, opts);\
+               if (!String(url).includes('api/v1/status')) return res;\
+               const body = await res.json(); body.publishes = false;\
+               return new Response(JSON.stringify(body), {status: 200, headers: {'Content-Type': 'application/json'}});\
+             };",
+            json!([]),
+        )
+        .await;
+    browser
+        .wait_for(
+            "a banner says another instance publishes",
+            "const b = document.getElementById('banner');\
+             return !b.hidden && b.dataset.kind === 'info' && b.textContent.includes('another instance')\
+               && document.querySelector('#dead-letters [data-publishes=\"false\"]') !== null;",
+            Duration::from_secs(30),
+        )
+        .await;
     let problems = browser.console_problems().await;
     assert!(problems.is_empty(), "console: {problems:#?}");
     browser.quit().await;

@@ -99,6 +99,15 @@ async fn a_rolling_deploy_publishes_only_windows_of_the_whole_input() {
     // The rest of the traffic arrives while they share the input.
     produce(&bootstrap, rest).await;
     tokio::time::sleep(Duration::from_secs(6)).await;
+    // Neither holds the whole input: neither publishes, and their status says so (the page
+    // shows it as a banner).
+    for address in &addresses {
+        assert_eq!(
+            common::publishes(&client, address).await,
+            Some(false),
+            "{address} holds part of the input"
+        );
+    }
     common::signal(&a, "TERM");
     drop(a);
 
@@ -111,6 +120,11 @@ async fn a_rolling_deploy_publishes_only_windows_of_the_whole_input() {
         &addresses[1],
     )
     .await;
+    assert_eq!(
+        common::publishes(&client, &addresses[1]).await,
+        Some(true),
+        "the remaining instance publishes"
+    );
     common::signal(&b, "TERM");
     drop(b);
     for (i, config) in configs.iter().enumerate() {

@@ -2,6 +2,7 @@
 //! record per model and version, one series' recent windows, the alerts, the status.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
@@ -95,8 +96,8 @@ pub(super) async fn alerts(State(state): State<Arc<SharedState>>) -> Response {
     }
 }
 
-/// `GET /api/v1/status`: readiness, dead letters (total and recent), input records per
-/// topic.
+/// `GET /api/v1/status`: readiness, whether this instance publishes the windows, dead
+/// letters (total and recent), input records per topic.
 pub(super) async fn status(State(state): State<Arc<SharedState>>) -> Response {
     let recent = match state.history.lock() {
         Ok(history) => {
@@ -119,6 +120,10 @@ pub(super) async fn status(State(state): State<Arc<SharedState>>) -> Response {
     }
     Json(json!({
         "ready": state.is_ready(),
+        // Another instance of the group may publish them (its page shows them): in
+        // "single" mode the one holding every input partition, in "partitioned" the one
+        // running the finalizer.
+        "publishes": state.in_charge.load(Ordering::Relaxed),
         "dead_letters": { "total": state.telemetry.dead_letter_count(), "recent": recent },
         "input_records": input_records,
     }))

@@ -334,6 +334,20 @@ pub async fn records_read(client: &reqwest::Client, address: &str) -> u64 {
         .unwrap_or(0.0) as u64
 }
 
+/// Whether the service at `address` publishes the windows (`GET /api/v1/status`,
+/// `publishes`); `None` if it does not answer.
+pub async fn publishes(client: &reqwest::Client, address: &str) -> Option<bool> {
+    let status: serde_json::Value = client
+        .get(format!("http://{address}/api/v1/status"))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    status["publishes"].as_bool()
+}
+
 /// Waits until the service at `address` has read `n` records, for at most 90 s.
 pub async fn wait_until_read(client: &reqwest::Client, address: &str, n: u64, what: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);

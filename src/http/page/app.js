@@ -302,7 +302,8 @@
       state.updatedAt = new Date();
       document.body.dataset.updatedAt = state.updatedAt.toISOString();
       document.body.dataset.state = 'ready';
-      setBanner(state.dataError);
+      if (state.dataError) setBanner(state.dataError);
+      else setBanner(status && status.publishes === false ? NOT_PUBLISHING : null, 'info');
       renderUpdated();
     } catch (err) {
       if (gen !== state.gen) return;
@@ -316,11 +317,19 @@
     }
   }
 
-  function setBanner(text) {
+  function setBanner(text, kind = 'bad') {
     const b = $('#banner');
     b.hidden = !text;
     b.textContent = text || '';
+    b.classList.toggle('info', kind === 'info');
+    b.dataset.kind = text ? kind : '';
   }
+
+  // Another instance of the group publishes the windows: this one's charts stay empty or
+  // stop (GET api/v1/status, `publishes`).
+  const NOT_PUBLISHING = 'This instance does not publish windows now: another instance of its consumer group does '
+    + '(in "single" mode the one holding every input partition, in "partitioned" mode the one holding partition 0). '
+    + 'Open that instance\'s page to see them.';
 
   function renderUpdated() {
     const el = $('#updated-at');
@@ -1072,7 +1081,10 @@
     const dl = st.dead_letters || {}, recent = (dl.recent || []).slice().reverse(), total = num(dl.total) || 0;
     const stat = (label, value, attrs = {}) => h('div', { class: 'stat', ...attrs }, `<span class="stat-label">${esc(label)}</span>${value}`);
     const ready = st.ready ? '<span class="pill ok" data-ready="true">ready</span>' : '<span class="pill bad" data-ready="false">not ready</span>';
-    const health = stat('Consumer', ready)
+    const publishes = st.publishes === undefined ? ''
+      : stat('Publishes', st.publishes ? '<span class="pill ok" data-publishes="true">yes</span>'
+        : '<span class="pill muted" data-publishes="false" title="another instance of the group publishes the windows">no: another instance</span>');
+    const health = stat('Consumer', ready) + publishes
       + Object.entries(st.input_records || {}).map(([topic, n]) => stat(topic, `<b>${fmtInt(n)}</b>`, { 'data-topic': topic })).join('')
       + stat('Dead letters', h('b', { class: total ? 'bad-text' : null, 'data-total': total }, fmtInt(total)));
     const row = (d) => h('tr', { 'data-topic': d.topic, 'data-partition': d.partition, 'data-offset': d.offset },
