@@ -12,6 +12,7 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
 
 /// The same kind of librdkafka error is logged at most once per this.
 pub(crate) const REPEAT_INTERVAL: Duration = Duration::from_secs(10);
@@ -60,8 +61,23 @@ fn limiter() -> &'static LogLimiter {
     LIMITER.get_or_init(|| LogLimiter::new(REPEAT_INTERVAL))
 }
 
-/// A global error of a librdkafka client, rate-limited by the error (its code).
+/// An "error" that is a signal asked for: the state reader sets `enable.partition.eof` to
+/// learn that it has read a partition to its end, and librdkafka reports each one as a
+/// global error too.
+fn is_signal(error: &KafkaError) -> bool {
+    matches!(
+        error,
+        KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
+    )
+}
+
+/// A global error of a librdkafka client, rate-limited by the error (its code); a signal
+/// ([`is_signal`]) at debug level.
 pub(crate) fn error(error: &KafkaError, reason: &str) {
+    if is_signal(error) {
+        tracing::debug!(target: "librdkafka", "librdkafka: {error}: {reason}");
+        return;
+    }
     let kind = error.to_string();
     if let Some(suppressed) = limiter().admit(&kind, Instant::now()) {
         if suppressed > 0 {
@@ -138,6 +154,17 @@ pub type PlainConsumer = rdkafka::consumer::BaseConsumer<QuietContext>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_end_of_a_partition_is_no_error() {
+        assert!(is_signal(&KafkaError::Global(
+            RDKafkaErrorCode::PartitionEOF
+        )));
+        assert!(is_signal(&KafkaError::PartitionEOF(3)));
+        assert!(!is_signal(&KafkaError::Global(
+            RDKafkaErrorCode::AllBrokersDown
+        )));
+    }
 
     #[test]
     fn a_kind_is_logged_once_per_interval_with_the_count_held_back() {
