@@ -129,6 +129,13 @@ async fn three_partitioned_instances_killed_and_restarted_publish_what_replay_pr
             // rule), which `replay` has no notion of.
             .text("window", "idle_timeout", "30s")
             .text("checkpoint", "interval", "500ms")
+            // The rebalance timeout (librdkafka sends max.poll.interval.ms, default 300 s).
+            // Seen once here: a SIGTERM whose rebalance began as the killed member's
+            // session expired left the whole group unassigned for over 240 s (no member
+            // got partitions; tansu gave no word). Taken to be tansu waiting out the dead
+            // member's rebalance timeout (Kafka removes it at its session timeout): 20 s
+            // bounds that wait.
+            .value("kafka.consumer", "max.poll.interval.ms", 20_000)
             .append(DEMO_MODELS_TOML)
             .append(ACCURACY_RULE);
         config.get_or_insert_with(|| toml.load());
