@@ -4,9 +4,10 @@
 //! windows. Mid-stream the one merging is killed with SIGKILL and its replacement starts at
 //! once (before the group notices the dead member); once the group has rebalanced without
 //! the dead member, the rest of the stream arrives and another instance is stopped with
-//! SIGTERM and restarted. Every copy of every record on the metrics topic must equal `replay`'s record
-//! with its id, and the alerts and retrain triggers `replay`'s events; each instance must
-//! have read part of the input. Needs a real broker (`KAFKA_BOOTSTRAP_SERVERS`; CI: tansu).
+//! SIGTERM and restarted. Every copy of every record on the metrics topic must equal
+//! `replay`'s record with its id, and the alerts and retrain triggers `replay`'s events;
+//! each instance must have read part of the input. Needs a real broker
+//! (`KAFKA_BOOTSTRAP_SERVERS`; CI: tansu).
 
 mod common;
 
