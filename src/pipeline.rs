@@ -551,9 +551,10 @@ impl Pipeline {
     /// `read_alignment`). Out of charge, nothing stays paused.
     fn align(&mut self, consumer: &InputConsumer, now: i64) {
         if self.in_charge {
-            self.pauses.align(consumer, self.watermark.clocks(), now);
+            self.pauses
+                .align(consumer, &self.ingest, self.watermark.clocks(), now);
         } else {
-            self.pauses.resume_all(consumer);
+            self.pauses.resume_all(consumer, &self.ingest);
         }
     }
 
@@ -609,7 +610,7 @@ impl Pipeline {
                 }
             }
         }
-        self.pauses.revoked(consumer, &revoked);
+        self.pauses.revoked(consumer, &self.ingest, &revoked);
         let whole = self.owns_whole_input();
         if whole && !self.in_charge {
             self.take_charge(now);

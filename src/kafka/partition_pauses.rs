@@ -15,13 +15,12 @@ use rdkafka::consumer::Consumer;
 use rdkafka::TopicPartitionList;
 
 use super::consumer::InputConsumer;
+use crate::ingest::Ingest;
 use crate::telemetry::Telemetry;
 
 /// See the module documentation.
 pub(crate) struct PartitionPauses {
     rule: ReadAlignment,
-    /// The input topics' names, by topic index (predictions, outcomes).
-    topics: [String; 2],
     telemetry: Arc<Telemetry>,
 }
 
@@ -29,10 +28,6 @@ impl PartitionPauses {
     pub(crate) fn new(config: &Config, telemetry: Arc<Telemetry>) -> PartitionPauses {
         PartitionPauses {
             rule: ReadAlignment::new(config.kafka.max_read_ahead.as_millis_i64()),
-            topics: [
-                config.kafka.predictions_topic.clone(),
-                config.kafka.outcomes_topic.clone(),
-            ],
             telemetry,
         }
     }
@@ -42,6 +37,7 @@ impl PartitionPauses {
     pub(crate) fn align(
         &mut self,
         consumer: &InputConsumer,
+        ingest: &Ingest,
         clocks: impl IntoIterator<Item = PartitionReading> + Clone,
         now: i64,
     ) {
@@ -49,21 +45,26 @@ impl PartitionPauses {
             return;
         }
         let changes = self.rule.update(clocks, now);
-        self.apply(consumer, &changes);
+        self.apply(consumer, ingest, &changes);
     }
 
     /// Resumes every paused partition (an instance that is not in charge reads on).
-    pub(crate) fn resume_all(&mut self, consumer: &InputConsumer) {
+    pub(crate) fn resume_all(&mut self, consumer: &InputConsumer, ingest: &Ingest) {
         let changes = AlignmentChanges {
             pause: Vec::new(),
             resume: self.rule.reset(),
         };
-        self.apply(consumer, &changes);
+        self.apply(consumer, ingest, &changes);
     }
 
     /// Partitions revoked: forgotten, and resumed if paused, so that one assigned again
     /// later is not left paused.
-    pub(crate) fn revoked(&mut self, consumer: &InputConsumer, revoked: &[PartitionId]) {
+    pub(crate) fn revoked(
+        &mut self,
+        consumer: &InputConsumer,
+        ingest: &Ingest,
+        revoked: &[PartitionId],
+    ) {
         let changes = AlignmentChanges {
             pause: Vec::new(),
             resume: revoked
@@ -72,19 +73,19 @@ impl PartitionPauses {
                 .filter(|&id| self.rule.forget(id))
                 .collect(),
         };
-        self.apply(consumer, &changes);
+        self.apply(consumer, ingest, &changes);
     }
 
     /// Applies a decision: each pause counted (`partition_pauses_total`) and logged at
     /// debug level (a backlog makes many); `paused_partitions` set.
-    fn apply(&self, consumer: &InputConsumer, changes: &AlignmentChanges) {
+    fn apply(&self, consumer: &InputConsumer, ingest: &Ingest, changes: &AlignmentChanges) {
         if changes.is_empty() {
             return;
         }
         let list = |ids: &[PartitionId]| {
             let mut list = TopicPartitionList::new();
             for &(index, partition) in ids {
-                list.add_partition(&self.topics[usize::from(index.min(1))], partition);
+                list.add_partition(ingest.topic_name(index), partition);
             }
             list
         };

@@ -168,7 +168,7 @@ impl TaskSet {
     /// the others caught up with (as the one-instance loop does).
     fn align(&mut self, consumer: &InputConsumer, now: i64) {
         let clocks = self.tasks.values().flat_map(|task| task.watermark.clocks());
-        self.pauses.align(consumer, clocks, now);
+        self.pauses.align(consumer, &self.ingest, clocks, now);
     }
 
     /// Handles one message; false for one passed over (no task here for its partition, or
@@ -351,7 +351,7 @@ impl TaskSet {
                 }
             }
         }
-        self.pauses.revoked(consumer, &revoked_ids);
+        self.pauses.revoked(consumer, &self.ingest, &revoked_ids);
         let paired: BTreeSet<i32> = (0..self.partitions)
             .filter(|&p| self.owned.contains(&(0, p)) && self.owned.contains(&(1, p)))
             .collect();
